@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One-time machine setup for building and testing HcService. Idempotent: every step checks first.
+#
+# TorchSharp 0.107.0's libLibTorchSharp.so needs GLIBCXX_3.4.32 (the libstdc++ of GCC 13+).
+# Debian 12 ships 3.4.30, so libtorch fails to load with a DllNotFoundException for LibTorchSharp.
+# The fix (DESIGN.md section 9): take libstdc++6 from Debian 13 (trixie), pinned at priority 100 so
+# nothing else is upgraded from trixie. Ubuntu 24.04, Debian 13 and the -noble .NET images need nothing.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root for: $*"; return 1; fi
+}
+
+has_glibcxx_3432() {
+  local lib
+  for lib in /usr/lib/x86_64-linux-gnu/libstdc++.so.6 /usr/lib64/libstdc++.so.6 /lib/x86_64-linux-gnu/libstdc++.so.6; do
+    [ -e "$lib" ] && grep -q 'GLIBCXX_3\.4\.32' "$lib" && return 0
+  done
+  return 1
+}
+
+if has_glibcxx_3432; then
+  log "libstdc++ has GLIBCXX_3.4.32: nothing to do for TorchSharp"
+else
+  . /etc/os-release
+  if [ "${ID:-}" != "debian" ]; then
+    log "libstdc++ lacks GLIBCXX_3.4.32 and this is ${PRETTY_NAME:-an unknown OS}: install GCC 13+'s libstdc++6 (Ubuntu 24.04 has it)"
+    exit 1
+  fi
+  log "libstdc++ lacks GLIBCXX_3.4.32: installing libstdc++6 from Debian trixie (pinned at priority 100)"
+  as_root tee /etc/apt/sources.list.d/hcservice-trixie.list >/dev/null <<'LIST'
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
+LIST
+  as_root tee /etc/apt/preferences.d/hcservice-trixie-pin >/dev/null <<'PIN'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+PIN
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie --no-install-recommends libstdc++6
+  has_glibcxx_3432 || { log "libstdc++6 from trixie did not provide GLIBCXX_3.4.32"; exit 1; }
+  log "GLIBCXX_3.4.32 now available"
+fi
+
+if ! command -v dotnet >/dev/null; then
+  log ".NET SDK not found: install the .NET 10 SDK (https://dot.net)"; exit 1
+fi

@@ -1,0 +1,2 @@
+namespace HcService.Core;
+internal static class Placeholder { }
