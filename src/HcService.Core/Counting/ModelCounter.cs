@@ -1,0 +1,99 @@
+using HcService.Core.Config;
+using HcService.Core.Connections;
+using HcService.Core.Model;
+
+namespace HcService.Core.Counting;
+
+/// <summary>Parameter counts of a model, by part. Every number follows from the config alone.</summary>
+public sealed record ParameterCount(
+    long Embedding, long Head, long Attention, long FeedForward, long FeedForwardActive,
+    long SublayerNorms, long QkNorms, long FinalNorm, long HyperConnections)
+{
+    /// <summary>Every learned parameter of the instantiated model.</summary>
+    public long Total => Embedding + Head + Attention + FeedForward + SublayerNorms + QkNorms + FinalNorm + HyperConnections;
+    /// <summary>The model without its connection parameters (the residual host model).</summary>
+    public long Base => Total - HyperConnections;
+    /// <summary>
+    /// The paper's convention (Table 7, HC-SPEC 7): everything except QK-norm and final-norm weights. For OLMo dense
+    /// (LayerNorm without affine) it equals <see cref="Base"/>; for OLMoE-1B-7B it gives 6,919,094,272.
+    /// </summary>
+    public long PaperBase => Base - QkNorms - FinalNorm;
+    /// <summary>Parameters a token passes through: MoE counts only the top-k experts.</summary>
+    public long Active => Total - FeedForward + FeedForwardActive;
+}
+
+/// <summary>FLOPs per token. Forward counts matmuls (2 per multiply-add), with attention's QK^T and AV over the
+/// full sequence (the PaLM / OLMo convention); training = 3 x forward.</summary>
+public sealed record FlopCount(long ForwardBase, long ForwardHyperConnections)
+{
+    public long Forward => ForwardBase + ForwardHyperConnections;
+    public long Training => 3 * Forward;
+    public double HyperConnectionOverhead => (double)ForwardHyperConnections / ForwardBase;
+}
+
+/// <summary>Training memory estimate in bytes (see <see cref="ModelCounter.Memory"/>).</summary>
+public sealed record MemoryEstimate(long WeightsAndOptimizer, long ActivationsBase, long ActivationsHyperConnections, long Logits)
+{
+    public long Activations => ActivationsBase + ActivationsHyperConnections + Logits;
+    public long Total => WeightsAndOptimizer + Activations;
+}
+
+/// <summary>Analytic parameter, FLOP and memory counts for any preset + connection + rate.</summary>
+public static class ModelCounter
+{
+    public static ParameterCount Parameters(ModelConfig c)
+    {
+        long d = c.DModel, L = c.Layers, V = c.EmbeddingSize;
+        var norm = Norm.ParameterCount(c.Norm, d);
+        long ff, ffActive;
+        if (c.IsMoe)
+        {
+            long router = d * c.Moe.Experts, expert = 3 * d * c.Moe.ExpertHidden;
+            ff = L * (router + c.Moe.Experts * expert);
+            ffActive = L * (router + c.Moe.TopK * expert);
+        }
+        else
+        {
+            ff = ffActive = L * 3 * d * c.MlpHidden;    // SwiGLU: D x 2F in, F x D out
+        }
+        return new ParameterCount(
+            Embedding: V * d,
+            Head: c.TieEmbeddings ? 0 : V * d,
+            Attention: L * 4 * d * d,                    // fused QKV (3 d^2) + output (d^2)
+            FeedForward: ff,
+            FeedForwardActive: ffActive,
+            SublayerNorms: L * 2 * norm,
+            QkNorms: c.QkNorm ? L * 2 * norm : 0,
+            FinalNorm: norm,
+            HyperConnections: c.Sublayers * HyperConnection.ParameterCount(c));
+    }
+
+    public static FlopCount Flops(ModelConfig c, int? seqLen = null)
+    {
+        long d = c.DModel, L = c.Layers, T = seqLen ?? c.MaxSeqLen;
+        var p = Parameters(c);
+        var matmulParams = p.Attention + p.FeedForwardActive + c.EmbeddingSize * d;   // the head multiplies even when tied
+        var attention = L * 2 * 2 * T * d;                                          // QK^T and AV
+        return new FlopCount(2 * matmulParams + attention, c.Sublayers * HyperConnection.ForwardFlopsPerToken(c));
+    }
+
+    /// <summary>
+    /// Training memory for a micro-batch of <paramref name="microBatch"/> sequences of the model's length.
+    /// Weights and optimizer: 16 bytes per parameter (fp32 master weights, fp32 gradients, two fp32 Adam moments),
+    /// plus 2 bytes per parameter for the bf16 compute copy when <paramref name="bf16"/>.
+    /// Activations (Korthikanti et al. 2022, fused attention so no T^2 term): 34 s b d bytes per block in 16-bit;
+    /// HC keeps its n-stream state: +2 n s b d elements per block (HC-SPEC 6), 2 bytes each in bf16, 4 in fp32;
+    /// logits s b V at 2 + 4 bytes (bf16 output and fp32 loss input). fp32 doubles the 16-bit activation terms.
+    /// </summary>
+    public static MemoryEstimate Memory(ModelConfig c, int microBatch = 1, bool bf16 = true)
+    {
+        var p = Parameters(c);
+        long s = c.MaxSeqLen, b = microBatch, d = c.DModel, L = c.Layers;
+        long act = bf16 ? 1 : 2;                       // multiplier on the 16-bit activation terms
+        var weights = p.Total * (16 + (bf16 ? 2 : 0));
+        var baseAct = 34 * s * b * d * L * act;
+        var hcAct = c.Connection.IsHyper ? 2L * c.Connection.Rate * s * b * d * L * 2 * act : 0;
+        var logits = s * b * c.EmbeddingSize * (bf16 ? 6 : 8);
+        return new MemoryEstimate(weights, baseAct, hcAct, logits);
+    }
+}

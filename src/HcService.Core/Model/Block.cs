@@ -1,0 +1,60 @@
+using HcService.Core.Config;
+using HcService.Core.Connections;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HcService.Core.Model;
+
+/// <summary>
+/// One transformer block: two sublayers (attention, then MLP or MoE), each wired into the trunk by its own
+/// connection. For Pre-Norm residual this reads h = h + attn(norm(h)); h = h + mlp(norm(h)).
+/// </summary>
+public sealed class Block : nn.Module
+{
+    readonly Norm attn_norm;
+    readonly Attention attn;
+    readonly nn.Module attn_conn;
+    readonly Norm ff_norm;
+    readonly SwiGlu? ff;
+    readonly MoeFeedForward? moe;
+    readonly nn.Module ff_conn;
+    readonly double dropout;
+
+    public Block(string name, ModelConfig c, int layer) : base(name)
+    {
+        attn_norm = new Norm("attn_norm", c.DModel, c.Norm, c.NormEps);
+        attn = new Attention("attn", c);
+        attn_conn = (nn.Module)Streams.Create("attn_conn", c, 2 * layer);
+        ff_norm = new Norm("ff_norm", c.DModel, c.Norm, c.NormEps);
+        if (c.IsMoe) moe = new MoeFeedForward("moe", c.DModel, c.Moe);
+        else ff = new SwiGlu("ff", c.DModel, c.MlpHidden);
+        ff_conn = (nn.Module)Streams.Create("ff_conn", c, 2 * layer + 1);
+        dropout = c.Dropout;
+        RegisterComponents();
+    }
+
+    internal Norm AttnNorm => attn_norm;
+    internal Norm FfNorm => ff_norm;
+    internal Attention Attn => attn;
+    internal SwiGlu? Mlp => ff;
+    internal MoeFeedForward? Moe => moe;
+    public IConnection AttnConnection => (IConnection)attn_conn;
+    public IConnection MlpConnection => (IConnection)ff_conn;
+
+    /// <summary>Runs both sublayers; MoE statistics are appended to <paramref name="moeStats"/>.</summary>
+    public Tensor Forward(Tensor h, List<MoeStats> moeStats)
+    {
+        h = AttnConnection.Forward(h, attn_norm, x => Dropout(attn.forward(x)));
+        return MlpConnection.Forward(h, ff_norm, x => Dropout(FeedForward(x, moeStats)));
+    }
+
+    Tensor FeedForward(Tensor x, List<MoeStats> moeStats)
+    {
+        if (ff is not null) return ff.forward(x);
+        var (y, stats) = moe!.Forward(x);
+        moeStats.Add(stats);
+        return y;
+    }
+
+    Tensor Dropout(Tensor y) => dropout > 0 && training ? nn.functional.dropout(y, dropout, training) : y;
+}

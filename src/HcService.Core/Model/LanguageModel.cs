@@ -1,0 +1,91 @@
+using HcService.Core.Config;
+using HcService.Core.Connections;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace HcService.Core.Model;
+
+// Axes: B batch, T time, N streams, D width, V vocabulary (embedding rows).
+
+/// <summary>The result of one forward pass.</summary>
+/// <param name="Logits">[B, T, V]</param>
+/// <param name="Hidden">The trunk after reducing the streams, before the final norm: [B, T, D].</param>
+/// <param name="Moe">One entry per MoE layer (empty for dense models).</param>
+public sealed record ModelOutput(Tensor Logits, Tensor Hidden, IReadOnlyList<MoeStats> Moe);
+
+/// <summary>
+/// Decoder-only language model, OLMo style (HC-SPEC section 2):
+///   h0 = Embedding(tokens); H = Expand(h0); H = block_l(H) for each block; h = Reduce(H); logits = Head(norm(h)).
+/// With residual connections Expand and Reduce are the identity and this is OLMo's Pre-Norm transformer.
+/// </summary>
+public sealed class LanguageModel : nn.Module
+{
+    readonly Embedding wte;
+    readonly ModuleList<Block> blocks;
+    readonly Norm ln_f;
+    readonly Linear? lm_head;   // null when tied to wte
+
+    public ModelConfig Config { get; }
+
+    public LanguageModel(ModelConfig config) : base("model")
+    {
+        Config = config.EnsureValid();
+        wte = nn.Embedding(config.EmbeddingSize, config.DModel);
+        blocks = new ModuleList<Block>([.. Enumerable.Range(0, config.Layers).Select(l => new Block($"{l}", config, l))]);
+        ln_f = new Norm("ln_f", config.DModel, config.Norm, config.NormEps);
+        if (!config.TieEmbeddings) lm_head = nn.Linear(config.DModel, config.EmbeddingSize, hasBias: false);
+        RegisterComponents();
+        Initializer.Apply(this);
+    }
+
+    internal Embedding Embedding => wte;
+    internal Linear? Head => lm_head;
+    public IList<Block> Blocks => blocks;
+
+    /// <summary>The connection of every sublayer, in sublayer order k = 0 .. 2L-1.</summary>
+    public IEnumerable<IConnection> Connections => blocks.SelectMany(b => new[] { b.AttnConnection, b.MlpConnection });
+
+    public ModelOutput Forward(Tensor tokens_BT)
+    {
+        if (tokens_BT.shape[1] > Config.MaxSeqLen)
+            throw new ArgumentException($"sequence length {tokens_BT.shape[1]} exceeds the model's maxSeqLen {Config.MaxSeqLen}");
+        using var scope = NewDisposeScope();
+        var moeStats = new List<MoeStats>();
+        var h_BTD = wte.forward(tokens_BT);
+        if (Config.Dropout > 0 && training) h_BTD = nn.functional.dropout(h_BTD, Config.Dropout, training);
+        var h = Streams.Expand(h_BTD, Config.Connection);
+        foreach (var block in blocks) h = block.Forward(h, moeStats);
+        var hidden_BTD = Streams.Reduce(h, Config.Connection);
+        var x_BTD = ln_f.forward(hidden_BTD);
+        var logits_BTV = lm_head is null ? x_BTD.matmul(wte.weight!.t()) : lm_head.forward(x_BTD);
+        foreach (var s in moeStats) { s.LoadBalancingLoss.MoveToOuterDisposeScope(); s.RouterZLoss.MoveToOuterDisposeScope(); }
+        return new(logits_BTV.MoveToOuterDisposeScope(), hidden_BTD.MoveToOuterDisposeScope(), moeStats);
+    }
+
+    /// <summary>
+    /// The training objective: next-token cross-entropy, plus for MoE the load-balancing and router z-losses,
+    /// each averaged over MoE layers and weighted by its coefficient (megablocks / OLMoE).
+    /// Returns the total (to backpropagate) and its parts (scalars, in the graph).
+    /// </summary>
+    public LossParts Loss(ModelOutput output, Tensor targets_BT)
+    {
+        using var scope = NewDisposeScope();
+        var V = output.Logits.shape[^1];
+        var ce = nn.functional.cross_entropy(output.Logits.reshape(-1, V).to_type(ScalarType.Float32), targets_BT.reshape(-1));
+        Tensor? lb = null, z = null;
+        var total = ce;
+        if (output.Moe.Count > 0)
+        {
+            lb = stack(output.Moe.Select(m => m.LoadBalancingLoss).ToArray()).mean();
+            z = stack(output.Moe.Select(m => m.RouterZLoss).ToArray()).mean();
+            total = ce + lb * Config.Moe.LoadBalancingCoef + z * Config.Moe.RouterZLossCoef;
+            lb.MoveToOuterDisposeScope();
+            z.MoveToOuterDisposeScope();
+        }
+        return new(total.MoveToOuterDisposeScope(), ce.MoveToOuterDisposeScope(), lb, z);
+    }
+}
+
+/// <summary>The loss and its parts. <see cref="LoadBalancing"/> and <see cref="RouterZ"/> are null for dense models.</summary>
+public sealed record LossParts(Tensor Total, Tensor CrossEntropy, Tensor? LoadBalancing, Tensor? RouterZ);

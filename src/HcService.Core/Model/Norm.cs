@@ -1,0 +1,52 @@
+using HcService.Core.Config;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace HcService.Core.Model;
+
+/// <summary>
+/// The model's norm over the last axis: LayerNorm without affine parameters (OLMo dense) or RMSNorm with a
+/// learned weight (OLMoE). TorchSharp has no RMSNorm module, so both live here. Low-precision inputs are
+/// normalised in fp32 and cast back (norms stay fp32 under the hand-made bf16 recipe).
+/// </summary>
+public sealed class Norm : nn.Module<Tensor, Tensor>
+{
+    readonly long[] shape;
+    readonly double eps;
+    readonly NormKind kind;
+#pragma warning disable IDE0044 // fields are rebound by Module.to()
+    Parameter? weight;
+#pragma warning restore IDE0044
+
+    public Norm(string name, long dim, NormKind kind, double eps) : base(name)
+    {
+        shape = [dim];
+        this.kind = kind;
+        this.eps = eps;
+        if (kind == NormKind.RmsNorm) weight = new Parameter(ones(dim));
+        RegisterComponents();
+    }
+
+    /// <summary>Learned parameters of one norm of this kind and width (for analytic counting).</summary>
+    public static long ParameterCount(NormKind kind, long dim) => kind == NormKind.RmsNorm ? dim : 0;
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var lowPrecision = x.dtype is ScalarType.BFloat16 or ScalarType.Float16;
+        var xf = lowPrecision ? x.to_type(ScalarType.Float32) : x;
+        Tensor y;
+        if (kind == NormKind.LayerNorm)
+        {
+            y = nn.functional.layer_norm(xf, shape, null, null, eps);
+        }
+        else
+        {
+            // RMSNorm: x / sqrt(mean(x^2) + eps) * weight
+            y = xf * rsqrt(xf.square().mean([-1L], keepdim: true) + eps) * weight!;
+        }
+        if (lowPrecision) y = y.to_type(x.dtype);
+        return y.MoveToOuterDisposeScope();
+    }
+}

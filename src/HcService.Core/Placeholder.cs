@@ -1,2 +1,0 @@
-namespace HcService.Core;
-internal static class Placeholder { }
