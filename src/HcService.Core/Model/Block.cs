@@ -41,18 +41,18 @@ public sealed class Block : nn.Module
     public IConnection AttnConnection => (IConnection)attn_conn;
     public IConnection MlpConnection => (IConnection)ff_conn;
 
-    /// <summary>Runs both sublayers; MoE statistics are appended to <paramref name="moeStats"/>.</summary>
-    public Tensor Forward(Tensor h, List<MoeStats> moeStats)
+    /// <summary>Runs both sublayers; MoE statistics go to <paramref name="moeStats"/>.</summary>
+    public Tensor Forward(Tensor h, Action<MoeStats> moeStats)
     {
         h = AttnConnection.Forward(h, attn_norm, x => Dropout(attn.forward(x)));
         return MlpConnection.Forward(h, ff_norm, x => Dropout(FeedForward(x, moeStats)));
     }
 
-    Tensor FeedForward(Tensor x, List<MoeStats> moeStats)
+    Tensor FeedForward(Tensor x, Action<MoeStats> moeStats)
     {
         if (ff is not null) return ff.forward(x);
         var (y, stats) = moe!.Forward(x);
-        moeStats.Add(stats);
+        moeStats(stats);
         return y;
     }
 

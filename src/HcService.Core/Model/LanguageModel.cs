@@ -52,14 +52,16 @@ public sealed class LanguageModel : nn.Module
             throw new ArgumentException($"sequence length {tokens_BT.shape[1]} exceeds the model's maxSeqLen {Config.MaxSeqLen}");
         using var scope = NewDisposeScope();
         var moeStats = new List<MoeStats>();
+        // MoE aux losses leave every scope inside the MoE layer; each is attached here as it is produced.
+        void Collect(MoeStats s) { scope.Attach(s.LoadBalancingLoss, s.RouterZLoss); moeStats.Add(s); }
         var h_BTD = wte.forward(tokens_BT);
         if (Config.Dropout > 0 && training) h_BTD = nn.functional.dropout(h_BTD, Config.Dropout, training);
         var h = Streams.Expand(h_BTD, Config.Connection);
-        foreach (var block in blocks) h = block.Forward(h, moeStats);
+        foreach (var block in blocks) h = block.Forward(h, Collect);
         var hidden_BTD = Streams.Reduce(h, Config.Connection);
         var x_BTD = ln_f.forward(hidden_BTD);
         var logits_BTV = lm_head is null ? x_BTD.matmul(wte.weight!.t()) : lm_head.forward(x_BTD);
-        foreach (var s in moeStats) { s.LoadBalancingLoss.MoveToOuterDisposeScope(); s.RouterZLoss.MoveToOuterDisposeScope(); }
+        foreach (var s in moeStats) scope.MoveToOuter(s.LoadBalancingLoss, s.RouterZLoss);   // into the caller's scope
         return new(logits_BTV.MoveToOuterDisposeScope(), hidden_BTD.MoveToOuterDisposeScope(), moeStats);
     }
 

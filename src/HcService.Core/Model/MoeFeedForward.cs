@@ -7,8 +7,8 @@ namespace HcService.Core.Model;
 
 // Axes: N tokens (B*T flattened), D width, E experts, K top-k, A assignments (N*K).
 
-/// <summary>What one MoE layer reports from a forward pass: its auxiliary losses (scalars, in the graph)
-/// and the tokens each expert received (for telemetry).</summary>
+/// <summary>What one MoE layer reports from a forward pass: its auxiliary losses (scalars, in the graph; not owned by
+/// any dispose scope when returned) and the tokens each expert received (for telemetry).</summary>
 public sealed record MoeStats(Tensor LoadBalancingLoss, Tensor RouterZLoss, long[] ExpertTokens);
 
 /// <summary>
@@ -75,7 +75,9 @@ public sealed class MoeFeedForward : nn.Module
         var P_E = probs_NE.mean([0L]);
         var lb = (f_E * P_E).sum() * E;
         var z = logits_NE.logsumexp(-1).square().mean();
-        var stats = new MoeStats(lb.MoveToOuterDisposeScope(), z.MoveToOuterDisposeScope(), counts);
+        // The aux losses must outlive the dispose scopes of the connection that wraps this sublayer, so they leave
+        // every scope here; LanguageModel.Forward attaches them to its own scope (a direct caller owns them).
+        var stats = new MoeStats(lb.DetachFromDisposeScope(), z.DetachFromDisposeScope(), counts);
         return (y_ND.view(x_BTD.shape).MoveToOuterDisposeScope(), stats);
     }
 }
