@@ -7,7 +7,7 @@
 # nothing else is upgraded from trixie. Ubuntu 24.04, Debian 13 and the -noble .NET images need nothing.
 set -euo pipefail
 
-log() { printf '[setup] %s\n' "$*"; }
+log() { printf '[setup] %s\n' "$*" >&2; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

@@ -1,1 +1,18 @@
-Console.WriteLine(TorchSharp.torch.ones(2).sum().item<float>());
+using System.CommandLine;
+using HcService.Cli.Commands;
+using HcService.Core.Config;
+
+var root = new RootCommand("hc: hyper-connection pre-training experiments (HcService)");
+root.Add(ParamsCommand.Create());
+root.Add(BenchCommand.Create());
+
+try
+{
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (ConfigException e)
+{
+    // Invalid input: name every field, its value and what is allowed; no stack trace.
+    foreach (var error in e.Errors) Console.Error.WriteLine($"error: {error}");
+    return 2;
+}

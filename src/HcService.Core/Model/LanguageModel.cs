@@ -85,7 +85,9 @@ public sealed class LanguageModel : nn.Module
             lb.MoveToOuterDisposeScope();
             z.MoveToOuterDisposeScope();
         }
-        return new(total.MoveToOuterDisposeScope(), ce.MoveToOuterDisposeScope(), lb, z);
+        ce.MoveToOuterDisposeScope();
+        if (!ReferenceEquals(total, ce)) total.MoveToOuterDisposeScope();   // dense: total IS ce; moving it twice would leak it
+        return new(total, ce, lb, z);
     }
 }
 

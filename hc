@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# `./hc ...`: run the hc CLI from a checkout. Applies the machine setup if needed and builds on first use.
+set -euo pipefail
+root="$(cd "$(dirname "$0")" && pwd)"
+dll="$root/src/HcService.Cli/bin/Release/net10.0/hc.dll"
+"$root/scripts/setup.sh" >/dev/null
+if [ ! -f "$dll" ] || [ -n "$(find "$root/src" -newer "$dll" \( -name '*.cs' -o -name '*.csproj' \) -print -quit)" ]; then
+  dotnet build "$root/src/HcService.Cli" -c Release --nologo -v quiet >&2
+fi
+exec dotnet "$dll" "$@"

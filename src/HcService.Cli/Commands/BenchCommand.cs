@@ -1,0 +1,137 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using HcService.Core.Config;
+using HcService.Core.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HcService.Cli.Commands;
+
+/// <summary>
+/// `hc bench step`: forward+backward step time of each connection variant, measured in ONE process as ratios to the
+/// residual baseline. The default shape is where the transformer body dominates (256-symbol vocabulary, d = 256,
+/// 4 layers, sequence 256, batch 8); with a 50k vocabulary the output head hides the connections' cost.
+/// Variants run interleaved (round r runs every variant for a few steps) so that machine drift hits all alike;
+/// the reported time is the median step.
+/// </summary>
+static class BenchCommand
+{
+    static readonly (string Name, Architecture Arch, ConnectionConfig Conn)[] AllVariants =
+    [
+        ("residual", Architecture.Dense, ConnectionConfig.Residual),
+        ("shc-x4", Architecture.Dense, ConnectionConfig.StaticHc(4)),
+        ("dhc-x4", Architecture.Dense, ConnectionConfig.DynamicHc(4)),
+        ("dhc-x2", Architecture.Dense, ConnectionConfig.DynamicHc(2)),
+        ("moe-residual", Architecture.Moe, ConnectionConfig.Residual),
+        ("moe-dhc-x4", Architecture.Moe, ConnectionConfig.DynamicHc(4)),
+    ];
+
+    public static Command Create()
+    {
+        var layers = new Option<int>("--layers") { DefaultValueFactory = _ => 4, Description = "Transformer blocks" };
+        var dModel = new Option<int>("--d-model") { DefaultValueFactory = _ => 256, Description = "Width d" };
+        var seq = new Option<int>("--seq-len") { DefaultValueFactory = _ => 256, Description = "Sequence length" };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 8, Description = "Sequences per step" };
+        var vocab = new Option<int>("--vocab") { DefaultValueFactory = _ => 256, Description = "Vocabulary (256 = bytes)" };
+        var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 5, Description = "Interleaved rounds" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 3, Description = "Timed steps per variant per round" };
+        var variants = new Option<string[]>("--variants")
+        {
+            Description = "Variants to run (default all): " + string.Join(", ", AllVariants.Select(v => v.Name)),
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var output = new Option<string?>("--out") { Description = "Append the result as a Markdown section to this file (e.g. BENCHMARKS.md)" };
+
+        var step = new Command("step", "Forward+backward step time per connection variant, as ratios to residual");
+        foreach (var o in new Option[] { layers, dModel, seq, batch, vocab, rounds, steps, variants, output }) step.Add(o);
+        step.SetAction(r =>
+        {
+            var chosen = r.GetValue(variants) is { Length: > 0 } names
+                ? names.Select(n => AllVariants.FirstOrDefault(v => v.Name == n) is { Name: not null } v ? v
+                    : throw new ConfigException([new("--variants", n, "one of " + string.Join(", ", AllVariants.Select(x => x.Name)))])).ToArray()
+                : AllVariants;
+            var d = r.GetValue(dModel);
+            var host = Presets.Tiny with
+            {
+                Name = "bench", Layers = r.GetValue(layers), DModel = d, Heads = Math.Max(1, d / 64), MlpHidden = (8 * d / 3 + 15) / 16 * 16,
+                MaxSeqLen = r.GetValue(seq), Vocab = r.GetValue(vocab), EmbeddingSize = r.GetValue(vocab),
+                Moe = new() { Experts = 8, TopK = 2, ExpertHidden = (8 * d / 3 + 15) / 16 * 16 / 2 },
+            };
+            var report = Run(host, chosen, r.GetValue(batch), r.GetValue(rounds), r.GetValue(steps), "hc " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
+            Console.WriteLine(report);
+            if (r.GetValue(output) is { } path) File.AppendAllText(path, "\n" + report);
+            return 0;
+        });
+
+        var bench = new Command("bench", "Benchmarks (results go to BENCHMARKS.md)");
+        bench.Add(step);
+        return bench;
+    }
+
+    static string Run(ModelConfig host, (string Name, Architecture Arch, ConnectionConfig Conn)[] variants, int batch, int rounds, int steps, string command)
+    {
+        var setups = variants.Select(v =>
+        {
+            manual_seed(1);
+            var model = new LanguageModel(host with { Architecture = v.Arch, Connection = v.Conn });
+            model.train();
+            return (v.Name, Model: model, Times: new List<double>());
+        }).ToList();
+        var g = new Generator(7);
+        var tokens = randint(0, host.Vocab, [batch, host.MaxSeqLen + 1], generator: g, dtype: ScalarType.Int64);
+        var inputs = tokens.narrow(1, 0, host.MaxSeqLen);
+        var targets = tokens.narrow(1, 1, host.MaxSeqLen);
+
+        double Step(LanguageModel m)
+        {
+            var sw = Stopwatch.StartNew();
+            using (NewDisposeScope())
+            {
+                m.zero_grad();
+                var output = m.Forward(inputs);
+                m.Loss(output, targets).Total.backward();
+            }
+            return sw.Elapsed.TotalMilliseconds;
+        }
+
+        foreach (var s in setups) for (var i = 0; i < 2; i++) Step(s.Model);   // warm-up: allocator, kernels, grads
+        for (var round = 0; round < rounds; round++)
+            foreach (var s in setups)
+                for (var i = 0; i < steps; i++) s.Times.Add(Step(s.Model));
+
+        static double Median(List<double> xs) { var o = xs.Order().ToList(); return o.Count % 2 == 1 ? o[o.Count / 2] : (o[o.Count / 2 - 1] + o[o.Count / 2]) / 2; }
+        var medians = setups.ToDictionary(s => s.Name, s => Median(s.Times));
+        var baseline = medians.GetValueOrDefault("residual", medians.Values.First());
+        var moeBaseline = medians.GetValueOrDefault("moe-residual", double.NaN);
+
+        var ci = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine($"### Step time by connection ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
+        sb.AppendLine();
+        sb.AppendLine($"- command: `{command}`");
+        sb.AppendLine($"- machine: {Machine()}");
+        sb.AppendLine($"- model: L={host.Layers}, d={host.DModel}, heads={host.Heads}, mlp={host.MlpHidden}, vocab={host.Vocab}, seq={host.MaxSeqLen}, batch={batch}; " +
+                      $"MoE: {host.Moe.Experts} experts, top-{host.Moe.TopK}, expert hidden {host.Moe.ExpertHidden}; fp32, forward+backward");
+        sb.AppendLine($"- protocol: 2 warm-up steps per variant, then {rounds} interleaved rounds x {steps} steps; median step time");
+        sb.AppendLine();
+        sb.AppendLine("| variant | median ms/step | min ms | tokens/s | ratio to residual | ratio to its own baseline |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var s in setups)
+        {
+            var med = medians[s.Name];
+            var own = s.Name.StartsWith("moe") ? moeBaseline : baseline;
+            sb.AppendLine(ci, $"| {s.Name} | {med:F1} | {s.Times.Min():F1} | {batch * host.MaxSeqLen / (med / 1000):F0} | {med / baseline:F3} | {(double.IsNaN(own) ? "-" : (med / own).ToString("F3", ci))} |");
+        }
+        foreach (var s in setups) s.Model.Dispose();
+        return sb.ToString();
+    }
+
+    static string Machine()
+    {
+        var cpu = "unknown CPU";
+        try { cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? cpu; } catch (IOException) { }
+        return $"{cpu}, {Environment.ProcessorCount} cores, torch threads {get_num_threads()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, TorchSharp {typeof(torch).Assembly.GetName().Version}";
+    }
+}

@@ -1,0 +1,56 @@
+using System.CommandLine;
+using HcService.Core.Config;
+
+namespace HcService.Cli;
+
+/// <summary>The command-line options that pick a model: preset, architecture, connection and overrides.</summary>
+sealed class ModelOptions
+{
+    public readonly Option<string> Preset = new("--preset") { Description = "Model preset: " + string.Join(", ", Presets.All.Keys), DefaultValueFactory = _ => "olmo-1b" };
+    public readonly Option<string?> Architecture = new("--architecture") { Description = "dense | moe (default: the preset's)" };
+    public readonly Option<string?> Connection = new("--connection") { Description = "residual | post-norm | static-hc | dynamic-hc" };
+    public readonly Option<int> Rate = new("--rate") { Description = "Expansion rate n for static-hc / dynamic-hc", DefaultValueFactory = _ => 4 };
+    public readonly Option<bool> NoTanh = new("--no-tanh") { Description = "Dynamic HC without tanh (the paper's ablation)" };
+    public readonly Option<int?> Layers = new("--layers") { Description = "Override: transformer blocks" };
+    public readonly Option<int?> DModel = new("--d-model") { Description = "Override: width d" };
+    public readonly Option<int?> Heads = new("--heads") { Description = "Override: attention heads" };
+    public readonly Option<int?> MlpHidden = new("--mlp-hidden") { Description = "Override: SwiGLU hidden width" };
+    public readonly Option<int?> SeqLen = new("--seq-len") { Description = "Override: sequence length" };
+    public readonly Option<int?> Vocab = new("--vocab") { Description = "Override: vocabulary size" };
+    public readonly Option<int?> Experts = new("--experts") { Description = "Override: MoE experts" };
+    public readonly Option<int?> TopK = new("--top-k") { Description = "Override: MoE experts per token" };
+
+    public void AddTo(Command command)
+    {
+        foreach (var o in new Option[] { Preset, Architecture, Connection, Rate, NoTanh, Layers, DModel, Heads, MlpHidden, SeqLen, Vocab, Experts, TopK })
+            command.Add(o);
+    }
+
+    /// <summary>The preset with overrides and architecture applied, without a connection (the caller picks it).</summary>
+    public ModelConfig Host(ParseResult r)
+    {
+        var c = new ModelOverrides
+        {
+            Layers = r.GetValue(Layers), DModel = r.GetValue(DModel), Heads = r.GetValue(Heads), MlpHidden = r.GetValue(MlpHidden),
+            MaxSeqLen = r.GetValue(SeqLen), Vocab = r.GetValue(Vocab), Experts = r.GetValue(Experts), TopK = r.GetValue(TopK),
+        }.Apply(Presets.Get(r.GetValue(Preset)!));
+        return r.GetValue(Architecture) switch
+        {
+            null => c,
+            "dense" => c with { Architecture = Core.Config.Architecture.Dense },
+            "moe" => c with { Architecture = Core.Config.Architecture.Moe },
+            var other => throw new ConfigException([new("architecture", other, "dense or moe")]),
+        };
+    }
+
+    /// <summary>The connection named on the command line, or null when none was given.</summary>
+    public ConnectionConfig? ConnectionOrNull(ParseResult r)
+    {
+        var name = r.GetValue(Connection);
+        if (name is null) return null;
+        if (!Names.TryParseConnection(name, out var type))
+            throw new ConfigException([new("connection", name, "one of " + string.Join(", ", Names.Connections))]);
+        var hyper = type is ConnectionType.StaticHc or ConnectionType.DynamicHc;
+        return new ConnectionConfig { Type = type, Rate = hyper ? r.GetValue(Rate) : 1, Tanh = !r.GetValue(NoTanh) };
+    }
+}
