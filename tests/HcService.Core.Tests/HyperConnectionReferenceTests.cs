@@ -118,11 +118,11 @@ public class HyperConnectionReferenceTests
                     if (!dynamic) continue;
                     // Row i of the dynamic weights comes from stream i's normalised vector (eqs. 10-13).
                     var hn = Normalize(Enumerable.Range(0, D).Select(d => H(i, d)).ToArray(), p.GetValueOrDefault("norm.weight"));
-                    var proj = p["dynamic_proj"];   // [D, n+2]: columns 0..n = W_m | W_r, column n+1 = W_b
+                    var proj = p["dynamic_proj"];   // [n+2, D]: rows 0..n = W_m | W_r, row n+1 = W_b
                     for (var m = 0; m <= n + 1; m++)
                     {
                         var s = 0.0;
-                        for (var d = 0; d < D; d++) s += hn[d] * proj[d * (n + 2) + m];
+                        for (var d = 0; d < D; d++) s += hn[d] * proj[m * D + d];
                         if (tanh) s = Math.Tanh(s);
                         if (m <= n) alpha[i, m] += p["dynamic_alpha_scale"][0] * s;
                         else beta[i] += p["dynamic_beta_scale"][0] * s;

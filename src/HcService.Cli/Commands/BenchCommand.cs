@@ -112,6 +112,7 @@ static class BenchCommand
         sb.AppendLine();
         sb.AppendLine($"- command: `{command}`");
         sb.AppendLine($"- machine: {Machine()}");
+        sb.AppendLine($"- allocator: GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset: glibc defaults)"}");
         sb.AppendLine($"- model: L={host.Layers}, d={host.DModel}, heads={host.Heads}, mlp={host.MlpHidden}, vocab={host.Vocab}, seq={host.MaxSeqLen}, batch={batch}; " +
                       $"MoE: {host.Moe.Experts} experts, top-{host.Moe.TopK}, expert hidden {host.Moe.ExpertHidden}; fp32, forward+backward");
         sb.AppendLine($"- protocol: 2 warm-up steps per variant, then {rounds} interleaved rounds x {steps} steps; median step time");
@@ -124,6 +125,8 @@ static class BenchCommand
             var own = s.Name.StartsWith("moe") ? moeBaseline : baseline;
             sb.AppendLine(ci, $"| {s.Name} | {med:F1} | {s.Times.Min():F1} | {batch * host.MaxSeqLen / (med / 1000):F0} | {med / baseline:F3} | {(double.IsNaN(own) ? "-" : (med / own).ToString("F3", ci))} |");
         }
+        sb.AppendLine();
+        sb.AppendLine(ci, $"Peak RSS of the benchmark process: {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20)} MiB.");
         foreach (var s in setups) s.Model.Dispose();
         return sb.ToString();
     }

@@ -21,7 +21,7 @@ namespace HcService.Core.Connections;
 /// Dynamic (eqs. 10-13) adds, from the normalised streams Hn = norm(H) (per stream, over D):
 ///   WC(H) = s_a * tanh(Hn W_wc) + WC      W_wc in R^{D x (N+1)}   row i from stream i
 ///   B(H)  = s_b * tanh(Hn W_b)  + B       W_b  in R^{D}
-/// W_wc and W_b are stored as one D x (N+2) matrix, so a single matmul over Hn gives both.
+/// W_wc and W_b are stored as one (N+2) x D matrix (transposed, like a Linear weight), so one projection of Hn gives both.
 /// The `tanh` flag off drops the tanh (the paper's "w/o tanh" ablation).
 ///
 /// Init (eq. 14): B = 1, A_m = one-hot at (k mod N) for sublayer index k, A_r = I, W = 0, s_a = s_b = 0.01,
@@ -34,7 +34,7 @@ public sealed class HyperConnection : nn.Module, IConnection
 #pragma warning disable IDE0044 // fields are rebound by Module.to()
     Parameter static_beta;          // B  [N]
     Parameter static_alpha;         // WC = [A_m | A_r]  [N, N+1]
-    Parameter? dynamic_proj;        // [W_wc | W_b]  [D, N+2]
+    Parameter? dynamic_proj;        // [W_wc | W_b]^T  [N+2, D] (laid out like a Linear weight)
     Parameter? dynamic_alpha_scale; // s_a  [1]
     Parameter? dynamic_beta_scale;  // s_b  [1]
     readonly Norm? norm;            // DHC's stream norm (the host model's norm type)
@@ -55,7 +55,7 @@ public sealed class HyperConnection : nn.Module, IConnection
         static_alpha = new Parameter(wc);
         if (c.Type == ConnectionType.DynamicHc)
         {
-            dynamic_proj = new Parameter(zeros(model.DModel, n + 2));
+            dynamic_proj = new Parameter(zeros(n + 2, model.DModel));
             dynamic_alpha_scale = new Parameter(full(1, 0.01f));
             dynamic_beta_scale = new Parameter(full(1, 0.01f));
             norm = new Norm("norm", model.DModel, model.Norm, model.NormEps);
@@ -102,29 +102,47 @@ public sealed class HyperConnection : nn.Module, IConnection
         static_alpha.narrow(1, 1, rate).copy_(Ar);
     }
 
-    /// <summary>The per-token weights: WC [B, T, N, N+1] (or [N, N+1] static) and B [B, T, N] (or [N] static).</summary>
-    public (Tensor wc, Tensor beta) Weights(Tensor h_BTND)
-    {
-        if (dynamic_proj is null) return (static_alpha, static_beta);
-        using var scope = NewDisposeScope();
-        var proj_BTNP = norm!.forward(h_BTND).matmul(dynamic_proj);                 // [B, T, N, N+2]
-        if (tanh) proj_BTNP = proj_BTNP.tanh();
-        var wc = proj_BTNP.narrow(-1, 0, rate + 1) * dynamic_alpha_scale! + static_alpha;
-        var beta = proj_BTNP.select(-1, rate + 1) * dynamic_beta_scale! + static_beta;
-        return (wc.MoveToOuterDisposeScope(), beta.MoveToOuterDisposeScope());
-    }
-
     public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer)
     {
         using var scope = NewDisposeScope();
-        var (wc, beta) = Weights(h_BTND);
-        // [x ; H'] = WC^T H over the stream axis: [.., M, N] @ [B, T, N, D] -> [B, T, M, D]   (eqs. 3, 4)
-        var mix_BTMD = wc.transpose(-1, -2).matmul(h_BTND);
-        var x_BTD = mix_BTMD.select(2, 0);
-        var hRes_BTND = mix_BTMD.narrow(2, 1, rate);
-        var y_BTD = sublayer(sublayerNorm.forward(x_BTD));
-        // H_out = B^T y + H'   (eq. 5): stream j gets B_j * y
-        var out_BTND = hRes_BTND + beta.unsqueeze(-1) * y_BTD.unsqueeze(2);
-        return out_BTND.MoveToOuterDisposeScope();
+        var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
+        var X = B * T;
+        var h_XND = h_BTND.reshape(X, N, D);                 // a view except after the first Expand
+        var (amT_X1N, arT_XNN, beta_XN1) = Weights(h_XND);
+        // x = A_m^T H (eq. 3) and H' = A_r^T H (eq. 4): batched matmuls over the stream axis, one per token.
+        var x_X1D = amT_X1N.bmm(h_XND);
+        var hRes_XND = arT_XNN.bmm(h_XND);
+        var y_BTD = sublayer(sublayerNorm.forward(x_X1D.view(B, T, D)));
+        // H_out = B^T y + H' (eq. 5) as one fused baddbmm: [X,N,D] + [X,N,1] @ [X,1,D].
+        var out_XND = TorchOps.BaddBmm(hRes_XND, beta_XN1, y_BTD.reshape(X, 1, D));
+        return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The connection weights of every token, laid out for the batched matmuls: A_m^T [X, 1, N], A_r^T [X, N, N] and
+    /// B [X, N, 1] (X = tokens). Static weights are broadcast (stride 0, no copy); dynamic ones are computed from
+    /// the normalised streams with ONE projection, [W_wc | W_b] applied to Hn.
+    /// </summary>
+    public (Tensor AmT, Tensor ArT, Tensor Beta) Weights(Tensor h_XND)
+    {
+        using var scope = NewDisposeScope();
+        var (X, N) = (h_XND.shape[0], h_XND.shape[1]);
+        Tensor wcT_XMN, beta_XN1;
+        if (dynamic_proj is null)
+        {
+            wcT_XMN = static_alpha.t().expand(X, N + 1, N);
+            beta_XN1 = static_beta.view(1, N, 1).expand(X, N, 1);
+        }
+        else
+        {
+            var proj_XNP = nn.functional.linear(norm!.forward(h_XND), dynamic_proj);   // [X, N, N+2]
+            if (tanh) proj_XNP = proj_XNP.tanh();
+            var wc_XNM = proj_XNP.narrow(-1, 0, N + 1) * dynamic_alpha_scale! + static_alpha;
+            wcT_XMN = wc_XNM.transpose(1, 2).contiguous();                               // small: X*(N+1)*N
+            beta_XN1 = (proj_XNP.narrow(-1, N + 1, 1) * dynamic_beta_scale! + static_beta.view(N, 1));
+        }
+        var amT = wcT_XMN.narrow(1, 0, 1).MoveToOuterDisposeScope();
+        var arT = wcT_XMN.narrow(1, 1, N).MoveToOuterDisposeScope();
+        return (amT, arT, beta_XN1.MoveToOuterDisposeScope());
     }
 }
