@@ -24,6 +24,8 @@ static class BenchCommand
         ("shc-x4", Architecture.Dense, ConnectionConfig.StaticHc(4)),
         ("dhc-x4", Architecture.Dense, ConnectionConfig.DynamicHc(4)),
         ("dhc-x2", Architecture.Dense, ConnectionConfig.DynamicHc(2)),
+        ("shc-x1", Architecture.Dense, ConnectionConfig.StaticHc(1)),
+        ("dhc-x1", Architecture.Dense, ConnectionConfig.DynamicHc(1)),
         ("moe-residual", Architecture.Moe, ConnectionConfig.Residual),
         ("moe-dhc-x4", Architecture.Moe, ConnectionConfig.DynamicHc(4)),
     ];
@@ -77,29 +79,35 @@ static class BenchCommand
             manual_seed(1);
             var model = new LanguageModel(host with { Architecture = v.Arch, Connection = v.Conn });
             model.train();
-            return (v.Name, Model: model, Times: new List<double>());
+            return (v.Name, Model: model, Times: new List<double>(), Forward: new List<double>(), Backward: new List<double>());
         }).ToList();
         var g = new Generator(7);
         var tokens = randint(0, host.Vocab, [batch, host.MaxSeqLen + 1], generator: g, dtype: ScalarType.Int64);
         var inputs = tokens.narrow(1, 0, host.MaxSeqLen);
         var targets = tokens.narrow(1, 1, host.MaxSeqLen);
 
-        double Step(LanguageModel m)
+        // One forward+backward; returns (forward ms, backward ms). CPU ops are synchronous, so the split is exact.
+        (double Forward, double Backward) Step(LanguageModel m)
         {
+            using var scope = NewDisposeScope();
+            m.zero_grad();
             var sw = Stopwatch.StartNew();
-            using (NewDisposeScope())
-            {
-                m.zero_grad();
-                var output = m.Forward(inputs);
-                m.Loss(output, targets).Total.backward();
-            }
-            return sw.Elapsed.TotalMilliseconds;
+            var loss = m.Loss(m.Forward(inputs), targets).Total;
+            var forward = sw.Elapsed.TotalMilliseconds;
+            loss.backward();
+            return (forward, sw.Elapsed.TotalMilliseconds - forward);
         }
 
         foreach (var s in setups) for (var i = 0; i < 2; i++) Step(s.Model);   // warm-up: allocator, kernels, grads
         for (var round = 0; round < rounds; round++)
             foreach (var s in setups)
-                for (var i = 0; i < steps; i++) s.Times.Add(Step(s.Model));
+                for (var i = 0; i < steps; i++)
+                {
+                    var (f, b) = Step(s.Model);
+                    s.Forward.Add(f);
+                    s.Backward.Add(b);
+                    s.Times.Add(f + b);
+                }
 
         static double Median(List<double> xs) { var o = xs.Order().ToList(); return o.Count % 2 == 1 ? o[o.Count / 2] : (o[o.Count / 2 - 1] + o[o.Count / 2]) / 2; }
         var medians = setups.ToDictionary(s => s.Name, s => Median(s.Times));
@@ -117,13 +125,13 @@ static class BenchCommand
                       $"MoE: {host.Moe.Experts} experts, top-{host.Moe.TopK}, expert hidden {host.Moe.ExpertHidden}; fp32, forward+backward");
         sb.AppendLine($"- protocol: 2 warm-up steps per variant, then {rounds} interleaved rounds x {steps} steps; median step time");
         sb.AppendLine();
-        sb.AppendLine("| variant | median ms/step | min ms | tokens/s | ratio to residual | ratio to its own baseline |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| variant | median ms/step | min ms | forward ms | backward ms | tokens/s | ratio to residual | ratio to its own baseline |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var s in setups)
         {
             var med = medians[s.Name];
             var own = s.Name.StartsWith("moe") ? moeBaseline : baseline;
-            sb.AppendLine(ci, $"| {s.Name} | {med:F1} | {s.Times.Min():F1} | {batch * host.MaxSeqLen / (med / 1000):F0} | {med / baseline:F3} | {(double.IsNaN(own) ? "-" : (med / own).ToString("F3", ci))} |");
+            sb.AppendLine(ci, $"| {s.Name} | {med:F1} | {s.Times.Min():F1} | {Median(s.Forward):F1} | {Median(s.Backward):F1} | {batch * host.MaxSeqLen / (med / 1000):F0} | {med / baseline:F3} | {(double.IsNaN(own) ? "-" : (med / own).ToString("F3", ci))} |");
         }
         sb.AppendLine();
         sb.AppendLine(ci, $"Peak RSS of the benchmark process: {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20)} MiB.");
