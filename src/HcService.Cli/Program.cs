@@ -5,6 +5,8 @@ using HcService.Core.Config;
 var root = new RootCommand("hc: hyper-connection pre-training experiments (HcService)");
 root.Add(ParamsCommand.Create());
 root.Add(BenchCommand.Create());
+root.Add(DataCommand.Create());
+root.Add(TrainCommand.Create());
 
 try
 {

@@ -93,6 +93,10 @@ public sealed class HyperConnection : nn.Module, IConnection
     public (Tensor B, Tensor Am, Tensor Ar) StaticWeights =>
         (static_beta.detach(), static_alpha.detach().select(1, 0), static_alpha.detach().narrow(1, 1, rate));
 
+    /// <summary>DHC's learned scales (s_a, s_b); null for static HC.</summary>
+    public (double Alpha, double Beta)? Scales => dynamic_alpha_scale is null ? null
+        : (dynamic_alpha_scale.item<float>(), dynamic_beta_scale!.item<float>());
+
     /// <summary>Sets the static matrices (tests build the paper's sequential and parallel arrangements with it).</summary>
     public void SetStatic(Tensor B, Tensor Am, Tensor Ar)
     {

@@ -47,7 +47,9 @@ public sealed class MoeFeedForward : nn.Module
 
         // The router never runs below fp32 (OLMoE): low-precision activations are upcast for it.
         var lowPrecision = x_ND.dtype is ScalarType.BFloat16 or ScalarType.Float16;
-        var logits_NE = router.forward(lowPrecision ? x_ND.to_type(ScalarType.Float32) : x_ND);
+        var logits_NE = lowPrecision
+            ? nn.functional.linear(x_ND.to_type(ScalarType.Float32), router.weight!.to_type(ScalarType.Float32))
+            : router.forward(x_ND);
         var probs_NE = logits_NE.softmax(-1);
         var (gates_NK, experts_NK) = probs_NE.topk(topK, -1);
 

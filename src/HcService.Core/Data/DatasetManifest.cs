@@ -1,0 +1,29 @@
+using System.Text.Json;
+
+namespace HcService.Core.Data;
+
+/// <summary>One dataset folder's manifest.json: which tokenizer made it, the token files, and the sources.</summary>
+public sealed record DatasetManifest
+{
+    public const string FileName = "manifest.json";
+    public string Format { get; init; } = "hc-tokens/1";
+    /// <summary>"gpt2", "bytes", or "unknown" (a folder of OLMo .npy shards without a manifest).</summary>
+    public required string Tokenizer { get; init; }
+    public required int VocabSize { get; init; }
+    public int? EndOfText { get; init; }
+    /// <summary>"uint16" or "uint32".</summary>
+    public required string DType { get; init; }
+    public required long TokenCount { get; init; }
+    /// <summary>Token files relative to the folder, in stream order (.npy, or raw little-endian arrays).</summary>
+    public required List<TokenFileEntry> Files { get; init; }
+    public List<SourceEntry> Sources { get; init; } = [];
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public static DatasetManifest Parse(string json, string path) =>
+        JsonSerializer.Deserialize<DatasetManifest>(json, Json) ?? throw new InvalidDataException($"{path}: empty manifest");
+}
+
+public sealed record TokenFileEntry(string Name, long Tokens);
+public sealed record SourceEntry(string Path, long Bytes, string Sha256, long Tokens);

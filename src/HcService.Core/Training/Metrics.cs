@@ -1,0 +1,69 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace HcService.Core.Training;
+
+/// <summary>One optimizer step, as every sink sees it.</summary>
+public sealed record StepMetrics
+{
+    public required long Step { get; init; }
+    public required long Tokens { get; init; }
+    public required double Loss { get; init; }
+    public required double CrossEntropy { get; init; }
+    public required double Lr { get; init; }
+    public required double GradNorm { get; init; }
+    public required double StepSeconds { get; init; }
+    public required double TokensPerSecond { get; init; }
+    /// <summary>Model FLOPs utilisation: training FLOPs per token x tokens/s / device peak.</summary>
+    public required double Mfu { get; init; }
+    public double? LoadBalancingLoss { get; init; }
+    public double? RouterZLoss { get; init; }
+    /// <summary>Per MoE layer, tokens routed to each expert (summed over the step's micro-batches).</summary>
+    public IReadOnlyList<long[]>? ExpertTokens { get; init; }
+    /// <summary>HC statistics by name (e.g. "hc.ar_identity_dist.k3"), on steps where they are sampled.</summary>
+    public IReadOnlyDictionary<string, double>? Hc { get; init; }
+}
+
+/// <summary>Loss and perplexity of one validation set.</summary>
+public sealed record ValidationMetrics(long Step, long Tokens, string Dataset, double Loss, double Perplexity, long EvalTokens);
+
+/// <summary>A checkpoint that was written and verified.</summary>
+public sealed record CheckpointRecord(long Step, long Tokens, string Path, long Bytes, string Sha256);
+
+/// <summary>Where the training loop reports. The CLI writes JSONL and prints progress; the service writes PostgreSQL.</summary>
+public interface IMetricsSink
+{
+    void OnStep(StepMetrics m);
+    void OnValidation(ValidationMetrics m);
+    void OnCheckpoint(CheckpointRecord c);
+}
+
+/// <summary>metrics.jsonl: one JSON object per line, {"kind": "step" | "validation" | "checkpoint", ...}.</summary>
+public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
+{
+    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+    readonly StreamWriter writer;
+
+    public JsonlMetricsSink(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+    }
+
+    public void OnStep(StepMetrics m) => Write("step", m);
+    public void OnValidation(ValidationMetrics m) => Write("validation", m);
+    public void OnCheckpoint(CheckpointRecord c) => Write("checkpoint", c);
+
+    void Write<T>(string kind, T value)
+    {
+        var node = JsonSerializer.SerializeToNode(value, Json)!.AsObject();
+        node.Insert(0, "kind", kind);
+        writer.WriteLine(node.ToJsonString(Json));
+    }
+
+    public void Dispose() => writer.Dispose();
+}

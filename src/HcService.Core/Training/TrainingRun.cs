@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using HcService.Core.Config;
+using HcService.Core.Counting;
+using HcService.Core.Data;
+using HcService.Core.Jobs;
+using HcService.Core.Model;
+using HcService.Core.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HcService.Core.Training;
+
+/// <summary>Where and how a run executes (not part of the job spec).</summary>
+/// <param name="DataRoot">Folder of named datasets.</param>
+/// <param name="OutDir">Run folder: checkpoints/ and metrics.jsonl go here; a run resumes from its checkpoints.</param>
+/// <param name="PeakFlops">Device peak FLOP/s for the MFU estimate.</param>
+public sealed record RunOptions(string DataRoot, string OutDir, DeviceKind Device = DeviceKind.Cpu, double PeakFlops = 100e9)
+{
+    /// <summary>Consecutive non-finite losses that end the run (the divergence guard).</summary>
+    public int MaxNonFiniteSteps { get; init; } = 3;
+    /// <summary>Sample HC statistics every this many steps.</summary>
+    public int HcStatsEvery { get; init; } = 10;
+    /// <summary>Sequences per validation forward pass.</summary>
+    public int ValidationBatch { get; init; } = 8;
+    /// <summary>Tests only: allow bf16 on a CPU (libtorch runs it, slowly) to exercise the mixed-precision path.</summary>
+    public bool AllowCpuBf16 { get; init; }
+}
+
+public enum RunOutcome { Succeeded, Failed, Cancelled }
+
+public sealed record RunResult(RunOutcome Outcome, long Step, long Tokens, string? Reason, IReadOnlyList<ValidationMetrics> Validation);
+
+/// <summary>
+/// Runs one job spec to its token budget: data, model, optimizer, schedule, validation, checkpoints, resume.
+/// Each concern lives in its own type (<see cref="WindowSampler"/>, <see cref="LrSchedule"/>, <see cref="TrainStep"/>,
+/// <see cref="CheckpointStore"/>, <see cref="IMetricsSink"/>); this class only sequences them.
+/// </summary>
+public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<IMetricsSink> sinks, Action<string>? log = null)
+{
+    public RunResult Run(CancellationToken cancel = default)
+    {
+        var plan = JobPlan.Resolve(spec, options.AllowCpuBf16 ? DeviceKind.Cuda : options.Device);
+        var catalog = new DataCatalog(options.DataRoot);
+        var (defaultTrain, defaultValid) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
+        using var train = OpenDataset(catalog, plan.TrainData ?? defaultTrain, "data.train", plan.Model);
+        var validation = (plan.ValidationData ?? defaultValid)
+            .Select((name, i) => OpenDataset(catalog, name, $"data.validation[{i}]", plan.Model)).ToList();
+        try
+        {
+            return Train(plan, train, validation, cancel);
+        }
+        finally
+        {
+            foreach (var v in validation) v.Dispose();
+        }
+    }
+
+    static TokenDataset OpenDataset(DataCatalog catalog, string name, string field, ModelConfig model)
+    {
+        var data = new TokenDataset(catalog.Resolve(name, field));
+        if (data.Manifest.VocabSize > model.Vocab)
+        {
+            data.Dispose();
+            throw new ConfigException([new(field, name,
+                $"a dataset whose tokenizer fits the model's vocabulary {model.Vocab}; '{name}' is tokenised with {data.Manifest.Tokenizer} " +
+                $"(vocabulary {data.Manifest.VocabSize}): set model.overrides.vocab or pick a {(model.Vocab < 50257 ? "bytes" : "gpt2")} dataset")]);
+        }
+        return data;
+    }
+
+    RunResult Train(JobPlan plan, TokenDataset train, IReadOnlyList<TokenDataset> validation, CancellationToken cancel)
+    {
+        var t = plan.Training;
+        var device = options.Device == DeviceKind.Cuda ? CUDA : CPU;
+        manual_seed(t.Seed);
+        using var model = new LanguageModel(plan.Model);
+        model.to(device);
+        using var optimizer = Optimizers.AdamW(model, t.Lr, t.WeightDecay);
+        using var mixed = t.Precision == Precision.Bf16 ? new MixedPrecision(model, device) : null;
+        var store = new CheckpointStore(Path.Combine(options.OutDir, "checkpoints"));
+        var specJson = spec.ToJson();
+
+        long step = 0, tokens = 0;
+        var nonFinite = 0;
+        var position = default(SamplerPosition);
+        if (store.LatestVerified(msg => log?.Invoke(msg)) is { } latest)
+        {
+            var state = CheckpointStore.Load(latest.Path, model, optimizer);
+            if (state.Spec != specJson)
+                throw new ConfigException([new("out", options.OutDir, "a run folder of this spec (it holds checkpoints of a different spec); use a new --out")]);
+            mixed?.WeightsToCompute();
+            (step, tokens, nonFinite) = (state.Step, state.Tokens, state.ConsecutiveNonFinite);
+            position = new SamplerPosition(state.SamplerEpoch, state.SamplerIndex);
+            set_rng_state(tensor(Convert.FromBase64String(state.RngState)));
+            log?.Invoke($"resumed from {Path.GetFileName(latest.Path)}: step {step}, {tokens} tokens");
+        }
+        var sampler = new WindowSampler(train, t.SeqLen, t.Seed, position);
+        var flopsPerToken = ModelCounter.Flops(plan.Model, t.SeqLen).Training;
+        var lastValidation = new List<ValidationMetrics>();
+        long lastCheckpointStep = step;
+
+        CheckpointRecord Checkpoint()
+        {
+            var record = store.Save(new CheckpointState
+            {
+                Step = step, Tokens = tokens, SamplerEpoch = sampler.Position.Epoch, SamplerIndex = sampler.Position.Index,
+                RngState = Convert.ToBase64String(get_rng_state().bytes.ToArray()), ConsecutiveNonFinite = nonFinite, Spec = specJson,
+            }, model, optimizer, t.CheckpointsToKeep);
+            lastCheckpointStep = step;
+            foreach (var s in sinks) s.OnCheckpoint(record);
+            return record;
+        }
+
+        void Validate()
+        {
+            lastValidation = validation.Select(v => Evaluate(mixed?.Compute ?? model, v, t, step, tokens, device)).ToList();
+            foreach (var m in lastValidation) foreach (var s in sinks) s.OnValidation(m);
+        }
+
+        if (step == 0) Validate();   // the initial loss: every curve starts from it
+        while (step < t.Steps)
+        {
+            if (cancel.IsCancellationRequested)
+            {
+                if (step > lastCheckpointStep) Checkpoint();
+                return new RunResult(RunOutcome.Cancelled, step, tokens, "cancelled", lastValidation);
+            }
+            var lr = LrSchedule.At(t, step);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            var sw = Stopwatch.StartNew();
+            var result = TrainStep.Run(model, optimizer, _ =>
+            {
+                var batch = tensor(sampler.Next(t.MicroBatch)).reshape(t.MicroBatch, t.SeqLen + 1).to(device);
+                return (batch.narrow(1, 0, t.SeqLen), batch.narrow(1, 1, t.SeqLen));
+            }, t.Accumulation, t.GradClip, mixed);
+            var seconds = sw.Elapsed.TotalSeconds;
+            step++;
+            tokens += t.BatchTokens;
+            nonFinite = result.Applied ? 0 : nonFinite + 1;
+
+            var tps = t.BatchTokens / seconds;
+            var metrics = new StepMetrics
+            {
+                Step = step, Tokens = tokens, Loss = result.Loss, CrossEntropy = result.CrossEntropy, Lr = lr, GradNorm = result.GradNorm,
+                StepSeconds = seconds, TokensPerSecond = tps, Mfu = flopsPerToken * tps / options.PeakFlops,
+                LoadBalancingLoss = result.LoadBalancing, RouterZLoss = result.RouterZ,
+                ExpertTokens = result.ExpertTokens.Count > 0 ? result.ExpertTokens : null,
+                Hc = plan.Model.Connection.IsHyper && (step % options.HcStatsEvery == 0 || step == t.Steps) ? HcStatistics.Of(model) : null,
+            };
+            foreach (var s in sinks) s.OnStep(metrics);
+
+            if (nonFinite >= options.MaxNonFiniteSteps)
+                return new RunResult(RunOutcome.Failed, step, tokens,
+                    $"diverged: the loss was not finite for {nonFinite} consecutive steps (last: {result.Loss} at step {step}); updates were skipped", lastValidation);
+            if (step % t.EvalEverySteps == 0 || step == t.Steps) Validate();
+            if (step % t.CheckpointEverySteps == 0 || step == t.Steps) Checkpoint();
+        }
+        return new RunResult(RunOutcome.Succeeded, step, tokens, null, lastValidation);
+    }
+
+    /// <summary>Mean next-token loss over the set's first EvalTokens tokens (fixed, unshuffled windows) and its perplexity.</summary>
+    ValidationMetrics Evaluate(LanguageModel model, TokenDataset data, TrainingPlan t, long step, long tokens, Device device)
+    {
+        model.eval();
+        using var _ = no_grad();
+        double sum = 0;
+        long count = 0;
+        foreach (var windows in WindowSampler.Sequential(data, t.SeqLen, t.EvalTokens, options.ValidationBatch))
+        {
+            using var scope = NewDisposeScope();
+            var n = windows.Length / (t.SeqLen + 1);
+            var batch = tensor(windows).reshape(n, t.SeqLen + 1).to(device);
+            var output = model.Forward(batch.narrow(1, 0, t.SeqLen));
+            var V = output.Logits.shape[^1];
+            var loss = nn.functional.cross_entropy(output.Logits.reshape(-1, V).to_type(ScalarType.Float32),
+                batch.narrow(1, 1, t.SeqLen).reshape(-1), reduction: nn.Reduction.Sum);
+            sum += loss.item<float>();
+            count += n * t.SeqLen;
+        }
+        var mean = sum / count;
+        return new ValidationMetrics(step, tokens, Path.GetFileName(data.Path), mean, Math.Exp(mean), count);
+    }
+}
