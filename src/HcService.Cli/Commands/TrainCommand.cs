@@ -17,10 +17,11 @@ static class TrainCommand
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
         device.AcceptOnlyFromAmong("cpu", "cuda");
         var peak = new Option<double?>("--peak-tflops") { Description = "Device peak TFLOP/s for the MFU estimate (default: 0.1 on CPU, 989 = H100/H200 bf16 dense on CUDA)" };
+        var stopAfter = new Option<long?>("--stop-after-step") { Description = "Checkpoint and stop after this step (exit code 130); rerun the same command to resume" };
         var every = new Option<int>("--print-every") { Description = "Print progress every N steps", DefaultValueFactory = _ => 10 };
 
         var cmd = new Command("train", "Train a job spec standalone: progress on the console, metrics.jsonl and checkpoints in --out");
-        foreach (var o in new Option[] { spec, root, output, device, peak, every }) cmd.Add(o);
+        foreach (var o in new Option[] { spec, root, output, device, peak, stopAfter, every }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             var specPath = r.GetValue(spec)!;
@@ -38,7 +39,7 @@ static class TrainCommand
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); Console.Error.WriteLine("cancelling: checkpointing, then stopping"); };
             using var jsonl = new JsonlMetricsSink(Path.Combine(outDir, "metrics.jsonl"));
             var progress = new ConsoleProgress(plan.Training.Steps, r.GetValue(every));
-            var run = new TrainingRun(job, new RunOptions(DataRootOption.Resolve(r.GetValue(root)), outDir, kind, peakFlops), [jsonl, progress],
+            var run = new TrainingRun(job, new RunOptions(DataRootOption.Resolve(r.GetValue(root)), outDir, kind, peakFlops) { StopAfterStep = r.GetValue(stopAfter) }, [jsonl, progress],
                 msg => Console.WriteLine(msg));
             var result = run.Run(cts.Token);
             Console.WriteLine($"{result.Outcome.ToString().ToLowerInvariant()} at step {result.Step} ({result.Tokens:N0} tokens){(result.Reason is { } why ? ": " + why : "")}");

@@ -56,7 +56,7 @@ public static class TrainStep
         if (applied)
         {
             mixed?.GradientsToMaster();
-            gradNorm = gradClip > 0 ? nn.utils.clip_grad_norm_(master.parameters(), gradClip) : GlobalNorm(master);
+            gradNorm = ClipGradients(master, gradClip);
             applied = double.IsFinite(gradNorm);
         }
         if (applied)
@@ -68,7 +68,12 @@ public static class TrainStep
         return new StepResult(loss, ce, gradNorm, hasMoe ? lb : null, hasMoe ? z : null, expertTokens ?? [], applied);
     }
 
-    static double GlobalNorm(LanguageModel model)
+    /// <summary>Scales the gradients so that their global L2 norm is at most <paramref name="maxNorm"/> (0: no clipping);
+    /// returns the norm before clipping.</summary>
+    public static double ClipGradients(LanguageModel model, double maxNorm) =>
+        maxNorm > 0 ? nn.utils.clip_grad_norm_(model.parameters(), maxNorm) : GlobalNorm(model);
+
+    public static double GlobalNorm(LanguageModel model)
     {
         using var scope = NewDisposeScope();
         var grads = model.parameters().Where(p => p.grad is not null).Select(p => p.grad!.square().sum()).ToArray();

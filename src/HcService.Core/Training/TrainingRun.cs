@@ -22,6 +22,8 @@ public sealed record RunOptions(string DataRoot, string OutDir, DeviceKind Devic
     public int HcStatsEvery { get; init; } = 10;
     /// <summary>Sequences per validation forward pass.</summary>
     public int ValidationBatch { get; init; } = 8;
+    /// <summary>Checkpoint and stop after this step (a planned interruption: preemptible machines, resume tests).</summary>
+    public long? StopAfterStep { get; init; }
     /// <summary>Tests only: allow bf16 on a CPU (libtorch runs it, slowly) to exercise the mixed-precision path.</summary>
     public bool AllowCpuBf16 { get; init; }
 }
@@ -120,10 +122,11 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
         if (step == 0) Validate();   // the initial loss: every curve starts from it
         while (step < t.Steps)
         {
-            if (cancel.IsCancellationRequested)
+            var stopHere = options.StopAfterStep is { } stop && step >= stop;
+            if (cancel.IsCancellationRequested || stopHere)
             {
                 if (step > lastCheckpointStep) Checkpoint();
-                return new RunResult(RunOutcome.Cancelled, step, tokens, "cancelled", lastValidation);
+                return new RunResult(RunOutcome.Cancelled, step, tokens, stopHere ? $"stopped after step {step} as asked" : "cancelled", lastValidation);
             }
             var lr = LrSchedule.At(t, step);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;

@@ -1,0 +1,114 @@
+using System.Text.Json;
+using HcService.Core.Jobs;
+using HcService.Core.Model;
+using HcService.Core.Training;
+using TorchSharp;
+
+namespace HcService.Cli.Tests;
+
+/// <summary>`hc train` as a user runs it: real child processes, the shipped corpus, files on disk.</summary>
+public class TrainCommandTests
+{
+    static readonly string DataRoot = Path.Combine(FindRoot(), "data", "datasets");
+
+    // Tiny DHC x4 with dropout, so that exact resume also depends on the restored RNG state.
+    const string Spec = """
+        {
+          "model": { "preset": "tiny", "overrides": { "dropout": 0.1 } },
+          "architecture": "dense",
+          "connection": { "type": "dynamic-hc", "rate": 4 },
+          "training": { "tokenBudget": 40960, "seed": 3, "evalInterval": "20480", "evalTokens": "8K", "checkpointInterval": 10240 }
+        }
+        """;
+
+    [Fact]
+    public void ResumedInANewProcessEndsBitwiseEqualToAnUninterruptedRun()
+    {
+        var specPath = WriteSpec(Spec);
+        var straight = TempDir("straight");
+        var interrupted = TempDir("interrupted");
+
+        var a = HcProcess.Run("train", "--spec", specPath, "--data-root", DataRoot, "--out", straight);
+        Assert.True(a.ExitCode == 0, a.Stdout + a.Stderr);
+        Assert.Contains("succeeded at step 40", a.Stdout);
+
+        var b1 = HcProcess.Run("train", "--spec", specPath, "--data-root", DataRoot, "--out", interrupted, "--stop-after-step", "17");
+        Assert.True(b1.ExitCode == 130, b1.Stdout + b1.Stderr);
+        Assert.Contains("stopped after step 17", b1.Stdout);
+        var b2 = HcProcess.Run("train", "--spec", specPath, "--data-root", DataRoot, "--out", interrupted);
+        Assert.True(b2.ExitCode == 0, b2.Stdout + b2.Stderr);
+        Assert.Contains("resumed from ckpt-000000017.hcckpt: step 17", b2.Stdout);
+
+        // The same loss at every step, to the last bit (the last record per step: a resumed run logs each step once here).
+        var lossA = StepLosses(straight);
+        var lossB = StepLosses(interrupted);
+        Assert.Equal(Enumerable.Range(1, 40).Select(i => (long)i), lossA.Keys.Order());
+        Assert.Equal(lossA.OrderBy(kv => kv.Key), lossB.OrderBy(kv => kv.Key));
+
+        // The same final weights, bitwise.
+        var plan = JobPlan.Resolve(JobSpec.Parse(Spec));
+        Assert.Equal(FinalWeights(straight, plan), FinalWeights(interrupted, plan));
+
+        // And the run learned: validation loss on each held-out set ends below its initial value.
+        foreach (var set in new[] { "valid-austen-bytes", "valid-wikitext-bytes" })
+        {
+            var curve = Records(straight, "validation").Where(v => v.GetProperty("dataset").GetString() == set)
+                .Select(v => (Step: v.GetProperty("step").GetInt64(), Loss: v.GetProperty("loss").GetDouble())).ToList();
+            Assert.Equal([0L, 20L, 40L], curve.Select(c => c.Step));
+            Assert.True(curve[^1].Loss < curve[0].Loss - 1.0, $"{set}: {curve[0].Loss:F3} -> {curve[^1].Loss:F3}");
+        }
+    }
+
+    [Fact]
+    public void InvalidSpecExitsWithTwoAndNamesTheField()
+    {
+        var r = HcProcess.Run("train", "--spec", WriteSpec(Spec.Replace("\"rate\": 4", "\"rate\": -1")), "--data-root", DataRoot, "--out", TempDir("bad"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("connection.rate = -1: must be an integer >= 1", r.Stderr);
+
+        r = HcProcess.Run("train", "--spec", WriteSpec(Spec.Replace("\"training\": {", "\"data\": { \"train\": \"corpus-gpt2\" }, \"training\": {")),
+            "--data-root", DataRoot, "--out", TempDir("vocab"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("data.train = 'corpus-gpt2': must be a dataset whose tokenizer fits the model's vocabulary 256", r.Stderr);
+    }
+
+    static Dictionary<long, double> StepLosses(string runDir) =>
+        Records(runDir, "step").GroupBy(s => s.GetProperty("step").GetInt64())
+            .ToDictionary(g => g.Key, g => g.Last().GetProperty("loss").GetDouble());
+
+    static IEnumerable<JsonElement> Records(string runDir, string kind) =>
+        File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.GetProperty("kind").GetString() == kind);
+
+    static byte[] FinalWeights(string runDir, JobPlan plan)
+    {
+        var store = new CheckpointStore(Path.Combine(runDir, "checkpoints"));
+        var (step, path) = store.LatestVerified()!.Value;
+        Assert.Equal(40, step);
+        using var scope = torch.NewDisposeScope();
+        var model = new LanguageModel(plan.Model);
+        CheckpointStore.Load(path, model, null);
+        return model.parameters().SelectMany(p => p.detach().contiguous().bytes.ToArray()).ToArray();
+    }
+
+    static string WriteSpec(string json)
+    {
+        var path = Path.Combine(TempDir("spec"), "spec.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+
+    static string TempDir(string prefix)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"hc-cli-{prefix}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "HcService.sln"))) return dir.FullName;
+        throw new InvalidOperationException("HcService.sln not found");
+    }
+}

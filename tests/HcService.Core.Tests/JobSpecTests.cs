@@ -1,0 +1,90 @@
+using HcService.Core.Config;
+using HcService.Core.Jobs;
+
+namespace HcService.Core.Tests;
+
+public class JobSpecTests
+{
+    const string Shortest = """
+        { "model": { "preset": "olmo-1b" }, "architecture": "dense", "connection": { "type": "dynamic-hc", "rate": 4 }, "training": { "tokenBudget": "50B" } }
+        """;
+
+    [Fact]
+    public void TheFourRequiredFieldsAreEnoughAndDefaultsFollowThePaper()
+    {
+        var plan = JobPlan.Resolve(JobSpec.Parse(Shortest), DeviceKind.Cuda);
+        Assert.Equal(50_000_000_000, plan.Training.TokenBudget);
+        Assert.Equal(2048L * 2048, plan.Training.BatchTokens);
+        Assert.Equal(50_000_000_000 / (2048L * 2048), plan.Training.Steps);
+        Assert.Equal(4e-4, plan.Training.Lr);
+        Assert.Equal(1192, plan.Training.WarmupSteps);   // min(2000 (OLMo-1B), 10% of 11,920 steps)
+        Assert.Equal(LrScheduleKind.Cosine, plan.Training.Schedule);
+        Assert.Equal(0.1, plan.Training.MinLrRatio);
+        Assert.Equal(0.1, plan.Training.WeightDecay);
+        Assert.Equal(1.0, plan.Training.GradClip);
+        Assert.Equal(Precision.Bf16, plan.Training.Precision);
+        Assert.Equal(256, plan.Training.Accumulation);   // 4M tokens / (8 x 2048)
+        Assert.Equal(ConnectionType.DynamicHc, plan.Model.Connection.Type);
+        Assert.Equal("olmo-1b-dhc-x4", plan.Name);
+        Assert.Null(plan.TrainData);                     // the shipped corpus
+    }
+
+    [Theory]
+    [InlineData("\"2M\"", 2_000_000)]
+    [InlineData("\"500B\"", 500_000_000_000)]
+    [InlineData("\"10k\"", 10_000)]
+    [InlineData("\"1.5T\"", 1_500_000_000_000)]
+    [InlineData("123456", 123_456)]
+    [InlineData("\"1_000_000\"", 1_000_000)]
+    public void TokenBudgetsAcceptIntegersAndSuffixes(string json, long expected)
+    {
+        var spec = JobSpec.Parse(Shortest.Replace("\"50B\"", json));
+        Assert.Equal(expected, spec.Training!.TokenBudget!.Value.Value);
+    }
+
+    [Fact]
+    public void UnknownFieldsAreRejectedWithTheirPath()
+    {
+        var ex = Assert.Throws<ConfigException>(() => JobSpec.Parse(Shortest.Replace("\"rate\": 4", "\"rate\": 4, \"rat\": 2")));
+        Assert.Equal("connection.rat", ex.Errors[0].Field);
+        ex = Assert.Throws<ConfigException>(() => JobSpec.Parse(Shortest.Replace("\"50B\"", "\"fifty\"")));
+        Assert.Equal("training.tokenBudget", ex.Errors[0].Field);
+        Assert.Contains("not a token count", ex.Message);
+    }
+
+    [Fact]
+    public void EveryInvalidFieldIsNamedWithItsValueAndWhatIsAllowed()
+    {
+        var spec = JobSpec.Parse("""
+            { "model": { "preset": "tiny", "overrides": { "maxSeqLen": 4096 } }, "architecture": "moe",
+              "connection": { "type": "dynamic-hc", "rate": 0 }, "moe": { "experts": 2, "topK": 4 },
+              "training": { "tokenBudget": 100, "precision": "bf16", "schedule": "step", "lr": 5 } }
+            """);
+        var ex = Assert.Throws<ConfigException>(() => JobPlan.Resolve(spec, DeviceKind.Cpu));
+        var fields = ex.Errors.Select(e => e.Field).ToList();
+        Assert.Contains("model.overrides.maxSeqLen", fields);
+        Assert.Contains("connection.rate", fields);
+        Assert.Contains("moe.topK", fields);
+        Assert.Contains("training.tokenBudget", fields);     // below one step
+        Assert.Contains("training.precision", fields);       // bf16 on a CPU worker
+        Assert.Contains("training.schedule", fields);
+        Assert.Contains("training.lr", fields);
+        Assert.Contains("training.tokenBudget = 100: must be >= one step of batchTokens = ", ex.Message);
+        Assert.Contains("model.overrides.maxSeqLen = 4096: must be <= the preset's maximum 128", ex.Message);
+    }
+
+    [Fact]
+    public void MissingRequiredFieldsAreAllReported()
+    {
+        var ex = Assert.Throws<ConfigException>(() => JobPlan.Resolve(JobSpec.Parse("{}")));
+        Assert.Equal(["model.preset", "architecture", "connection.type", "training.tokenBudget"], ex.Errors.Select(e => e.Field));
+    }
+
+    [Fact]
+    public void BatchTokensMustBeAMultipleOfAMicroBatch()
+    {
+        var spec = JobSpec.Parse(Shortest.Replace("olmo-1b", "tiny").Replace("\"50B\"", "\"1M\", \"batchTokens\": 1000"));
+        var ex = Assert.Throws<ConfigException>(() => JobPlan.Resolve(spec));
+        Assert.Contains("training.batchTokens = 1000: must be a positive multiple of microBatch x sequence length = 8 x 128 = 1024", ex.Message);
+    }
+}
