@@ -24,6 +24,7 @@ public static class TrainStep
     public static StepResult Run(LanguageModel master, optim.Optimizer optimizer, Func<int, (Tensor Inputs, Tensor Targets)> microBatch,
         int accumulation, double gradClip, MixedPrecision? mixed = null)
     {
+        using var stepScope = NewDisposeScope();   // clipping and the update make temporaries too
         var compute = mixed?.Compute ?? master;
         compute.train();
         optimizer.zero_grad();
