@@ -69,6 +69,7 @@ static class BenchCommand
 
         var bench = new Command("bench", "Benchmarks (results go to BENCHMARKS.md)");
         bench.Add(step);
+        bench.Add(TrainThroughput.Create());
         return bench;
     }
 

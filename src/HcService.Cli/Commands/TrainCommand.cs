@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using HcService.Core.Counting;
 using HcService.Core.Jobs;
 using HcService.Core.Training;
 
@@ -16,7 +17,7 @@ static class TrainCommand
         var output = new Option<string>("--out") { Description = "Run folder: metrics.jsonl and checkpoints/", Required = true };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
         device.AcceptOnlyFromAmong("cpu", "cuda");
-        var peak = new Option<double?>("--peak-tflops") { Description = "Device peak TFLOP/s for the MFU estimate (default: 0.1 on CPU, 989 = H100/H200 bf16 dense on CUDA)" };
+        var peak = new Option<double?>("--peak-tflops") { Description = "Device peak TFLOP/s for the MFU estimate (default: measured fp32 matmul throughput on CPU, 989 = H100/H200 bf16 dense on CUDA)" };
         var stopAfter = new Option<long?>("--stop-after-step") { Description = "Checkpoint and stop after this step (exit code 130); rerun the same command to resume" };
         var every = new Option<int>("--print-every") { Description = "Print progress every N steps", DefaultValueFactory = _ => 10 };
 
@@ -28,12 +29,13 @@ static class TrainCommand
             if (!File.Exists(specPath)) throw new HcService.Core.Config.ConfigException([new("--spec", specPath, "an existing JSON file")]);
             var job = JobSpec.Parse(File.ReadAllText(specPath));
             var kind = r.GetValue(device) == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
-            var peakFlops = (r.GetValue(peak) ?? (kind == DeviceKind.Cuda ? 989 : 0.1)) * 1e12;
+            var peakFlops = r.GetValue(peak) * 1e12 ?? (kind == DeviceKind.Cuda ? DevicePeak.CudaBf16 : DevicePeak.MeasureCpuMatmul());
             var outDir = r.GetValue(output)!;
             Directory.CreateDirectory(outDir);
             var plan = JobPlan.Resolve(job, kind);
             Console.WriteLine($"{plan.Name}: {plan.Model.Name} {plan.Model.Connection.Label} {(plan.Model.IsMoe ? "moe" : "dense")}, " +
                               $"{plan.Training.Steps} steps x {plan.Training.BatchTokens} tokens, lr {plan.Training.Lr}, {plan.Training.Precision}, out {Path.GetFullPath(outDir)}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"MFU is measured against {peakFlops / 1e9:F0} GFLOP/s{(r.GetValue(peak) is null && kind == DeviceKind.Cpu ? " (this CPU's fp32 matmul throughput, measured now)" : "")}"));
 
             using var cts = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); Console.Error.WriteLine("cancelling: checkpointing, then stopping"); };
