@@ -104,3 +104,25 @@ public class CheckpointTests
         Assert.True(TestModels.MaxAbsDiff(copy.to_type(ScalarType.Float32), master.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32)) == 0);
     }
 }
+
+public class DivergenceTests
+{
+    [Fact]
+    public void NonFiniteLossSkipsTheUpdateAndLeavesWeightsAndOptimizerAlone()
+    {
+        using var scope = NewDisposeScope();
+        var model = TestModels.Build(TestModels.Tiny(ConnectionConfig.DynamicHc(2)));
+        var optimizer = Optimizers.AdamW(model, lr: 1e-2);
+        var tokens = TestModels.Tokens(2, 16, 64);
+        TrainStep.Run(model, optimizer, tokens, tokens);                         // optimizer state exists
+        using (no_grad()) model.Embedding.weight![tokens[0, 0].item<long>(), 0] = tensor(float.NaN);
+        var before = model.parameters().Select(p => p.detach().clone()).ToList();
+
+        var r = TrainStep.Run(model, optimizer, tokens, tokens);
+
+        Assert.False(r.Applied);
+        Assert.True(double.IsNaN(r.Loss));
+        foreach (var (p, b) in model.parameters().Zip(before))
+            Assert.True(p.detach().isnan().logical_or(p.detach() == b).all().item<bool>(), "a skipped step changed the weights");
+    }
+}
