@@ -9,7 +9,7 @@ namespace HcService.Cli.Tests;
 /// <summary>`hc train` as a user runs it: real child processes, the shipped corpus, files on disk.</summary>
 public class TrainCommandTests
 {
-    static readonly string DataRoot = Path.Combine(FindRoot(), "data", "datasets");
+    static readonly string DataRoot = RepoPaths.DataRoot;
 
     // Tiny DHC x4 with dropout, so that exact resume also depends on the restored RNG state.
     const string Spec = """
@@ -25,8 +25,8 @@ public class TrainCommandTests
     public void ResumedInANewProcessEndsBitwiseEqualToAnUninterruptedRun()
     {
         var specPath = WriteSpec(Spec);
-        var straight = TempDir("straight");
-        var interrupted = TempDir("interrupted");
+        var straight = RepoPaths.TempDir("straight");
+        var interrupted = RepoPaths.TempDir("interrupted");
 
         var a = HcProcess.Run("train", "--spec", specPath, "--data-root", DataRoot, "--out", straight);
         Assert.True(a.ExitCode == 0, a.Stdout + a.Stderr);
@@ -62,12 +62,12 @@ public class TrainCommandTests
     [Fact]
     public void InvalidSpecExitsWithTwoAndNamesTheField()
     {
-        var r = HcProcess.Run("train", "--spec", WriteSpec(Spec.Replace("\"rate\": 4", "\"rate\": -1")), "--data-root", DataRoot, "--out", TempDir("bad"));
+        var r = HcProcess.Run("train", "--spec", WriteSpec(Spec.Replace("\"rate\": 4", "\"rate\": -1")), "--data-root", DataRoot, "--out", RepoPaths.TempDir("bad"));
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("connection.rate = -1: must be an integer >= 1", r.Stderr);
 
         r = HcProcess.Run("train", "--spec", WriteSpec(Spec.Replace("\"training\": {", "\"data\": { \"train\": \"corpus-gpt2\" }, \"training\": {")),
-            "--data-root", DataRoot, "--out", TempDir("vocab"));
+            "--data-root", DataRoot, "--out", RepoPaths.TempDir("vocab"));
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("data.train = 'corpus-gpt2': must be a dataset whose tokenizer fits the model's vocabulary 256", r.Stderr);
     }
@@ -93,22 +93,8 @@ public class TrainCommandTests
 
     static string WriteSpec(string json)
     {
-        var path = Path.Combine(TempDir("spec"), "spec.json");
+        var path = Path.Combine(RepoPaths.TempDir("spec"), "spec.json");
         File.WriteAllText(path, json);
         return path;
-    }
-
-    static string TempDir(string prefix)
-    {
-        var dir = Path.Combine(Path.GetTempPath(), $"hc-cli-{prefix}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
-
-    static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "HcService.sln"))) return dir.FullName;
-        throw new InvalidOperationException("HcService.sln not found");
     }
 }

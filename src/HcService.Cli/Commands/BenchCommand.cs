@@ -110,8 +110,7 @@ static class BenchCommand
                     s.Times.Add(f + b);
                 }
 
-        static double Median(List<double> xs) { var o = xs.Order().ToList(); return o.Count % 2 == 1 ? o[o.Count / 2] : (o[o.Count / 2 - 1] + o[o.Count / 2]) / 2; }
-        var medians = setups.ToDictionary(s => s.Name, s => Median(s.Times));
+        var medians = setups.ToDictionary(s => s.Name, s => Stats.Median(s.Times));
         var baseline = medians.GetValueOrDefault("residual", medians.Values.First());
         var moeBaseline = medians.GetValueOrDefault("moe-residual", double.NaN);
 
@@ -132,7 +131,7 @@ static class BenchCommand
         {
             var med = medians[s.Name];
             var own = s.Name.StartsWith("moe") ? moeBaseline : baseline;
-            sb.AppendLine(ci, $"| {s.Name} | {med:F1} | {s.Times.Min():F1} | {Median(s.Forward):F1} | {Median(s.Backward):F1} | {batch * host.MaxSeqLen / (med / 1000):F0} | {med / baseline:F3} | {(double.IsNaN(own) ? "-" : (med / own).ToString("F3", ci))} |");
+            sb.AppendLine(ci, $"| {s.Name} | {med:F1} | {s.Times.Min():F1} | {Stats.Median(s.Forward):F1} | {Stats.Median(s.Backward):F1} | {batch * host.MaxSeqLen / (med / 1000):F0} | {med / baseline:F3} | {(double.IsNaN(own) ? "-" : (med / own).ToString("F3", ci))} |");
         }
         sb.AppendLine();
         sb.AppendLine(ci, $"Peak RSS of the benchmark process: {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20)} MiB.");

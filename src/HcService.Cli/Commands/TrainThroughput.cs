@@ -67,11 +67,7 @@ static class TrainThroughput
         {
             var t = s.Plan.Training;
             var sw = Stopwatch.StartNew();
-            TrainStep.Run(s.Model, s.Optimizer, _ =>
-            {
-                var batch = tensor(s.Sampler.Next(t.MicroBatch)).reshape(t.MicroBatch, t.SeqLen + 1);
-                return (batch.narrow(1, 0, t.SeqLen), batch.narrow(1, 1, t.SeqLen));
-            }, t.Accumulation, t.GradClip);
+            TrainStep.Run(s.Model, s.Optimizer, _ => TrainStep.NextBatch(s.Sampler, t.MicroBatch, t.SeqLen, CPU), t.Accumulation, t.GradClip);
             return sw.Elapsed.TotalSeconds;
         }
 
@@ -93,10 +89,10 @@ static class TrainThroughput
         foreach (var s in setups)
         {
             var t = s.Plan.Training;
-            var med = Median(s.Seconds);
+            var med = Stats.Median(s.Seconds);
             var tps = t.BatchTokens / med;
             var flops = ModelCounter.Flops(s.Plan.Model, t.SeqLen).Training;
-            var baseline = Median(setups.First(x => x.Preset == s.Preset && x.Connection == "residual").Seconds);
+            var baseline = Stats.Median(setups.First(x => x.Preset == s.Preset && x.Connection == "residual").Seconds);
             sb.AppendLine(ci, $"| {s.Preset} | {s.Connection} | {ModelCounter.Parameters(s.Plan.Model).Total:N0} | {t.BatchTokens} ({t.MicroBatch}x{t.SeqLen} x {t.Accumulation}) | {med:F3} | {tps:F0} | {flops / 1e9:F3} | {flops * tps / peak * 100:F1}% | {med / baseline:F3} |");
         }
         foreach (var s in setups) { s.Model.Dispose(); s.Optimizer.Dispose(); }
@@ -104,5 +100,4 @@ static class TrainThroughput
         return sb.ToString();
     }
 
-    static double Median(List<double> xs) { var o = xs.Order().ToList(); return o.Count % 2 == 1 ? o[o.Count / 2] : (o[o.Count / 2 - 1] + o[o.Count / 2]) / 2; }
 }

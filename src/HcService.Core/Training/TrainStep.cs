@@ -21,6 +21,13 @@ public static class TrainStep
     public static StepResult Run(LanguageModel model, optim.Optimizer optimizer, Tensor inputs, Tensor targets, double gradClip = 1.0) =>
         Run(model, optimizer, _ => (inputs, targets), 1, gradClip);
 
+    /// <summary>The next micro-batch of a sampler as (inputs, next-token targets), each [batch, seqLen], on <paramref name="device"/>.</summary>
+    public static (Tensor Inputs, Tensor Targets) NextBatch(Data.WindowSampler sampler, int batch, int seqLen, Device device)
+    {
+        var windows = tensor(sampler.Next(batch)).reshape(batch, seqLen + 1).to(device);
+        return (windows.narrow(1, 0, seqLen), windows.narrow(1, 1, seqLen));
+    }
+
     public static StepResult Run(LanguageModel master, optim.Optimizer optimizer, Func<int, (Tensor Inputs, Tensor Targets)> microBatch,
         int accumulation, double gradClip, MixedPrecision? mixed = null)
     {

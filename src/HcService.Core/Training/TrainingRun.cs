@@ -131,11 +131,8 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
             var lr = LrSchedule.At(t, step);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             var sw = Stopwatch.StartNew();
-            var result = TrainStep.Run(model, optimizer, _ =>
-            {
-                var batch = tensor(sampler.Next(t.MicroBatch)).reshape(t.MicroBatch, t.SeqLen + 1).to(device);
-                return (batch.narrow(1, 0, t.SeqLen), batch.narrow(1, 1, t.SeqLen));
-            }, t.Accumulation, t.GradClip, mixed);
+            var result = TrainStep.Run(model, optimizer, _ => TrainStep.NextBatch(sampler, t.MicroBatch, t.SeqLen, device),
+                t.Accumulation, t.GradClip, mixed);
             var seconds = sw.Elapsed.TotalSeconds;
             step++;
             tokens += t.BatchTokens;

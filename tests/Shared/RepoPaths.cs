@@ -1,6 +1,6 @@
-namespace HcService.Core.Tests;
+namespace HcService.Tests.Shared;
 
-static class RepoPaths
+public static class RepoPaths
 {
     /// <summary>The repository root: the nearest folder above the test binaries that holds HcService.sln.</summary>
     public static string Root { get; } = FindRoot();
