@@ -7,6 +7,7 @@ root.Add(ParamsCommand.Create());
 root.Add(BenchCommand.Create());
 root.Add(DataCommand.Create());
 root.Add(TrainCommand.Create());
+root.Add(ReportCommand.Create());
 
 try
 {
