@@ -8,6 +8,10 @@ root.Add(BenchCommand.Create());
 root.Add(DataCommand.Create());
 root.Add(TrainCommand.Create());
 root.Add(ReportCommand.Create());
+root.Add(HcService.Cli.Service.WorkerCommand.Create());
+root.Add(HcService.Cli.Service.RunJobCommand.Create());
+foreach (var c in HcService.Cli.Service.ClientCommands.Create()) root.Add(c);
+root.Add(HcService.Cli.Service.UpCommand.Create());
 
 try
 {

@@ -1,0 +1,58 @@
+using Hangfire;
+using HcService.Api.Runs;
+using HcService.Store;
+using HcService.Store.Jobs;
+using Microsoft.EntityFrameworkCore;
+
+namespace HcService.Api;
+
+/// <summary>Builds the API application: used by this project's Program and by `hc up`, which hosts it in-process.</summary>
+public static class ApiApp
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        configure?.Invoke(builder);
+        var connectionString = builder.Configuration.GetConnectionString("hc")
+            ?? throw new InvalidOperationException("ConnectionStrings:hc is not set (environment: ConnectionStrings__hc)");
+        var paths = new HcPaths
+        {
+            DataRoot = Path.GetFullPath(builder.Configuration["Hc:DataRoot"] ?? Path.Combine(Environment.CurrentDirectory, "data", "datasets")),
+            CheckpointRoot = Path.GetFullPath(builder.Configuration["Hc:CheckpointRoot"] ?? Path.Combine(Environment.CurrentDirectory, ".hc", "checkpoints")),
+        };
+
+        builder.Services.AddSingleton(paths);
+        builder.Services.AddSingleton<SpecValidator>();
+        builder.Services.AddDbContext<HcDbContext>(o => o.UseNpgsql(connectionString));
+        builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
+        builder.Services.AddProblemDetails();
+        builder.Services.AddEndpointsApiExplorer();
+        builder.Services.AddSwaggerGen(o =>
+        {
+            o.SwaggerDoc("v1", new() { Title = "HcService API", Version = "v1", Description = "Pre-training runs comparing residual connections with hyper-connections." });
+            var xml = Path.Combine(AppContext.BaseDirectory, "HcService.Api.xml");
+            if (File.Exists(xml)) o.IncludeXmlComments(xml);
+        });
+        builder.Services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
+        builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = 1 << 20);
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseSwagger();
+        app.UseSwaggerUI(o => o.RoutePrefix = "swagger");
+        app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [], DisplayStorageConnectionString = false, IsReadOnlyFunc = _ => true });
+        app.MapHealthChecks("/healthz", new() { Predicate = _ => false });
+        app.MapHealthChecks("/readyz");
+        app.MapRuns();
+        app.MapCatalog();
+        return app;
+    }
+
+    /// <summary>Applies the EF Core migrations (the service and `hc up` do this at start-up).</summary>
+    public static async Task MigrateAsync(IServiceProvider services)
+    {
+        using var scope = services.CreateScope();
+        await scope.ServiceProvider.GetRequiredService<HcDbContext>().Database.MigrateAsync();
+    }
+}

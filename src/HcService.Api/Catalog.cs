@@ -1,0 +1,32 @@
+using HcService.Api.Runs;
+using HcService.Core.Config;
+using HcService.Core.Counting;
+using HcService.Core.Data;
+using HcService.Store.Jobs;
+
+namespace HcService.Api;
+
+/// <summary>GET /api/presets and GET /api/datasets.</summary>
+public static class CatalogApi
+{
+    public static void MapCatalog(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/presets", () => TypedResults.Ok(Presets.All.Values.Select(p => new PresetInfo(
+                p.Name, p.Layers, p.DModel, p.Heads, p.MlpHidden, p.MaxSeqLen, p.Vocab, Names.Of(p.Architecture),
+                ModelCounter.Parameters(p).Total, ModelCounter.Parameters(p with { Connection = ConnectionConfig.DynamicHc(4) }).Total,
+                ModelCounter.Flops(p).Training, ModelCounter.Memory(p).Total)).ToList()))
+            .WithTags("Catalog").WithSummary("Model presets with parameter, FLOP and memory estimates (bf16, one sequence per micro-batch)");
+        app.MapGet("/api/datasets", (HcPaths paths) =>
+            {
+                var catalog = new DataCatalog(paths.DataRoot);
+                return TypedResults.Ok(catalog.List().Select(name =>
+                {
+                    var manifest = Path.Combine(catalog.Root, name, DatasetManifest.FileName);
+                    if (!File.Exists(manifest)) return new DatasetInfo(name, "unknown", 0, -1);
+                    var m = DatasetManifest.Parse(File.ReadAllText(manifest), manifest);
+                    return new DatasetInfo(name, m.Tokenizer, m.VocabSize, m.TokenCount);
+                }).ToList());
+            })
+            .WithTags("Catalog").WithSummary("Datasets under the data root");
+    }
+}

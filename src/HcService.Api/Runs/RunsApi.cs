@@ -1,0 +1,223 @@
+using System.Text.Json;
+using Hangfire;
+using Hangfire.States;
+using HcService.Core.Config;
+using HcService.Core.Jobs;
+using HcService.Store;
+using HcService.Store.Jobs;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace HcService.Api.Runs;
+
+/// <summary>The /api/runs routes (DESIGN.md section 3).</summary>
+public static class RunsApi
+{
+    public static RouteGroupBuilder MapRuns(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/runs").WithTags("Runs");
+        g.MapPost("/", Submit).WithSummary("Submit a job spec").WithDescription(
+            "Validates the spec (DESIGN.md section 4) and queues a run. 201 with Location; 400 ProblemDetails naming every invalid field, its value and what is allowed.")
+            .Accepts<JobSpec>("application/json");
+        g.MapGet("/", List).WithSummary("List runs, newest first, filtered by status, connection, architecture, preset or tag");
+        g.MapGet("/{id:long}", Get).WithSummary("A run: spec, status, progress with ETA, attempts, timings, latest metrics, failure reason");
+        g.MapPost("/{id:long}/cancel", Cancel).WithSummary("Cancel: a queued run at once; a running run stops within 10 s after a final checkpoint");
+        g.MapPost("/{id:long}/retry", Retry).WithSummary("Requeue a failed or cancelled run; it resumes from its latest verified checkpoint");
+        g.MapGet("/{id:long}/metrics", Metrics).WithSummary("Metric series by name and step range, downsampled server-side to maxPoints");
+        g.MapGet("/{id:long}/checkpoints", Checkpoints).WithSummary("Checkpoints of a run (step, tokens, size, sha256)");
+        g.MapGet("/{id:long}/checkpoints/{step:long}", DownloadCheckpoint).WithSummary("Download a checkpoint file").Produces(200, contentType: "application/octet-stream");
+        g.MapGet("/{id:long}/evaluations", Evaluations).WithSummary("Stored evaluation results by checkpoint step, task and metric");
+        return g;
+    }
+
+    static async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem>> Submit(
+        HttpRequest request, HcDbContext db, SpecValidator validator, IBackgroundJobClient jobs,
+        [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, [FromQuery] string? queue, CancellationToken ct)
+    {
+        string body;
+        using (var reader = new StreamReader(request.Body)) body = await reader.ReadToEndAsync(ct);
+        JobSpec spec;
+        try { spec = JobSpec.Parse(body); }
+        catch (ConfigException e) { return Problem(e.Errors); }
+        var device = queue switch { null or "cpu" => DeviceKind.Cpu, "cuda" => DeviceKind.Cuda, _ => (DeviceKind?)null };
+        if (device is null) return Problem([new("queue", queue, "cpu or cuda")]);
+        var (plan, errors) = validator.Validate(spec, device.Value);
+        if (plan is null) return Problem(errors);
+
+        if (idempotencyKey is not null)
+        {
+            var existing = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.IdempotencyKey == idempotencyKey, ct);
+            if (existing is not null) return TypedResults.Ok(RunSummary.Of(existing));
+        }
+        var now = DateTimeOffset.UtcNow;
+        var run = new Run
+        {
+            Name = plan.Name, Spec = spec.ToJson(), Preset = plan.Model.Name, Architecture = Names.Of(plan.Model.Architecture),
+            Connection = Names.Of(plan.Model.Connection.Type), Rate = plan.Model.Connection.Rate, Tags = [.. plan.Tags],
+            Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = plan.Training.Steps,
+            TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, IdempotencyKey = idempotencyKey,
+            CreatedAt = now, UpdatedAt = now,
+        };
+        db.Runs.Add(run);
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateException) when (idempotencyKey is not null)
+        {
+            // A concurrent request with the same key won the insert: answer with its run.
+            var winner = await db.Runs.AsNoTracking().FirstAsync(r => r.IdempotencyKey == idempotencyKey, ct);
+            return TypedResults.Ok(RunSummary.Of(winner));
+        }
+        await Enqueue(db, jobs, run, ct);
+        return TypedResults.Created($"/api/runs/{run.Id}", RunSummary.Of(run));
+    }
+
+    internal static async Task Enqueue(HcDbContext db, IBackgroundJobClient jobs, Run run, CancellationToken ct)
+    {
+        var jobId = jobs.Create<TrainingJob>(j => j.Execute(run.Id, JobCancellationToken.Null), new EnqueuedState(run.Queue));
+        await db.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(s => s.SetProperty(r => r.HangfireJobId, jobId), ct);
+        run.HangfireJobId = jobId;
+    }
+
+    static ValidationProblem Problem(IEnumerable<ConfigError> errors) =>
+        TypedResults.ValidationProblem(
+            errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.ToString()).ToArray()),
+            title: "The job spec is invalid", detail: string.Join("; ", errors));
+
+    static async Task<Results<Ok<RunPage>, ValidationProblem>> List(HcDbContext db, string? status, string? connection, string? architecture,
+        string? preset, string? tag, int page = 1, int pageSize = 50, CancellationToken ct = default)
+    {
+        if (status is not null && !RunStatus.All.Contains(status)) return Problem([new("status", status, "one of " + string.Join(", ", RunStatus.All))]);
+        if (page < 1) return Problem([new("page", page, "an integer >= 1")]);
+        if (pageSize is < 1 or > 500) return Problem([new("pageSize", pageSize, "an integer in [1, 500]")]);
+        var q = db.Runs.AsNoTracking();
+        if (status is not null) q = q.Where(r => r.Status == status);
+        if (connection is not null) q = q.Where(r => r.Connection == connection);
+        if (architecture is not null) q = q.Where(r => r.Architecture == architecture);
+        if (preset is not null) q = q.Where(r => r.Preset == preset);
+        if (tag is not null) q = q.Where(r => r.Tags.Contains(tag));
+        var total = await q.CountAsync(ct);
+        var items = await q.OrderByDescending(r => r.Id).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
+        return TypedResults.Ok(new RunPage(items.Select(RunSummary.Of).ToList(), total, page, pageSize));
+    }
+
+    static async Task<Results<Ok<RunDetail>, NotFound<ProblemDetails>>> Get(long id, HcDbContext db, CancellationToken ct)
+    {
+        var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
+        if (run is null) return RunNotFound(id);
+        var latest = await db.Metrics.AsNoTracking().Where(m => m.RunId == id)
+            .GroupBy(m => m.Name).Select(g => g.OrderByDescending(m => m.Step).First()).ToListAsync(ct);
+        double? eta = null;
+        if (run.Status == RunStatus.Running && run.StartedAt is { } started && run.Step > 0)
+        {
+            var perStep = (DateTimeOffset.UtcNow - started).TotalSeconds / run.Step;
+            eta = Math.Round(perStep * (run.TotalSteps - run.Step), 1);
+        }
+        return TypedResults.Ok(new RunDetail(RunSummary.Of(run), JsonDocument.Parse(run.Spec).RootElement.Clone(), eta,
+            latest.ToDictionary(m => m.Name, m => new MetricValue(m.Step, m.Tokens, m.Value))));
+    }
+
+    static async Task<Results<Ok<RunSummary>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Cancel(long id, HcDbContext db, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        // Queued: cancelled at once (the job, if it starts, sees a terminal run and returns).
+        var queued = await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued).ExecuteUpdateAsync(s => s
+            .SetProperty(r => r.Status, RunStatus.Cancelled).SetProperty(r => r.CancelRequested, true)
+            .SetProperty(r => r.FinishedAt, now).SetProperty(r => r.UpdatedAt, now), ct);
+        if (queued == 0)
+            // Running: the training process sees the request, checkpoints and stops.
+            await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Running).ExecuteUpdateAsync(s => s
+                .SetProperty(r => r.Status, RunStatus.Cancelling).SetProperty(r => r.CancelRequested, true).SetProperty(r => r.UpdatedAt, now), ct);
+        var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
+        if (run is null) return RunNotFound(id);
+        if (run.Status is not (RunStatus.Cancelled or RunStatus.Cancelling))
+            return TypedResults.Conflict(new ProblemDetails { Title = "The run cannot be cancelled", Detail = $"run {id} is {run.Status}", Status = 409 });
+        return TypedResults.Ok(RunSummary.Of(run));
+    }
+
+    static async Task<Results<Ok<RunSummary>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Retry(long id, HcDbContext db, IBackgroundJobClient jobs, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var updated = await db.Runs.Where(r => r.Id == id && (r.Status == RunStatus.Failed || r.Status == RunStatus.Cancelled)).ExecuteUpdateAsync(s => s
+            .SetProperty(r => r.Status, RunStatus.Queued).SetProperty(r => r.CancelRequested, false).SetProperty(r => r.FailureReason, (string?)null)
+            .SetProperty(r => r.FinishedAt, (DateTimeOffset?)null).SetProperty(r => r.UpdatedAt, now), ct);
+        var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
+        if (run is null) return RunNotFound(id);
+        if (updated == 0)
+            return TypedResults.Conflict(new ProblemDetails { Title = "Only failed or cancelled runs can be retried", Detail = $"run {id} is {run.Status}", Status = 409 });
+        await Enqueue(db, jobs, run, ct);
+        return TypedResults.Ok(RunSummary.Of(run));
+    }
+
+    static async Task<Results<Ok<IReadOnlyList<MetricSeries>>, NotFound<ProblemDetails>, ValidationProblem>> Metrics(long id, HcDbContext db,
+        string? names, long? fromStep, long? toStep, int maxPoints = 1000, CancellationToken ct = default)
+    {
+        if (maxPoints is < 2 or > 100_000) return Problem([new("maxPoints", maxPoints, "an integer in [2, 100000]")]);
+        if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
+        var q = db.Metrics.AsNoTracking().Where(m => m.RunId == id);
+        if (names is not null)
+        {
+            var wanted = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            q = q.Where(m => wanted.Contains(m.Name));
+        }
+        if (fromStep is not null) q = q.Where(m => m.Step >= fromStep);
+        if (toStep is not null) q = q.Where(m => m.Step <= toStep);
+        var points = await q.OrderBy(m => m.Name).ThenBy(m => m.Step).Select(m => new { m.Name, m.Step, m.Tokens, m.Value }).ToListAsync(ct);
+        IReadOnlyList<MetricSeries> series = points.GroupBy(p => p.Name).Select(g =>
+        {
+            var all = g.Select(p => new MetricValue(p.Step, p.Tokens, p.Value)).ToList();
+            return new MetricSeries(g.Key, Downsample(all, maxPoints));
+        }).ToList();
+        return TypedResults.Ok(series);
+    }
+
+    /// <summary>At most <paramref name="max"/> points: bucket means over equal step ranges, keeping the first and last point.</summary>
+    internal static IReadOnlyList<MetricValue> Downsample(List<MetricValue> points, int max)
+    {
+        if (points.Count <= max) return points;
+        var result = new List<MetricValue> { points[0] };
+        var inner = points.Skip(1).Take(points.Count - 2).ToList();
+        var buckets = max - 2;
+        for (var b = 0; b < buckets; b++)
+        {
+            var from = (int)((long)b * inner.Count / buckets);
+            var to = (int)((long)(b + 1) * inner.Count / buckets);
+            if (to <= from) continue;
+            var slice = inner.GetRange(from, to - from);
+            result.Add(new MetricValue(slice[^1].Step, slice[^1].Tokens, slice.Average(p => p.Value)));
+        }
+        result.Add(points[^1]);
+        return result;
+    }
+
+    static async Task<Results<Ok<IReadOnlyList<CheckpointInfo>>, NotFound<ProblemDetails>>> Checkpoints(long id, HcDbContext db, CancellationToken ct)
+    {
+        if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
+        IReadOnlyList<CheckpointInfo> list = (await db.Checkpoints.AsNoTracking().Where(c => c.RunId == id).OrderBy(c => c.Step).ToListAsync(ct))
+            .Select(c => new CheckpointInfo(c.Step, c.Tokens, c.Bytes, c.Sha256, c.CreatedAt, $"/api/runs/{id}/checkpoints/{c.Step}")).ToList();
+        return TypedResults.Ok(list);
+    }
+
+    static async Task<Results<PhysicalFileHttpResult, NotFound<ProblemDetails>>> DownloadCheckpoint(long id, long step, HcDbContext db, HcPaths paths, HttpResponse response, CancellationToken ct)
+    {
+        var c = await db.Checkpoints.AsNoTracking().FirstOrDefaultAsync(c => c.RunId == id && c.Step == step, ct);
+        if (c is null) return TypedResults.NotFound(new ProblemDetails { Title = "Checkpoint not found", Detail = $"run {id} has no checkpoint at step {step}", Status = 404 });
+        // Only inside the checkpoint store, whatever the record says.
+        var root = Path.GetFullPath(paths.CheckpointRoot) + Path.DirectorySeparatorChar;
+        var path = Path.GetFullPath(Path.Combine(root, c.Location));
+        if (!path.StartsWith(root, StringComparison.Ordinal) || !File.Exists(path))
+            return TypedResults.NotFound(new ProblemDetails { Title = "Checkpoint file not found", Detail = $"the file of run {id} step {step} is gone (retention keeps the newest)", Status = 404 });
+        response.Headers["X-Checkpoint-Sha256"] = c.Sha256;
+        return TypedResults.PhysicalFile(path, "application/octet-stream", Path.GetFileName(path));
+    }
+
+    static async Task<Results<Ok<IReadOnlyList<EvaluationInfo>>, NotFound<ProblemDetails>>> Evaluations(long id, HcDbContext db, CancellationToken ct)
+    {
+        if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
+        IReadOnlyList<EvaluationInfo> list = (await db.Evaluations.AsNoTracking().Where(e => e.RunId == id).OrderBy(e => e.Step).ThenBy(e => e.Task).ToListAsync(ct))
+            .Select(e => new EvaluationInfo(e.Step, e.Task, e.Metric, e.Value, e.CreatedAt)).ToList();
+        return TypedResults.Ok(list);
+    }
+
+    static NotFound<ProblemDetails> RunNotFound(long id) =>
+        TypedResults.NotFound(new ProblemDetails { Title = "Run not found", Detail = $"there is no run {id}", Status = 404 });
+}

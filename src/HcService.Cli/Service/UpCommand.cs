@@ -1,0 +1,156 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json.Nodes;
+using HcService.Api;
+using HcService.Store;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+
+namespace HcService.Cli.Service;
+
+/// <summary>
+/// `hc up`: the whole service on one machine. An embedded PostgreSQL (initdb into --home once, pg_ctl on a free
+/// loopback port), migrations, the API in this process, and a worker as a child process. Ctrl+C or SIGTERM stops
+/// everything cleanly. With --demo it submits a `tiny` residual run and a `tiny` DHC x4 run on the shipped corpus,
+/// waits for both, prints their final losses and the links, and exits (0 only if both succeeded).
+/// </summary>
+static class UpCommand
+{
+    public static Command Create()
+    {
+        var home = new Option<string>("--home") { Description = "Folder for the database, checkpoints and logs", DefaultValueFactory = _ => ".hc" };
+        var port = new Option<int>("--port") { Description = "API port on 127.0.0.1 (0: any free port)", DefaultValueFactory = _ => 5080 };
+        var root = Commands.DataRootOption.Create();
+        var demo = new Option<bool>("--demo") { Description = "Run the demo (tiny residual vs tiny DHC x4), print the results, then stop" };
+        var cmd = new Command("up", "Run the service locally: embedded PostgreSQL, API, Swagger, Hangfire dashboard and a worker") { home, port, root, demo };
+        cmd.SetAction(async (r, ct) => await Run(r.GetValue(home)!, r.GetValue(port), Commands.DataRootOption.Resolve(r.GetValue(root)), r.GetValue(demo), ct));
+        return cmd;
+    }
+
+    static async Task<int> Run(string homeArg, int port, string dataRoot, bool demo, CancellationToken ct)
+    {
+        var home = Path.GetFullPath(homeArg);
+        dataRoot = Path.GetFullPath(dataRoot);
+        var checkpointRoot = Path.Combine(home, "checkpoints");
+        Directory.CreateDirectory(checkpointRoot);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+
+        await using var pg = new EmbeddedPostgres(Path.Combine(home, "postgres"));
+        Console.WriteLine($"starting PostgreSQL ({pg.DataDir})...");
+        await pg.StartAsync(stop.Token);
+
+        if (port == 0) port = FreePort();
+        var app = ApiApp.Build([], b =>
+        {
+            b.Configuration["ConnectionStrings:hc"] = pg.ConnectionString;
+            b.Configuration["Hc:DataRoot"] = dataRoot;
+            b.Configuration["Hc:CheckpointRoot"] = checkpointRoot;
+            b.Configuration["Logging:LogLevel:Default"] = "Warning";
+            b.Configuration["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning";
+            b.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        });
+        await ApiApp.MigrateAsync(app.Services);
+        await app.StartAsync(stop.Token);
+        var url = $"http://127.0.0.1:{port}";
+
+        var worker = StartWorker(pg.ConnectionString, dataRoot, checkpointRoot, Path.Combine(home, "worker.log"));
+        Console.WriteLine($"API:       {url}");
+        Console.WriteLine($"Swagger:   {url}/swagger");
+        Console.WriteLine($"Dashboard: {url}/hangfire");
+        Console.WriteLine($"Data root: {dataRoot}");
+        Console.WriteLine($"Worker:    process {worker.Id} on queue cpu (log: {Path.Combine(home, "worker.log")})");
+        Console.WriteLine($"PostgreSQL: {pg.ConnectionString}");
+
+        var exit = 0;
+        try
+        {
+            if (demo) exit = await Demo(url, stop.Token);
+            else
+            {
+                Console.WriteLine("serving; Ctrl+C stops everything");
+                await Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+        catch (OperationCanceledException) { exit = 130; }
+        finally
+        {
+            Console.WriteLine("stopping worker, API and PostgreSQL...");
+            await StopWorker(worker);
+            await app.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+            await pg.StopAsync();
+        }
+        return exit;
+    }
+
+    static async Task<int> Demo(string url, CancellationToken ct)
+    {
+        using var http = ClientCommands.Client(url);
+        var ids = new List<(string Label, long Id)>();
+        foreach (var (label, connection) in new[] { ("tiny residual", """{ "type": "residual" }"""), ("tiny DHC x4", """{ "type": "dynamic-hc", "rate": 4 }""") })
+        {
+            var spec = $$"""{ "model": { "preset": "tiny" }, "architecture": "dense", "connection": {{connection}}, "training": { "tokenBudget": "100K" }, "tags": ["demo"] }""";
+            using var response = await http.PostAsync("/api/runs", new StringContent(spec, Encoding.UTF8, "application/json"), ct);
+            response.EnsureSuccessStatusCode();
+            var run = (await response.Content.ReadFromJsonAsync<JsonNode>(ct))!;
+            ids.Add((label, run["id"]!.GetValue<long>()));
+            Console.WriteLine($"submitted {label}: run {run["id"]}");
+        }
+        var exit = 0;
+        foreach (var (label, id) in ids) exit |= await ClientCommands.Wait(http, id, ct);
+        Console.WriteLine();
+        foreach (var (label, id) in ids)
+        {
+            var detail = (await http.GetFromJsonAsync<JsonNode>($"/api/runs/{id}", ct))!;
+            var m = detail["latestMetrics"]!;
+            string Val(string name) => m[name]?["value"]?.GetValue<double>().ToString("F4", CultureInfo.InvariantCulture) ?? "-";
+            Console.WriteLine($"{label,-14} run {id}: {detail["run"]!["status"]}, train loss {Val("train/loss")}, " +
+                              $"validation loss {Val("val/valid-austen-bytes/loss")} (austen), {Val("val/valid-wikitext-bytes/loss")} (wikitext)  {url}/api/runs/{id}");
+        }
+        Console.WriteLine($"Swagger: {url}/swagger   Dashboard: {url}/hangfire");
+        return exit;
+    }
+
+    static Process StartWorker(string connectionString, string dataRoot, string checkpointRoot, string log)
+    {
+        var psi = RunExecutor.ChildStartInfo();
+        foreach (var a in new[] { "worker", "--connection", connectionString, "--queue", "cpu", "--data-root", dataRoot, "--checkpoint-root", checkpointRoot })
+            psi.ArgumentList.Add(a);
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        var p = Process.Start(psi)!;
+        var writer = new StreamWriter(log, append: true) { AutoFlush = true };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int sig);
+
+    /// <summary>SIGTERM (Hangfire shuts down gracefully), then SIGKILL after 20 s.</summary>
+    static async Task StopWorker(Process worker)
+    {
+        if (worker.HasExited) return;
+        kill(worker.Id, 15);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try { await worker.WaitForExitAsync(timeout.Token); }
+        catch (OperationCanceledException) { worker.Kill(entireProcessTree: true); }
+    }
+
+    static int FreePort()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var p = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return p;
+    }
+}

@@ -1,0 +1,70 @@
+using System.CommandLine;
+using Hangfire;
+using HcService.Store.Jobs;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace HcService.Cli.Service;
+
+/// <summary>
+/// `hc worker`: one Hangfire server for one device (WorkerCount = 1) on the queue of its device kind. Each run executes in
+/// its own child process (<see cref="RunExecutor"/>). Start one per GPU; scale out with more machines on the same database.
+/// </summary>
+static class WorkerCommand
+{
+    public static Command Create()
+    {
+        var connection = ConnectionOption.Create();
+        var queue = new Option<string>("--queue") { Description = "Device queue to serve: cpu or cuda", DefaultValueFactory = _ => "cpu" };
+        queue.AcceptOnlyFromAmong("cpu", "cuda");
+        var root = Commands.DataRootOption.Create();
+        var checkpoints = CheckpointRootOption.Create();
+        var cmd = new Command("worker", "Run a worker: a Hangfire server that trains queued runs, one at a time, in child processes");
+        foreach (var o in new Option[] { connection, queue, root, checkpoints }) cmd.Add(o);
+        cmd.SetAction(async (r, ct) =>
+        {
+            var cs = ConnectionOption.Resolve(r.GetValue(connection));
+            var paths = new HcPaths { DataRoot = Commands.DataRootOption.Resolve(r.GetValue(root)), CheckpointRoot = CheckpointRootOption.Resolve(r.GetValue(checkpoints)) };
+            var host = CreateHost(cs, paths, r.GetValue(queue)!);
+            Console.WriteLine($"worker: queue {r.GetValue(queue)}, data root {paths.DataRoot}, checkpoints {paths.CheckpointRoot}");
+            await host.RunAsync(ct);
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static IHost CreateHost(string connectionString, HcPaths paths, string queue)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddSingleton(paths);
+        builder.Services.AddSingleton<IRunExecutor>(new RunExecutor(connectionString, paths));
+        builder.Services.AddTransient<TrainingJob>();
+        builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
+        builder.Services.AddHangfireServer(o =>
+        {
+            o.WorkerCount = 1;
+            o.Queues = [queue];
+            o.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}:{queue}";
+            o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
+            o.ShutdownTimeout = TimeSpan.FromSeconds(15);
+        });
+        return builder.Build();
+    }
+}
+
+/// <summary>--connection: the flag, else ConnectionStrings__hc, else HC_DATABASE_URL.</summary>
+static class ConnectionOption
+{
+    public static Option<string?> Create() => new("--connection") { Description = "PostgreSQL connection string (default: $ConnectionStrings__hc)" };
+
+    public static string Resolve(string? flag) => flag ?? Environment.GetEnvironmentVariable("ConnectionStrings__hc")
+        ?? throw new HcService.Core.Config.ConfigException([new("--connection", null, "a PostgreSQL connection string (flag or ConnectionStrings__hc)")]);
+}
+
+/// <summary>--checkpoint-root: the flag, else $HC_CHECKPOINT_ROOT, else ./.hc/checkpoints.</summary>
+static class CheckpointRootOption
+{
+    public static Option<string?> Create() => new("--checkpoint-root") { Description = "Checkpoint store shared by workers and the API (default: $HC_CHECKPOINT_ROOT, else ./.hc/checkpoints)" };
+
+    public static string Resolve(string? flag) => Path.GetFullPath(flag ?? Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? Path.Combine(Environment.CurrentDirectory, ".hc", "checkpoints"));
+}

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace HcService.Store;
+
+/// <summary>
+/// A private PostgreSQL server for `hc up` and the tests: initdb into a folder (once), pg_ctl start on a free loopback
+/// port, database "hc" for user "hc" (trust authentication, loopback only). PostgreSQL refuses to run as root, so as
+/// root the server runs as the `postgres` user (runuser) and the folder is handed to it.
+/// </summary>
+public sealed class EmbeddedPostgres : IAsyncDisposable
+{
+    public string DataDir { get; }
+    public int Port { get; private set; }
+    public string ConnectionString => $"Host=127.0.0.1;Port={Port};Username=hc;Database=hc;Pooling=true;Timeout=15";
+    readonly string binDir;
+    readonly bool asPostgresUser = Environment.UserName == "root";
+    bool started;
+
+    public EmbeddedPostgres(string dataDir, string? binDir = null)
+    {
+        DataDir = Path.GetFullPath(dataDir);
+        this.binDir = binDir ?? FindBinDir();
+    }
+
+    /// <summary>$HC_PG_BIN, else the newest /usr/lib/postgresql/N/bin.</summary>
+    public static string FindBinDir()
+    {
+        if (Environment.GetEnvironmentVariable("HC_PG_BIN") is { Length: > 0 } env) return env;
+        var versions = Directory.Exists("/usr/lib/postgresql")
+            ? Directory.GetDirectories("/usr/lib/postgresql").Where(d => File.Exists(Path.Combine(d, "bin", "pg_ctl")))
+                .OrderByDescending(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0).ToList()
+            : [];
+        return versions.Count > 0 ? Path.Combine(versions[0], "bin")
+            : throw new InvalidOperationException("PostgreSQL server binaries not found: install postgresql (scripts/setup.sh does) or set HC_PG_BIN");
+    }
+
+    public async Task StartAsync(CancellationToken ct = default)
+    {
+        Directory.CreateDirectory(DataDir);
+        var pgData = Path.Combine(DataDir, "pgdata");
+        if (asPostgresUser) await Exec("chown", ["-R", "postgres:postgres", DataDir], asPostgres: false, ct);
+        if (!File.Exists(Path.Combine(pgData, "PG_VERSION")))
+            await Exec(Path.Combine(binDir, "initdb"), ["-D", pgData, "-U", "hc", "--auth=trust", "-E", "UTF8", "--no-instructions"], asPostgresUser, ct);
+        Port = FreePort();
+        var options = $"-p {Port} -h 127.0.0.1 -k {DataDir} -c fsync=on -c max_connections=200";
+        await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", pgData, "-l", Path.Combine(DataDir, "postgres.log"), "-o", options, "-w", "-t", "60", "start"], asPostgresUser, ct);
+        started = true;
+        await using var conn = new NpgsqlConnection($"Host=127.0.0.1;Port={Port};Username=hc;Database=postgres;Pooling=false");
+        await conn.OpenAsync(ct);
+        await using var check = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = 'hc'", conn);
+        if (await check.ExecuteScalarAsync(ct) is null)
+        {
+            await using var create = new NpgsqlCommand("CREATE DATABASE hc", conn);
+            await create.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    /// <summary>Stops the server (fast shutdown: open transactions roll back, data is flushed).</summary>
+    public async Task StopAsync()
+    {
+        if (!started) return;
+        started = false;
+        await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", Path.Combine(DataDir, "pgdata"), "-m", "fast", "-w", "stop"], asPostgresUser, default);
+    }
+
+    /// <summary>Restarts on the same port (tests of database outages).</summary>
+    public async Task RestartAsync()
+    {
+        await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", Path.Combine(DataDir, "pgdata"), "-m", "fast", "-w", "restart"], asPostgresUser, default);
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync();
+
+    static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    static async Task Exec(string file, string[] args, bool asPostgres, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo(asPostgres ? "runuser" : file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = "/" };
+        if (asPostgres) { psi.ArgumentList.Add("-u"); psi.ArgumentList.Add("postgres"); psi.ArgumentList.Add("--"); psi.ArgumentList.Add(file); }
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
+        var stdout = p.StandardOutput.ReadToEndAsync(ct);
+        var stderr = p.StandardError.ReadToEndAsync(ct);
+        await p.WaitForExitAsync(ct);
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"{Path.GetFileName(file)} {string.Join(' ', args)} exited with {p.ExitCode}: {(await stderr).Trim()} {(await stdout).Trim()}");
+    }
+}

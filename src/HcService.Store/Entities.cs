@@ -1,0 +1,83 @@
+namespace HcService.Store;
+
+/// <summary>Run states (DESIGN.md section 5). Stored as lower-case text.</summary>
+public static class RunStatus
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Cancelling = "cancelling";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Cancelled = "cancelled";
+
+    public static readonly string[] All = [Queued, Running, Cancelling, Succeeded, Failed, Cancelled];
+    public static readonly string[] Terminal = [Succeeded, Failed, Cancelled];
+    public static bool IsTerminal(string s) => Terminal.Contains(s);
+}
+
+/// <summary>One training run: its spec, what it is, and where it is.</summary>
+public sealed class Run
+{
+    public long Id { get; set; }
+    public required string Name { get; set; }
+    /// <summary>The submitted job spec (jsonb).</summary>
+    public required string Spec { get; set; }
+    public required string Preset { get; set; }
+    public required string Architecture { get; set; }
+    /// <summary>Connection type: residual, post-norm, static-hc, dynamic-hc.</summary>
+    public required string Connection { get; set; }
+    public int Rate { get; set; }
+    public string[] Tags { get; set; } = [];
+    public required string Status { get; set; }
+    /// <summary>Device queue: cpu or cuda.</summary>
+    public required string Queue { get; set; }
+    /// <summary>Attempts started so far; the current attempt's number is the fencing token of its writes.</summary>
+    public int Attempt { get; set; }
+    public long TotalSteps { get; set; }
+    public long TokenBudget { get; set; }
+    public long Step { get; set; }
+    public long Tokens { get; set; }
+    public string? FailureReason { get; set; }
+    public bool CancelRequested { get; set; }
+    public string? HangfireJobId { get; set; }
+    public string? IdempotencyKey { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+}
+
+/// <summary>One value of one metric at one step. Keyed by (run, name, step): a replayed step overwrites, never duplicates.</summary>
+public sealed class MetricPoint
+{
+    public long RunId { get; set; }
+    public required string Name { get; set; }
+    public long Step { get; set; }
+    public long Tokens { get; set; }
+    public double Value { get; set; }
+    public DateTimeOffset Time { get; set; }
+}
+
+/// <summary>A checkpoint file in the checkpoint store, verified by its sha256.</summary>
+public sealed class CheckpointEntry
+{
+    public long RunId { get; set; }
+    public long Step { get; set; }
+    public long Tokens { get; set; }
+    public long Bytes { get; set; }
+    public required string Sha256 { get; set; }
+    /// <summary>Path relative to the checkpoint store.</summary>
+    public required string Location { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+}
+
+/// <summary>One evaluation number: (run, checkpoint step, task, metric).</summary>
+public sealed class EvaluationResult
+{
+    public long RunId { get; set; }
+    public long Step { get; set; }
+    public required string Task { get; set; }
+    public required string Metric { get; set; }
+    public double Value { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+}
