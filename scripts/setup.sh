@@ -45,6 +45,18 @@ PIN
   log "GLIBCXX_3.4.32 now available"
 fi
 
+# PostgreSQL server binaries for the embedded database of `hc up` and the service tests.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && [ -z "${HC_PG_BIN:-}" ]; then
+  log "PostgreSQL server binaries missing: installing postgresql"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+fi
+# As root, the embedded server runs as `postgres` through runuser (PostgreSQL refuses to run as root).
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  log "creating the postgres system user"
+  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+
 if ! command -v dotnet >/dev/null; then
   log ".NET SDK not found: install the .NET 10 SDK (https://dot.net)"; exit 1
 fi

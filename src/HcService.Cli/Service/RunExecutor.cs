@@ -24,6 +24,23 @@ public sealed class RunExecutor(string connectionString, HcPaths paths) : IRunEx
         if (claimed == 0) return;   // cancelled while queued, or another worker has it: safe to run twice
         var attempt = await db.Runs.Where(r => r.Id == runId).Select(r => r.Attempt).FirstAsync(shutdown);
 
+        try
+        {
+            await RunChild(db, runId, attempt, shutdown);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The attempt could not run (no child, a database error...): end it as failed instead of leaving it running.
+            var end = DateTimeOffset.UtcNow;
+            await db.Runs.Where(r => r.Id == runId && r.Attempt == attempt && (r.Status == RunStatus.Running || r.Status == RunStatus.Cancelling))
+                .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Failed).SetProperty(r => r.FailureReason, $"worker error: {e.GetType().Name}: {e.Message}")
+                    .SetProperty(r => r.FinishedAt, end).SetProperty(r => r.UpdatedAt, end), CancellationToken.None);
+            throw;
+        }
+    }
+
+    async Task RunChild(HcDbContext db, long runId, int attempt, CancellationToken shutdown)
+    {
         var psi = ChildStartInfo();
         psi.ArgumentList.Add("run-job");
         psi.ArgumentList.Add("--run-id");
@@ -33,7 +50,8 @@ public sealed class RunExecutor(string connectionString, HcPaths paths) : IRunEx
         psi.Environment["ConnectionStrings__hc"] = connectionString;
         psi.Environment["HC_DATA_ROOT"] = paths.DataRoot;
         psi.Environment["HC_CHECKPOINT_ROOT"] = paths.CheckpointRoot;
-        psi.Environment["GLIBC_TUNABLES"] ??= "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296";
+        if (!psi.Environment.ContainsKey("GLIBC_TUNABLES"))
+            psi.Environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296";
         psi.RedirectStandardError = true;
         psi.RedirectStandardOutput = true;
 

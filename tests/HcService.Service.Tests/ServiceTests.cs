@@ -1,0 +1,279 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace HcService.Service.Tests;
+
+/// <summary>The service end to end: real PostgreSQL, real Hangfire, a real worker process and training child processes.</summary>
+[Collection("service")]
+public class ServiceTests(ServiceFixture svc)
+{
+    const string Quick = """
+        { "name": "quick", "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "dynamic-hc", "rate": 2 },
+          "training": { "tokenBudget": 20480, "evalTokens": "2K", "evalInterval": 10240, "checkpointInterval": 10240 }, "tags": ["test"] }
+        """;
+    const string Long = """
+        { "name": "long", "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
+          "training": { "tokenBudget": "5M", "evalTokens": "2K", "checkpointInterval": "5M" } }
+        """;
+
+    async Task<(HttpStatusCode Status, JsonNode? Body)> Submit(string spec, string? key = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "api/runs") { Content = new StringContent(spec, Encoding.UTF8, "application/json") };
+        if (key is not null) request.Headers.Add("Idempotency-Key", key);
+        using var response = await svc.Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length > 0 ? JsonNode.Parse(text) : null);
+    }
+
+    async Task<long> SubmitOk(string spec)
+    {
+        var (status, body) = await Submit(spec);
+        Assert.True(status == HttpStatusCode.Created, $"{status}: {body}");
+        return body!["id"]!.GetValue<long>();
+    }
+
+    async Task<JsonNode> Run(long id) => (await svc.Http.GetFromJsonAsync<JsonNode>($"api/runs/{id}"))!;
+
+    async Task<(string Status, TimeSpan After)> WaitFor(long id, string[] states, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            var status = (await Run(id))["run"]!["status"]!.GetValue<string>();
+            if (states.Contains(status)) return (status, sw.Elapsed);
+            if (sw.Elapsed > timeout) Assert.Fail($"run {id} still {status} after {timeout}; worker log:\n{svc.WorkerLog}");
+            await Task.Delay(250);
+        }
+    }
+
+    static readonly string[] Ended = ["succeeded", "failed", "cancelled"];
+
+    async Task WaitForStep(long id, long step)
+    {
+        var sw = Stopwatch.StartNew();
+        while ((await Run(id))["run"]!["step"]!.GetValue<long>() < step)
+        {
+            if (sw.Elapsed > TimeSpan.FromMinutes(2)) Assert.Fail($"run {id} did not reach step {step}; worker log:\n{svc.WorkerLog}");
+            await Task.Delay(250);
+        }
+    }
+
+    [Fact]
+    public async Task SubmittedRunSucceedsAndItsMetricsCheckpointsAndValidationAreServed()
+    {
+        var id = await SubmitOk(Quick);
+        var (status, _) = await WaitFor(id, Ended, TimeSpan.FromMinutes(3));
+        Assert.Equal("succeeded", status);
+
+        var detail = await Run(id);
+        Assert.Equal(20, detail["run"]!["step"]!.GetValue<long>());
+        Assert.Equal(20480, detail["run"]!["tokens"]!.GetValue<long>());
+        Assert.Equal(1, detail["run"]!["attempt"]!.GetValue<int>());
+        Assert.Equal("dynamic-hc", detail["spec"]!["connection"]!["type"]!.GetValue<string>());
+        Assert.True(detail["latestMetrics"]!["train/loss"]!["value"]!.GetValue<double>() < 5.5);
+
+        var series = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/metrics?names=train/loss,val/valid-austen-bytes/loss"))!;
+        var loss = series.Single(s => s!["name"]!.GetValue<string>() == "train/loss")!["points"]!.AsArray();
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), loss.Select(p => p!["step"]!.GetValue<long>()));
+        var val = series.Single(s => s!["name"]!.GetValue<string>() == "val/valid-austen-bytes/loss")!["points"]!.AsArray();
+        Assert.Equal([0L, 10L, 20L], val.Select(p => p!["step"]!.GetValue<long>()));
+        Assert.True(val[^1]!["value"]!.GetValue<double>() < val[0]!["value"]!.GetValue<double>());
+
+        var downsampled = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/metrics?names=train/loss&maxPoints=5"))!;
+        Assert.Equal(5, downsampled[0]!["points"]!.AsArray().Count);
+
+        var checkpoints = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/checkpoints"))!;
+        Assert.Equal([10L, 20L], checkpoints.Select(c => c!["step"]!.GetValue<long>()));
+        var last = checkpoints[^1]!;
+        var bytes = await svc.Http.GetByteArrayAsync(last["downloadUrl"]!.GetValue<string>().TrimStart('/'));
+        Assert.Equal(last["bytes"]!.GetValue<long>(), bytes.Length);
+        Assert.Equal(last["sha256"]!.GetValue<string>(), Convert.ToHexStringLower(SHA256.HashData(bytes)));
+
+        var list = (await svc.Http.GetFromJsonAsync<JsonNode>("api/runs?tag=test&status=succeeded"))!;
+        Assert.Contains(list["items"]!.AsArray(), r => r!["id"]!.GetValue<long>() == id);
+    }
+
+    public static TheoryData<string, string> InvalidSpecs() => new()
+    {
+        { Quick.Replace("\"tiny\"", "\"olmo-3b\""), "model.preset" },
+        { Quick.Replace("\"preset\": \"tiny\"", "\"presett\": \"tiny\""), "model.presett" },
+        { Quick.Replace("\"dense\"", "\"sparse\""), "architecture" },
+        { Quick.Replace("\"dynamic-hc\"", "\"hyper\""), "connection.type" },
+        { Quick.Replace("\"rate\": 2", "\"rate\": 0"), "connection.rate" },
+        { Quick.Replace("\"rate\": 2", "\"rate\": -3"), "connection.rate" },
+        { Quick.Replace("\"rate\": 2", "\"rate\": \"four\""), "connection.rate" },
+        { Quick.Replace("\"tokenBudget\": 20480", "\"tokenBudget\": 100"), "training.tokenBudget" },
+        { Quick.Replace("\"tokenBudget\": 20480", "\"tokenBudget\": \"lots\""), "training.tokenBudget" },
+        { Quick.Replace("\"tokenBudget\": 20480,", ""), "training.tokenBudget" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"lr\": 2,"), "training.lr" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"schedule\": \"step\","), "training.schedule" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"precision\": \"bf16\","), "training.precision" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"precision\": \"fp8\","), "training.precision" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"microBatch\": 0,"), "training.microBatch" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"batchTokens\": 1000,"), "training.batchTokens" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"gradClip\": -1,"), "training.gradClip" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"checkpointsToKeep\": 0,"), "training.checkpointsToKeep" },
+        { Quick.Replace("\"training\": {", "\"training\": { \"minLrRatio\": 1.5,"), "training.minLrRatio" },
+        { Quick.Replace("\"preset\": \"tiny\"", "\"preset\": \"tiny\", \"overrides\": { \"maxSeqLen\": 100000 }"), "model.overrides.maxSeqLen" },
+        { Quick.Replace("\"preset\": \"tiny\"", "\"preset\": \"tiny\", \"overrides\": { \"heads\": 5 }"), "model.heads" },
+        { Quick.Replace("\"dense\"", "\"moe\"").Replace("\"tags\"", "\"moe\": { \"experts\": 2, \"topK\": 3 }, \"tags\""), "moe.topK" },
+        { Quick.Replace("\"tags\"", "\"data\": { \"train\": \"../../etc\" }, \"tags\""), "data.train" },
+        { Quick.Replace("\"tags\"", "\"data\": { \"train\": \"no-such-set\" }, \"tags\""), "data.train" },
+        { Quick.Replace("\"tags\"", "\"data\": { \"validation\": [\"valid-austen-bytes\", \"nope\"] }, \"tags\""), "data.validation[1]" },
+        { Quick.Replace("\"tags\": [\"test\"]", "\"tags\": [\"\"]"), "tags" },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidSpecs))]
+    public async Task InvalidSpecGets400NamingTheFieldAndInsertsNothing(string spec, string field)
+    {
+        var before = (await svc.Http.GetFromJsonAsync<JsonNode>("api/runs?pageSize=1"))!["total"]!.GetValue<int>();
+        var (status, body) = await Submit(spec);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var errors = body!["errors"]!.AsObject();
+        Assert.True(errors.ContainsKey(field), $"expected an error for {field}, got {body}");
+        Assert.Contains(field, errors[field]![0]!.GetValue<string>());
+        Assert.Contains("must be", errors[field]![0]!.GetValue<string>());
+        var after = (await svc.Http.GetFromJsonAsync<JsonNode>("api/runs?pageSize=1"))!["total"]!.GetValue<int>();
+        Assert.Equal(before, after);
+    }
+
+    [Fact]
+    public async Task MalformedJsonGets400AndAnUnknownRunGets404()
+    {
+        var (status, body) = await Submit("{ \"model\": ");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("invalid JSON", body!.ToJsonString());
+        foreach (var url in new[] { "api/runs/999999", "api/runs/999999/metrics", "api/runs/999999/checkpoints", "api/runs/999999/evaluations" })
+        {
+            using var r = await svc.Http.GetAsync(url);
+            Assert.Equal(HttpStatusCode.NotFound, r.StatusCode);
+        }
+        using var cancel = await svc.Http.PostAsync("api/runs/999999/cancel", null);
+        Assert.Equal(HttpStatusCode.NotFound, cancel.StatusCode);
+    }
+
+    [Fact]
+    public async Task CancellingQueuedAndRunningRunsEndsThemCancelledAndTheWorkerTakesTheNextJob()
+    {
+        var running = await SubmitOk(Long);
+        await WaitFor(running, ["running"], TimeSpan.FromMinutes(2));
+        var queued = await SubmitOk(Quick);
+        Assert.Equal("queued", (await Run(queued))["run"]!["status"]!.GetValue<string>());
+
+        using (var r = await svc.Http.PostAsync($"api/runs/{queued}/cancel", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        Assert.Equal("cancelled", (await Run(queued))["run"]!["status"]!.GetValue<string>());   // at once
+
+        await WaitForStep(running, 3);   // let it train a few steps: a cancel then checkpoints them
+        using (var r = await svc.Http.PostAsync($"api/runs/{running}/cancel", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        var (status, after) = await WaitFor(running, Ended, TimeSpan.FromSeconds(30));
+        Assert.Equal("cancelled", status);
+        Assert.True(after < TimeSpan.FromSeconds(10), $"cancel took {after}");
+        var checkpoints = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{running}/checkpoints"))!;
+        Assert.NotEmpty(checkpoints);                                  // the final checkpoint
+
+        // Cancel is idempotent on a cancelled run; a finished run cannot be cancelled.
+        using (var r = await svc.Http.PostAsync($"api/runs/{running}/cancel", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        Assert.Equal("cancelled", (await Run(running))["run"]!["status"]!.GetValue<string>());
+
+        var next = await SubmitOk(Quick);
+        Assert.Equal("succeeded", (await WaitFor(next, Ended, TimeSpan.FromMinutes(3))).Status);
+        using (var r = await svc.Http.PostAsync($"api/runs/{next}/cancel", null)) Assert.Equal(HttpStatusCode.Conflict, r.StatusCode);
+
+        // Retry resumes a cancelled run from its latest checkpoint (attempt 2) and a finished run cannot be retried.
+        using (var r = await svc.Http.PostAsync($"api/runs/{queued}/retry", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        Assert.Equal("succeeded", (await WaitFor(queued, Ended, TimeSpan.FromMinutes(3))).Status);
+        using (var r = await svc.Http.PostAsync($"api/runs/{next}/retry", null)) Assert.Equal(HttpStatusCode.Conflict, r.StatusCode);
+    }
+
+    [Fact]
+    public async Task KillingTheTrainingProcessFailsTheRunWithAReasonAndTheNextRunSucceeds()
+    {
+        var victim = await SubmitOk(Long);
+        await WaitFor(victim, ["running"], TimeSpan.FromMinutes(2));
+        var pid = await ChildPid(victim);
+        Process.Start("kill", ["-9", pid.ToString()])!.WaitForExit();
+
+        Assert.Equal("failed", (await WaitFor(victim, Ended, TimeSpan.FromSeconds(30))).Status);
+        var reason = (await Run(victim))["run"]!["failureReason"]!.GetValue<string>();
+        Assert.Contains("exited with code 137", reason);
+        Assert.Contains("SIGKILL", reason);
+        Assert.True(svc.WorkerAlive, "the worker died with its child");
+
+        var next = await SubmitOk(Quick);
+        Assert.Equal("succeeded", (await WaitFor(next, Ended, TimeSpan.FromMinutes(3))).Status);
+    }
+
+    [Fact]
+    public async Task SubmitWaitExitsZeroOnlyForASucceedingRun()
+    {
+        var dir = RepoPaths.TempDir("submit");
+        var good = Path.Combine(dir, "good.json");
+        var bad = Path.Combine(dir, "bad.json");
+        await File.WriteAllTextAsync(good, Quick);
+        // Passes validation, then fails inside the training process: the dataset's manifest lies about its size.
+        await File.WriteAllTextAsync(bad, Quick.Replace("\"tags\"", "\"data\": { \"train\": \"broken-bytes\" }, \"tags\""));
+
+        var ok = await Hc("submit", good, "--wait", "--server", svc.Url);
+        Assert.True(ok.ExitCode == 0, ok.Output);
+        Assert.Contains("succeeded", ok.Output);
+
+        var failed = await Hc("submit", bad, "--wait", "--server", svc.Url);
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains("failed", failed.Output);
+        Assert.Contains("manifest says", failed.Output);      // the reason, from the child's stderr
+
+        var invalid = await Hc("submit", Path.Combine(dir, "missing.json"), "--server", svc.Url);
+        Assert.Equal(2, invalid.ExitCode);
+    }
+
+    [Fact]
+    public async Task OpenApiDocumentListsEveryRouteOfTheContract()
+    {
+        var doc = (await svc.Http.GetFromJsonAsync<JsonNode>("swagger/v1/swagger.json"))!;
+        var paths = doc["paths"]!.AsObject().Select(p => p.Key).ToHashSet();
+        foreach (var route in new[]
+                 {
+                     "/api/runs", "/api/runs/{id}", "/api/runs/{id}/cancel", "/api/runs/{id}/retry", "/api/runs/{id}/metrics",
+                     "/api/runs/{id}/checkpoints", "/api/runs/{id}/checkpoints/{step}", "/api/runs/{id}/evaluations",
+                     "/api/presets", "/api/datasets",
+                 })
+            Assert.Contains(route, paths);
+        using var ui = await svc.Http.GetAsync("swagger/index.html");
+        Assert.Equal(HttpStatusCode.OK, ui.StatusCode);
+        using var dashboard = await svc.Http.GetAsync("hangfire");
+        Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
+        using var ready = await svc.Http.GetAsync("readyz");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+    }
+
+    static async Task<long> ChildPid(long runId)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var psi = new ProcessStartInfo("pgrep", ["-f", $"run-job --run-id {runId} "]) { RedirectStandardOutput = true };
+            using var p = Process.Start(psi)!;
+            var output = (await p.StandardOutput.ReadToEndAsync()).Trim();
+            await p.WaitForExitAsync();
+            if (output.Length > 0) return long.Parse(output.Split('\n')[0]);
+            await Task.Delay(100);
+        }
+        throw new InvalidOperationException($"no training process found for run {runId}");
+    }
+
+    static async Task<(int ExitCode, string Output)> Hc(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "hc.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
+        return (p.ExitCode, await stdout + await stderr);
+    }
+}
