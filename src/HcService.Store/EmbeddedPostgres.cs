@@ -22,7 +22,18 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     public EmbeddedPostgres(string dataDir, string? binDir = null)
     {
         DataDir = Path.GetFullPath(dataDir);
+        // As root the server runs as `postgres`, which must be able to reach the folder: under a private home
+        // (e.g. /root, mode 700) it cannot, so the database moves to a folder of its own, named after the requested one.
+        if (asPostgresUser && !TraversableByOthers(Path.GetDirectoryName(DataDir)!))
+            DataDir = Path.Combine("/var/tmp", "hc-postgres-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(DataDir)))[..12]);
         this.binDir = binDir ?? FindBinDir();
+    }
+
+    static bool TraversableByOthers(string dir)
+    {
+        for (var d = new DirectoryInfo(dir); d is not null; d = d.Parent)
+            if (d.Exists && (d.UnixFileMode & UnixFileMode.OtherExecute) == 0) return false;
+        return true;
     }
 
     /// <summary>$HC_PG_BIN, else the newest /usr/lib/postgresql/N/bin.</summary>
