@@ -26,6 +26,8 @@ public static class ApiApp
         builder.Services.AddDbContext<HcDbContext>(o => o.UseNpgsql(connectionString));
         builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
         builder.Services.AddProblemDetails();
+        // A diverged run's loss is NaN: serialise it as "NaN" rather than failing the response.
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
         builder.Services.AddEndpointsApiExplorer();
         builder.Services.AddSwaggerGen(o =>
         {

@@ -95,6 +95,14 @@ public class ServiceTests(ServiceFixture svc)
 
         var list = (await svc.Http.GetFromJsonAsync<JsonNode>("api/runs?tag=test&status=succeeded"))!;
         Assert.Contains(list["items"]!.AsArray(), r => r!["id"]!.GetValue<long>() == id);
+
+        // An idle worker picks a queued run up within 2 s (Hangfire polls the queue every 500 ms).
+        var second = await SubmitOk(Quick);
+        await WaitFor(second, ["running", "succeeded"], TimeSpan.FromSeconds(30));
+        var run = (await Run(second))["run"]!;
+        var dispatch = run["startedAt"]!.GetValue<DateTimeOffset>() - run["createdAt"]!.GetValue<DateTimeOffset>();
+        Assert.True(dispatch < TimeSpan.FromSeconds(2), $"dispatch took {dispatch}");
+        Assert.Equal("succeeded", (await WaitFor(second, Ended, TimeSpan.FromMinutes(3))).Status);
     }
 
     public static TheoryData<string, string> InvalidSpecs() => new()
@@ -232,6 +240,39 @@ public class ServiceTests(ServiceFixture svc)
     }
 
     [Fact]
+    public async Task EventsStreamStatusChangesAndMetricPointsUntilTheRunEnds()
+    {
+        var id = await SubmitOk(Quick);
+        using var response = await svc.Http.GetAsync($"api/runs/{id}/events?names=train/loss,val/", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType!.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var statuses = new List<string>();
+        var lossSteps = new SortedSet<long>();
+        var otherNames = new HashSet<string>();
+        string? kind = null;
+        while (await reader.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3)) is { } line)
+        {
+            if (line.StartsWith("event: ")) kind = line[7..];
+            else if (line.StartsWith("data: "))
+            {
+                var data = JsonNode.Parse(line[6..])!;
+                if (kind == "status") statuses.Add(data["status"]!.GetValue<string>());
+                else if (data["name"]!.GetValue<string>() == "train/loss") lossSteps.Add(data["step"]!.GetValue<long>());
+                else otherNames.Add(data["name"]!.GetValue<string>());
+            }
+        }
+        Assert.Equal("succeeded", statuses[^1]);
+        Assert.Contains("running", statuses);
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), lossSteps);                    // every step, once
+        Assert.All(otherNames, n => Assert.StartsWith("val/", n));                               // the filter held
+        Assert.Contains("val/valid-wikitext-bytes/perplexity", otherNames);
+
+        var watch = await Hc("watch", id.ToString(), "--server", svc.Url);                       // a finished run: its end
+        Assert.Equal(0, watch.ExitCode);
+        Assert.Contains($"run {id}: succeeded at step 20/20", watch.Output);
+    }
+
+    [Fact]
     public async Task OpenApiDocumentListsEveryRouteOfTheContract()
     {
         var doc = (await svc.Http.GetFromJsonAsync<JsonNode>("swagger/v1/swagger.json"))!;
@@ -239,7 +280,7 @@ public class ServiceTests(ServiceFixture svc)
         foreach (var route in new[]
                  {
                      "/api/runs", "/api/runs/{id}", "/api/runs/{id}/cancel", "/api/runs/{id}/retry", "/api/runs/{id}/metrics",
-                     "/api/runs/{id}/checkpoints", "/api/runs/{id}/checkpoints/{step}", "/api/runs/{id}/evaluations",
+                     "/api/runs/{id}/checkpoints", "/api/runs/{id}/checkpoints/{step}", "/api/runs/{id}/evaluations", "/api/runs/{id}/events",
                      "/api/presets", "/api/datasets",
                  })
             Assert.Contains(route, paths);

@@ -27,6 +27,7 @@ public static class RunsApi
         g.MapGet("/{id:long}/metrics", Metrics).WithSummary("Metric series by name and step range, downsampled server-side to maxPoints");
         g.MapGet("/{id:long}/checkpoints", Checkpoints).WithSummary("Checkpoints of a run (step, tokens, size, sha256)");
         g.MapGet("/{id:long}/checkpoints/{step:long}", DownloadCheckpoint).WithSummary("Download a checkpoint file").Produces(200, contentType: "application/octet-stream");
+        g.MapRunEvents();
         g.MapGet("/{id:long}/evaluations", Evaluations).WithSummary("Stored evaluation results by checkpoint step, task and metric");
         return g;
     }

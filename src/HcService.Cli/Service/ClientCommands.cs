@@ -87,26 +87,54 @@ static class ClientCommands
         return [submit, runs, show, cancel, watch];
     }
 
-    /// <summary>Polls the run every second, printing progress when it changes; 0 only for succeeded.</summary>
+    /// <summary>
+    /// Follows the run through its server-sent events (GET /api/runs/{id}/events): prints status changes, and the
+    /// training loss and validation losses as they arrive; reconnects if the stream drops. 0 only for succeeded.
+    /// </summary>
     internal static async Task<int> Wait(HttpClient http, long id, CancellationToken ct)
     {
-        string? last = null;
         while (true)
         {
-            var detail = await http.GetFromJsonAsync<JsonNode>($"/api/runs/{id}", ct);
-            var run = detail!["run"]!;
-            var state = run["status"]!.GetValue<string>();
-            var loss = detail["latestMetrics"]?["train/loss"]?["value"]?.GetValue<double>();
-            var line = string.Create(CultureInfo.InvariantCulture,
-                $"run {id}: {state}, step {run["step"]}/{run["totalSteps"]} ({run["progress"]}%){(loss is { } l ? $", loss {l:F4}" : "")}");
-            if (line != last) Console.WriteLine(line);
-            last = line;
-            if (Terminal.Contains(state))
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/runs/{id}/events?names=train/loss,val/");
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            if (!response.IsSuccessStatusCode) return Fail(response, await response.Content.ReadAsStringAsync(ct));
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+            string? kind = null;
+            JsonNode? lastStatus = null;
+            long lastPrinted = -1;
+            while (await reader.ReadLineAsync(ct) is { } line)
             {
-                if (run["failureReason"]?.GetValue<string>() is { } why) Console.WriteLine($"run {id}: {why}");
+                if (line.StartsWith("event: ", StringComparison.Ordinal)) { kind = line[7..]; continue; }
+                if (!line.StartsWith("data: ", StringComparison.Ordinal)) continue;
+                var data = JsonNode.Parse(line[6..])!;
+                if (kind == "status")
+                {
+                    if (lastStatus?["status"]?.GetValue<string>() != data["status"]!.GetValue<string>())
+                        Console.WriteLine($"run {id}: {data["status"]} (attempt {data["attempt"]})");
+                    lastStatus = data;
+                }
+                else if (kind == "metric")
+                {
+                    var name = data["name"]!.GetValue<string>();
+                    var step = data["step"]!.GetValue<long>();
+                    var value = data["value"]!.GetValue<double>();
+                    if (name.StartsWith("val/", StringComparison.Ordinal))
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step} {name} {value:F4}"));
+                    else if (step >= lastPrinted + 10)
+                    {
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step}, tokens {data["tokens"]}, loss {value:F4}"));
+                        lastPrinted = step;
+                    }
+                }
+            }
+            var state = lastStatus?["status"]?.GetValue<string>();
+            if (state is not null && Terminal.Contains(state))
+            {
+                if (lastStatus!["failureReason"]?.GetValue<string>() is { } why) Console.WriteLine($"run {id}: {why}");
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: {state} at step {lastStatus["step"]}/{lastStatus["totalSteps"]}"));
                 return state == "succeeded" ? 0 : 1;
             }
-            await Task.Delay(1000, ct);
+            await Task.Delay(1000, ct);   // the stream dropped before the end: reconnect
         }
     }
 
