@@ -34,6 +34,7 @@ public static class ApiApp
             o.SwaggerDoc("v1", new() { Title = "HcService API", Version = "v1", Description = "Pre-training runs comparing residual connections with hyper-connections." });
             var xml = Path.Combine(AppContext.BaseDirectory, "HcService.Api.xml");
             if (File.Exists(xml)) o.IncludeXmlComments(xml);
+            o.OperationFilter<JobSpecExample>();
         });
         builder.Services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
         builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = 1 << 20);

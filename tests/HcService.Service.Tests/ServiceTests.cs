@@ -284,6 +284,10 @@ public class ServiceTests(ServiceFixture svc)
                      "/api/presets", "/api/datasets",
                  })
             Assert.Contains(route, paths);
+        var example = doc["paths"]!["/api/runs"]!["post"]!["requestBody"]!["content"]!["application/json"]!["example"]!;
+        Assert.Equal("dynamic-hc", example["connection"]!["type"]!.GetValue<string>());
+        Assert.NotNull(doc["paths"]!["/api/runs"]!["post"]!["responses"]!["400"]);
+        Assert.NotNull(doc["paths"]!["/api/runs/{id}"]!["get"]!["responses"]!["404"]);
         using var ui = await svc.Http.GetAsync("swagger/index.html");
         Assert.Equal(HttpStatusCode.OK, ui.StatusCode);
         using var dashboard = await svc.Http.GetAsync("hangfire");
