@@ -85,7 +85,8 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await StopAsync();
 
-    static int FreePort()
+    /// <summary>A free TCP port on the loopback interface.</summary>
+    public static int FreePort()
     {
         var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

@@ -39,7 +39,7 @@ public sealed class ServiceFixture : IAsyncLifetime
 
         Postgres = new EmbeddedPostgres(Path.Combine(Home, "postgres"));
         await Postgres.StartAsync();
-        var port = FreePort();
+        var port = EmbeddedPostgres.FreePort();
         Url = $"http://127.0.0.1:{port}";
         api = ApiApp.Build([], b =>
         {
@@ -77,15 +77,6 @@ public sealed class ServiceFixture : IAsyncLifetime
         if (api is not null) { await api.StopAsync(); await api.DisposeAsync(); }
         await Postgres.StopAsync();
         Http.Dispose();
-    }
-
-    static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var p = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
     }
 
     static void CopyDir(string from, string to)

@@ -226,16 +226,16 @@ public class ServiceTests(ServiceFixture svc)
         // Passes validation, then fails inside the training process: the dataset's manifest lies about its size.
         await File.WriteAllTextAsync(bad, Quick.Replace("\"tags\"", "\"data\": { \"train\": \"broken-bytes\" }, \"tags\""));
 
-        var ok = await Hc("submit", good, "--wait", "--server", svc.Url);
+        var ok = await HcProcess.RunAsync("submit", good, "--wait", "--server", svc.Url);
         Assert.True(ok.ExitCode == 0, ok.Output);
         Assert.Contains("succeeded", ok.Output);
 
-        var failed = await Hc("submit", bad, "--wait", "--server", svc.Url);
+        var failed = await HcProcess.RunAsync("submit", bad, "--wait", "--server", svc.Url);
         Assert.Equal(1, failed.ExitCode);
         Assert.Contains("failed", failed.Output);
         Assert.Contains("manifest says", failed.Output);      // the reason, from the child's stderr
 
-        var invalid = await Hc("submit", Path.Combine(dir, "missing.json"), "--server", svc.Url);
+        var invalid = await HcProcess.RunAsync("submit", Path.Combine(dir, "missing.json"), "--server", svc.Url);
         Assert.Equal(2, invalid.ExitCode);
     }
 
@@ -267,7 +267,7 @@ public class ServiceTests(ServiceFixture svc)
         Assert.All(otherNames, n => Assert.StartsWith("val/", n));                               // the filter held
         Assert.Contains("val/valid-wikitext-bytes/perplexity", otherNames);
 
-        var watch = await Hc("watch", id.ToString(), "--server", svc.Url);                       // a finished run: its end
+        var watch = await HcProcess.RunAsync("watch", id.ToString(), "--server", svc.Url);                       // a finished run: its end
         Assert.Equal(0, watch.ExitCode);
         Assert.Contains($"run {id}: succeeded at step 20/20", watch.Output);
     }
@@ -308,17 +308,5 @@ public class ServiceTests(ServiceFixture svc)
             await Task.Delay(100);
         }
         throw new InvalidOperationException($"no training process found for run {runId}");
-    }
-
-    static async Task<(int ExitCode, string Output)> Hc(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "hc.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        return (p.ExitCode, await stdout + await stderr);
     }
 }

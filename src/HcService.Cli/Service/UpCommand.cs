@@ -44,7 +44,7 @@ static class UpCommand
         Console.WriteLine($"starting PostgreSQL ({pg.DataDir})...");
         await pg.StartAsync(stop.Token);
 
-        if (port == 0) port = FreePort();
+        if (port == 0) port = EmbeddedPostgres.FreePort();
         var app = ApiApp.Build([], b =>
         {
             b.Configuration["ConnectionStrings:hc"] = pg.ConnectionString;
@@ -145,12 +145,4 @@ static class UpCommand
         catch (OperationCanceledException) { worker.Kill(entireProcessTree: true); }
     }
 
-    static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        var p = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
-    }
 }

@@ -1,13 +1,18 @@
 using System.Diagnostics;
 
-namespace HcService.Cli.Tests;
+namespace HcService.Tests.Shared;
 
 /// <summary>Runs the built `hc` CLI as a child process, as a user would.</summary>
-static class HcProcess
+public static class HcProcess
 {
-    public sealed record Result(int ExitCode, string Stdout, string Stderr);
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public string Output => Stdout + Stderr;
+    }
 
-    public static Result Run(params string[] args)
+    public static Result Run(params string[] args) => RunAsync(args).GetAwaiter().GetResult();
+
+    public static async Task<Result> RunAsync(params string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "hc.dll");
         Assert.True(File.Exists(dll), $"hc.dll not found at {dll}");
@@ -17,7 +22,8 @@ static class HcProcess
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(5))) { p.Kill(entireProcessTree: true); Assert.Fail("hc timed out"); }
-        return new(p.ExitCode, stdout.Result, stderr.Result);
+        try { await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5)); }
+        catch (TimeoutException) { p.Kill(entireProcessTree: true); Assert.Fail($"hc {string.Join(' ', args)} timed out"); }
+        return new(p.ExitCode, await stdout, await stderr);
     }
 }
