@@ -240,6 +240,22 @@ public class ServiceTests(ServiceFixture svc)
     }
 
     [Fact]
+    public async Task ConcurrentSubmissionsWithOneIdempotencyKeyCreateOneRun()
+    {
+        var key = $"ci-{Guid.NewGuid():N}";
+        var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Submit(Quick, key)));
+        Assert.All(results, r => Assert.True(r.Status is HttpStatusCode.Created or HttpStatusCode.OK, r.Status.ToString()));
+        Assert.Single(results, r => r.Status == HttpStatusCode.Created);
+        var ids = results.Select(r => r.Body!["id"]!.GetValue<long>()).Distinct().ToList();
+        Assert.Single(ids);
+        var other = await Submit(Quick, key + "-other");
+        Assert.Equal(HttpStatusCode.Created, other.Status);
+        Assert.NotEqual(ids[0], other.Body!["id"]!.GetValue<long>());
+        foreach (var id in new[] { ids[0], other.Body!["id"]!.GetValue<long>() })
+            Assert.Equal("succeeded", (await WaitFor(id, Ended, TimeSpan.FromMinutes(3))).Status);
+    }
+
+    [Fact]
     public async Task EventsStreamStatusChangesAndMetricPointsUntilTheRunEnds()
     {
         var id = await SubmitOk(Quick);
