@@ -183,6 +183,16 @@ public class ServiceTests(ServiceFixture svc)
         Assert.True(after < TimeSpan.FromSeconds(10), $"cancel took {after}");
         var checkpoints = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{running}/checkpoints"))!;
         Assert.NotEmpty(checkpoints);                                  // the final checkpoint
+        var cancelledAt = checkpoints[^1]!["step"]!.GetValue<long>();
+        Assert.Equal(cancelledAt, (await Run(running))["run"]!["step"]!.GetValue<long>());
+
+        // Retry: attempt 2 resumes from that checkpoint, not from step 0.
+        using (var r = await svc.Http.PostAsync($"api/runs/{running}/retry", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        await WaitForStep(running, cancelledAt + 2);
+        Assert.Equal(2, (await Run(running))["run"]!["attempt"]!.GetValue<int>());
+        Assert.Contains($"[run {running}] resumed from ckpt-{cancelledAt:D9}.hcckpt: step {cancelledAt}", svc.WorkerLog);
+        using (var r = await svc.Http.PostAsync($"api/runs/{running}/cancel", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        Assert.Equal("cancelled", (await WaitFor(running, Ended, TimeSpan.FromSeconds(30))).Status);
 
         // Cancel is idempotent on a cancelled run; a finished run cannot be cancelled.
         using (var r = await svc.Http.PostAsync($"api/runs/{running}/cancel", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
