@@ -15,7 +15,8 @@ root.Add(HcService.Cli.Service.UpCommand.Create());
 
 try
 {
-    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    // Ctrl+C cancels the command's token; `hc up` then needs time to stop its worker, API and PostgreSQL cleanly.
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
 }
 catch (ConfigException e)
 {

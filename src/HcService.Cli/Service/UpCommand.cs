@@ -52,6 +52,8 @@ static class UpCommand
             b.Configuration["Hc:CheckpointRoot"] = checkpointRoot;
             b.Configuration["Logging:LogLevel:Default"] = "Warning";
             b.Configuration["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning";
+            // EF logs the first migration-history query on a new database as an error; failures still surface as exceptions.
+            b.Configuration["Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command"] = "Critical";
             b.WebHost.UseUrls($"http://127.0.0.1:{port}");
         });
         await ApiApp.MigrateAsync(app.Services);
