@@ -12,7 +12,9 @@ public static class HcProcess
 
     public static Result Run(params string[] args) => RunAsync(args).GetAwaiter().GetResult();
 
-    public static async Task<Result> RunAsync(params string[] args)
+    public static Task<Result> RunAsync(params string[] args) => RunAsync(TimeSpan.FromMinutes(5), args);
+
+    public static async Task<Result> RunAsync(TimeSpan timeout, params string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "hc.dll");
         Assert.True(File.Exists(dll), $"hc.dll not found at {dll}");
@@ -22,7 +24,7 @@ public static class HcProcess
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        try { await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5)); }
+        try { await p.WaitForExitAsync().WaitAsync(timeout); }
         catch (TimeoutException) { p.Kill(entireProcessTree: true); Assert.Fail($"hc {string.Join(' ', args)} timed out"); }
         return new(p.ExitCode, await stdout, await stderr);
     }

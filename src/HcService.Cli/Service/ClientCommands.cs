@@ -118,9 +118,9 @@ static class ClientCommands
                     var name = data["name"]!.GetValue<string>();
                     var step = data["step"]!.GetValue<long>();
                     var value = data["value"]!.GetValue<double>();
-                    if (name.StartsWith("val/", StringComparison.Ordinal))
+                    if (name.StartsWith("val/", StringComparison.Ordinal) && name.EndsWith("/loss", StringComparison.Ordinal))
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step} {name} {value:F4}"));
-                    else if (step >= lastPrinted + 10)
+                    else if (name == "train/loss" && step >= lastPrinted + 10)
                     {
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step}, tokens {data["tokens"]}, loss {value:F4}"));
                         lastPrinted = step;
