@@ -84,7 +84,7 @@ static class TrainThroughput
         sb.AppendLine(ci, $"- machine: {Environment.ProcessorCount} cores, torch threads {get_num_threads()}, fp32 matmul throughput measured {peak / 1e9:F0} GFLOP/s (the MFU denominator); GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}");
         sb.AppendLine($"- whole optimizer steps as `hc train` runs them (job-plan batch, gradient accumulation, AdamW, clipping, byte corpus); 2 warm-up steps, {rounds} interleaved rounds x {steps} steps, median");
         sb.AppendLine();
-        sb.AppendLine("| preset | connection | params | batch tokens (micro x accum) | median s/step | tokens/s | training GFLOP/token | MFU | step time vs residual |");
+        sb.AppendLine("| preset | connection | params | batch tokens (micro x accum) | median s/step | tokens/s | training MFLOP/token | MFU | step time vs residual |");
         sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var s in setups)
         {
@@ -93,7 +93,7 @@ static class TrainThroughput
             var tps = t.BatchTokens / med;
             var flops = ModelCounter.Flops(s.Plan.Model, t.SeqLen).Training;
             var baseline = Stats.Median(setups.First(x => x.Preset == s.Preset && x.Connection == "residual").Seconds);
-            sb.AppendLine(ci, $"| {s.Preset} | {s.Connection} | {ModelCounter.Parameters(s.Plan.Model).Total:N0} | {t.BatchTokens} ({t.MicroBatch}x{t.SeqLen} x {t.Accumulation}) | {med:F3} | {tps:F0} | {flops / 1e9:F3} | {flops * tps / peak * 100:F1}% | {med / baseline:F3} |");
+            sb.AppendLine(ci, $"| {s.Preset} | {s.Connection} | {ModelCounter.Parameters(s.Plan.Model).Total:N0} | {t.BatchTokens} ({t.MicroBatch}x{t.SeqLen} x {t.Accumulation}) | {med:F3} | {tps:F0} | {flops / 1e6:F1} | {flops * tps / peak * 100:F1}% | {med / baseline:F3} |");
         }
         foreach (var s in setups) { s.Model.Dispose(); s.Optimizer.Dispose(); }
         foreach (var d in datasets) d.Dispose();
