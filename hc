@@ -7,6 +7,8 @@ dll="$root/src/HcService.Cli/bin/Release/net10.0/hc.dll"
 if [ ! -f "$dll" ] || [ -n "$(find "$root/src" -newer "$dll" \( -name '*.cs' -o -name '*.csproj' \) -print -quit)" ]; then
   dotnet build "$root/src/HcService.Cli" -c Release --nologo -v quiet >&2
 fi
+# The shipped datasets, wherever the command is run from (override with HC_DATA_ROOT or --data-root).
+export HC_DATA_ROOT="${HC_DATA_ROOT-$root/data/datasets}"
 # glibc malloc: serve allocations below 32 MiB from the heap and keep freed memory, instead of an mmap/munmap
 # (and page faults) per large tensor on every step. Measured in BENCHMARKS.md; override by setting GLIBC_TUNABLES.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296}"
