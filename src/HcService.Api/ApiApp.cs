@@ -52,6 +52,18 @@ public static class ApiApp
         return app;
     }
 
+    /// <summary>The API on a loopback URL for a given database and folders (`hc up`, the service tests).</summary>
+    public static WebApplication BuildLocal(string connectionString, string dataRoot, string checkpointRoot, string url) => Build([], b =>
+    {
+        b.Configuration["ConnectionStrings:hc"] = connectionString;
+        b.Configuration["Hc:DataRoot"] = dataRoot;
+        b.Configuration["Hc:CheckpointRoot"] = checkpointRoot;
+        b.Configuration["Logging:LogLevel:Default"] = "Warning";
+        // EF logs the first migration-history query on a new database as an error; failures still surface as exceptions.
+        b.Configuration["Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command"] = "Critical";
+        b.WebHost.UseUrls(url);
+    });
+
     /// <summary>Applies the EF Core migrations (the service and `hc up` do this at start-up).</summary>
     public static async Task MigrateAsync(IServiceProvider services)
     {

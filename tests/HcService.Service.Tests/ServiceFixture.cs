@@ -41,14 +41,7 @@ public sealed class ServiceFixture : IAsyncLifetime
         await Postgres.StartAsync();
         var port = EmbeddedPostgres.FreePort();
         Url = $"http://127.0.0.1:{port}";
-        api = ApiApp.Build([], b =>
-        {
-            b.Configuration["ConnectionStrings:hc"] = Postgres.ConnectionString;
-            b.Configuration["Hc:DataRoot"] = DataRoot;
-            b.Configuration["Hc:CheckpointRoot"] = CheckpointRoot;
-            b.Configuration["Logging:LogLevel:Default"] = "Warning";
-            b.WebHost.UseUrls(Url);
-        });
+        api = ApiApp.BuildLocal(Postgres.ConnectionString, DataRoot, CheckpointRoot, Url);
         await ApiApp.MigrateAsync(api.Services);
         await api.StartAsync();
         Http = new HttpClient { BaseAddress = new Uri(Url + "/"), Timeout = TimeSpan.FromSeconds(60) };

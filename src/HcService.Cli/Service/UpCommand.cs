@@ -45,17 +45,7 @@ static class UpCommand
         await pg.StartAsync(stop.Token);
 
         if (port == 0) port = EmbeddedPostgres.FreePort();
-        var app = ApiApp.Build([], b =>
-        {
-            b.Configuration["ConnectionStrings:hc"] = pg.ConnectionString;
-            b.Configuration["Hc:DataRoot"] = dataRoot;
-            b.Configuration["Hc:CheckpointRoot"] = checkpointRoot;
-            b.Configuration["Logging:LogLevel:Default"] = "Warning";
-            b.Configuration["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning";
-            // EF logs the first migration-history query on a new database as an error; failures still surface as exceptions.
-            b.Configuration["Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command"] = "Critical";
-            b.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        });
+        var app = ApiApp.BuildLocal(pg.ConnectionString, dataRoot, checkpointRoot, $"http://127.0.0.1:{port}");
         await ApiApp.MigrateAsync(app.Services);
         await app.StartAsync(stop.Token);
         var url = $"http://127.0.0.1:{port}";
