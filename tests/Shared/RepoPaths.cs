@@ -15,10 +15,22 @@ public static class RepoPaths
         throw new InvalidOperationException($"HcService.sln not found above {AppContext.BaseDirectory}");
     }
 
+    /// <summary>A fresh folder for one test, under one folder per test process that is deleted when the process exits.</summary>
     public static string TempDir(string prefix)
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"hc-{prefix}-{Guid.NewGuid():N}");
+        var dir = Path.Combine(SessionRoot.Value, $"{prefix}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
         return dir;
     }
+
+    static readonly Lazy<string> SessionRoot = new(() =>
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"hc-tests-{Environment.ProcessId}");
+        Directory.CreateDirectory(root);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        };
+        return root;
+    });
 }
