@@ -77,12 +77,6 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", Path.Combine(DataDir, "pgdata"), "-m", "fast", "-w", "stop"], asPostgresUser, default);
     }
 
-    /// <summary>Restarts on the same port (tests of database outages).</summary>
-    public async Task RestartAsync()
-    {
-        await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", Path.Combine(DataDir, "pgdata"), "-m", "fast", "-w", "restart"], asPostgresUser, default);
-    }
-
     public async ValueTask DisposeAsync() => await StopAsync();
 
     /// <summary>A free TCP port on the loopback interface.</summary>

@@ -120,7 +120,7 @@ static class BenchCommand
         sb.AppendLine();
         sb.AppendLine($"- command: `{command}`");
         sb.AppendLine($"- machine: {Machine()}");
-        sb.AppendLine($"- allocator: GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset: glibc defaults)"}");
+        sb.AppendLine(Allocator());
         sb.AppendLine($"- model: L={host.Layers}, d={host.DModel}, heads={host.Heads}, mlp={host.MlpHidden}, vocab={host.Vocab}, seq={host.MaxSeqLen}, batch={batch}; " +
                       $"MoE: {host.Moe.Experts} experts, top-{host.Moe.TopK}, expert hidden {host.Moe.ExpertHidden}; fp32, forward+backward");
         sb.AppendLine($"- protocol: 2 warm-up steps per variant, then {rounds} interleaved rounds x {steps} steps; median step time");
@@ -139,7 +139,10 @@ static class BenchCommand
         return sb.ToString();
     }
 
-    static string Machine()
+    internal static string Allocator() =>
+        $"- allocator: GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset: glibc defaults)"}";
+
+    internal static string Machine()
     {
         var cpu = "unknown CPU";
         try { cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? cpu; } catch (IOException) { }

@@ -81,7 +81,8 @@ static class TrainThroughput
         sb.AppendLine($"### Training throughput ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
         sb.AppendLine();
         sb.AppendLine($"- command: `{command}`");
-        sb.AppendLine(ci, $"- machine: {Environment.ProcessorCount} cores, torch threads {get_num_threads()}, fp32 matmul throughput measured {peak / 1e9:F0} GFLOP/s (the MFU denominator); GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}");
+        sb.AppendLine(ci, $"- machine: {BenchCommand.Machine()}; fp32 matmul throughput measured {peak / 1e9:F0} GFLOP/s (the MFU denominator)");
+        sb.AppendLine(BenchCommand.Allocator());
         sb.AppendLine($"- whole optimizer steps as `hc train` runs them (job-plan batch, gradient accumulation, AdamW, clipping, byte corpus); 2 warm-up steps, {rounds} interleaved rounds x {steps} steps, median");
         sb.AppendLine();
         sb.AppendLine("| preset | connection | params | batch tokens (micro x accum) | median s/step | tokens/s | training MFLOP/token | MFU | step time vs residual |");

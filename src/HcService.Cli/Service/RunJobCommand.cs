@@ -4,6 +4,7 @@ using HcService.Core.Counting;
 using HcService.Core.Jobs;
 using HcService.Core.Training;
 using HcService.Store;
+using HcService.Store.Jobs;
 using Npgsql;
 
 namespace HcService.Cli.Service;
@@ -30,8 +31,11 @@ static class RunJobCommand
     static int Run(long runId, int attempt)
     {
         var connectionString = Environment.GetEnvironmentVariable("ConnectionStrings__hc") ?? throw new InvalidOperationException("ConnectionStrings__hc is not set");
-        var dataRoot = Environment.GetEnvironmentVariable("HC_DATA_ROOT") ?? throw new InvalidOperationException("HC_DATA_ROOT is not set");
-        var checkpointRoot = Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? throw new InvalidOperationException("HC_CHECKPOINT_ROOT is not set");
+        var paths = new HcPaths
+        {
+            DataRoot = Environment.GetEnvironmentVariable("HC_DATA_ROOT") ?? throw new InvalidOperationException("HC_DATA_ROOT is not set"),
+            CheckpointRoot = Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? throw new InvalidOperationException("HC_CHECKPOINT_ROOT is not set"),
+        };
         using var db = NpgsqlDataSource.Create(connectionString);
 
         string spec, queue;
@@ -58,13 +62,13 @@ static class RunJobCommand
             catch (NpgsqlException) { /* the database is away: keep training, ask again next tick */ }
         }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
 
-        using var sink = new PostgresRunSink(db, runId, attempt, checkpointRoot);
+        using var sink = new PostgresRunSink(db, runId, attempt, paths.CheckpointRoot);
         string status;
         string? reason;
         try
         {
             var job = JobSpec.Parse(spec);
-            var options = new RunOptions(dataRoot, Path.Combine(checkpointRoot, $"run-{runId}"), device,
+            var options = new RunOptions(paths.DataRoot, paths.RunFolder(runId), device,
                 device == DeviceKind.Cuda ? DevicePeak.CudaBf16 : DevicePeak.MeasureCpuMatmul());
             var result = new TrainingRun(job, options, [sink], Console.WriteLine).Run(cts.Token);
             sink.Flush();

@@ -45,10 +45,10 @@ static class UpCommand
         await pg.StartAsync(stop.Token);
 
         if (port == 0) port = EmbeddedPostgres.FreePort();
-        var app = ApiApp.BuildLocal(pg.ConnectionString, dataRoot, checkpointRoot, $"http://127.0.0.1:{port}");
+        var url = $"http://127.0.0.1:{port}";
+        var app = ApiApp.BuildLocal(pg.ConnectionString, dataRoot, checkpointRoot, url);
         await ApiApp.MigrateAsync(app.Services);
         await app.StartAsync(stop.Token);
-        var url = $"http://127.0.0.1:{port}";
 
         var worker = StartWorker(pg.ConnectionString, dataRoot, checkpointRoot, Path.Combine(home, "worker.log"));
         Console.WriteLine($"API:       {url}");

@@ -47,8 +47,6 @@ public sealed record ConnectionConfig
     public bool? ScaleOutputInit { get; init; }
 
     public bool IsHyper => Type is ConnectionType.StaticHc or ConnectionType.DynamicHc;
-    /// <summary>Streams the trunk carries: n for HC, 1 for residual and Post-Norm.</summary>
-    public int Streams => IsHyper ? Rate : 1;
     public bool ScalesOutputInit => IsHyper && (ScaleOutputInit ?? true);
 
     public static ConnectionConfig Residual { get; } = new();

@@ -64,7 +64,6 @@ public sealed class HyperConnection : nn.Module, IConnection
     }
 
     public int Rate => rate;
-    public bool IsDynamic => dynamic_proj is not null;
 
     /// <summary>Learned parameters of one HC module (HC-SPEC section 6).</summary>
     public static long ParameterCount(ModelConfig model)
