@@ -1,8 +1,10 @@
 using Hangfire;
+using HcService.Api.Auth;
 using HcService.Api.Runs;
 using HcService.Store;
 using HcService.Store.Jobs;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace HcService.Api;
 
@@ -23,7 +25,14 @@ public static class ApiApp
 
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton<SpecValidator>();
+        builder.Services.AddSingleton<DeviceMemory>();
         builder.Services.AddDbContext<HcDbContext>(o => o.UseNpgsql(connectionString));
+        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        builder.Services.AddSingleton(LeaseOptions.FromEnvironment());
+        builder.Services.AddSingleton<RunLeases>();
+        builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<RunLeases>(),
+            sp.GetRequiredService<IBackgroundJobClient>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("HcService.Leases").LogLeaseEvent));
+        builder.Services.AddHostedService<LeaseReaperService>();
         builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
         builder.Services.AddProblemDetails();
         // A diverged run's loss is NaN: serialise it as "NaN" rather than failing the response.
@@ -35,7 +44,15 @@ public static class ApiApp
             var xml = Path.Combine(AppContext.BaseDirectory, "HcService.Api.xml");
             if (File.Exists(xml)) o.IncludeXmlComments(xml);
             o.OperationFilter<JobSpecExample>();
+            // Swagger UI's Authorize button: paste a key once, every request then carries it.
+            o.AddSecurityDefinition("ApiKey", new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.Http, Scheme = "bearer",
+                Description = "An HcService API key (`hc up` prints the first one; `hc keys create` makes more): sent as Authorization: Bearer <key>.",
+            });
+            o.AddSecurityRequirement(document => new Microsoft.OpenApi.OpenApiSecurityRequirement { [new Microsoft.OpenApi.OpenApiSecuritySchemeReference("ApiKey", document)] = [] });
         });
+        var auth = builder.AddHcAuth();
         builder.Services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
         builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = 1 << 20);
 
@@ -43,12 +60,19 @@ public static class ApiApp
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseSwagger();
-        app.UseSwaggerUI(o => o.RoutePrefix = "swagger");
-        app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [], DisplayStorageConnectionString = false, IsReadOnlyFunc = _ => true });
+        app.UseSwaggerUI(o => { o.RoutePrefix = "swagger"; o.EnablePersistAuthorization(); });
+        app.UseAuthentication();
+        app.UseAuthorization();
+        // The dashboard shows every job's arguments and the servers: admin keys only (a browser gets a Basic prompt:
+        // any user name, the key as the password). Read-only: runs are managed through the API, not by editing jobs.
+        var dashboard = new DashboardOptions { Authorization = [], AsyncAuthorization = [], DisplayStorageConnectionString = false, IsReadOnlyFunc = _ => true };
+        if (auth.Enabled) app.MapHangfireDashboardWithAuthorizationPolicy(Auth.Scopes.Admin, "/hangfire", dashboard);
+        else app.MapHangfireDashboard("/hangfire", dashboard);
         app.MapHealthChecks("/healthz", new() { Predicate = _ => false });
         app.MapHealthChecks("/readyz");
         app.MapRuns();
         app.MapCatalog();
+        app.MapKeys();
         return app;
     }
 
@@ -70,4 +94,6 @@ public static class ApiApp
         using var scope = services.CreateScope();
         await scope.ServiceProvider.GetRequiredService<HcDbContext>().Database.MigrateAsync();
     }
+
+    static void LogLeaseEvent(this ILogger logger, string message) => logger.LogWarning("{Message}", message);
 }

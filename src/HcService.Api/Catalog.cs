@@ -1,3 +1,4 @@
+using HcService.Api.Auth;
 using HcService.Api.Runs;
 using HcService.Core.Config;
 using HcService.Core.Counting;
@@ -9,8 +10,9 @@ namespace HcService.Api;
 /// <summary>GET /api/presets and GET /api/datasets.</summary>
 public static class CatalogApi
 {
-    public static void MapCatalog(this IEndpointRouteBuilder app)
+    public static void MapCatalog(this IEndpointRouteBuilder routes)
     {
+        var app = routes.MapGroup("").RequireScope(Scopes.Read);
         app.MapGet("/api/presets", () => TypedResults.Ok(Presets.All.Values.Select(p => new PresetInfo(
                 p.Name, p.Layers, p.DModel, p.Heads, p.MlpHidden, p.MaxSeqLen, p.Vocab, Names.Of(p.Architecture),
                 ModelCounter.Parameters(p).Total, ModelCounter.Parameters(p with { Connection = ConnectionConfig.DynamicHc(4) }).Total,

@@ -12,6 +12,7 @@ root.Add(HcService.Cli.Service.WorkerCommand.Create());
 root.Add(HcService.Cli.Service.RunJobCommand.Create());
 foreach (var c in HcService.Cli.Service.ClientCommands.Create()) root.Add(c);
 root.Add(HcService.Cli.Service.UpCommand.Create());
+root.Add(HcService.Cli.Service.KeysCommand.Create());
 
 try
 {

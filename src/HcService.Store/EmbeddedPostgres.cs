@@ -55,7 +55,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         if (asPostgresUser) await Exec("chown", ["-R", "postgres:postgres", DataDir], asPostgres: false, ct);
         if (!File.Exists(Path.Combine(pgData, "PG_VERSION")))
             await Exec(Path.Combine(binDir, "initdb"), ["-D", pgData, "-U", "hc", "--auth=trust", "-E", "UTF8", "--no-instructions"], asPostgresUser, ct);
-        Port = FreePort();
+        if (Port == 0) Port = FreePort();   // a restart keeps its port, so that connection strings stay valid
         var options = $"-p {Port} -h 127.0.0.1 -k {DataDir} -c fsync=on -c max_connections=200";
         await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", pgData, "-l", Path.Combine(DataDir, "postgres.log"), "-o", options, "-w", "-t", "60", "start"], asPostgresUser, ct);
         started = true;
@@ -75,6 +75,14 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         if (!started) return;
         started = false;
         await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", Path.Combine(DataDir, "pgdata"), "-m", "fast", "-w", "stop"], asPostgresUser, default);
+    }
+
+    /// <summary>Stops the server, waits, and starts it again on the same port (a database restart, for the tests).</summary>
+    public async Task RestartAsync(TimeSpan down, CancellationToken ct = default)
+    {
+        await StopAsync();
+        await Task.Delay(down, ct);
+        await StartAsync(ct);
     }
 
     public async ValueTask DisposeAsync() => await StopAsync();

@@ -33,6 +33,12 @@ public sealed class Run
     public required string Queue { get; set; }
     /// <summary>Attempts started so far; the current attempt's number is the fencing token of its writes.</summary>
     public int Attempt { get; set; }
+    /// <summary>The attempt number after which a lost worker fails the run instead of requeueing it (a retry extends it).</summary>
+    public int MaxAttempts { get; set; }
+    /// <summary>The worker holding the current attempt's lease (host:pid:queue), while running.</summary>
+    public string? LeaseOwner { get; set; }
+    /// <summary>When the lease runs out unless its worker renews it; an expired lease means the worker is lost.</summary>
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
     public long TotalSteps { get; set; }
     public long TokenBudget { get; set; }
     public long Step { get; set; }
@@ -80,4 +86,32 @@ public sealed class EvaluationResult
     public required string Metric { get; set; }
     public double Value { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+}
+
+/// <summary>One attempt of a run: which worker ran it, from when to when, and how it ended (the history shown with a run).</summary>
+public sealed class RunAttempt
+{
+    public long RunId { get; set; }
+    public int Attempt { get; set; }
+    public required string Worker { get; set; }
+    public DateTimeOffset StartedAt { get; set; }
+    public DateTimeOffset? EndedAt { get; set; }
+    /// <summary>succeeded, failed, cancelled, or lost (its worker's lease expired or the worker stopped).</summary>
+    public string? Outcome { get; set; }
+    public string? Reason { get; set; }
+}
+
+/// <summary>An API key: only its SHA-256 is stored; the key itself is shown once, when it is created.</summary>
+public sealed class ApiKey
+{
+    public long Id { get; set; }
+    public required string Name { get; set; }
+    /// <summary>The key's first characters, to tell keys apart in listings.</summary>
+    public required string Prefix { get; set; }
+    /// <summary>Lower-case hex SHA-256 of the whole key.</summary>
+    public required string Hash { get; set; }
+    /// <summary>read, submit, admin (each includes the ones before it).</summary>
+    public required string Scope { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? RevokedAt { get; set; }
 }

@@ -9,6 +9,8 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
     public DbSet<MetricPoint> Metrics => Set<MetricPoint>();
     public DbSet<CheckpointEntry> Checkpoints => Set<CheckpointEntry>();
     public DbSet<EvaluationResult> Evaluations => Set<EvaluationResult>();
+    public DbSet<RunAttempt> Attempts => Set<RunAttempt>();
+    public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -23,6 +25,26 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
             e.HasIndex(r => r.IdempotencyKey).IsUnique();
             e.HasIndex(r => new { r.Status, r.CreatedAt });
             e.HasIndex(r => r.CreatedAt);
+            e.Property(r => r.LeaseOwner).HasMaxLength(200);
+            // The reaper's scan: running runs by lease expiry.
+            e.HasIndex(r => new { r.Status, r.LeaseExpiresAt });
+        });
+        b.Entity<RunAttempt>(e =>
+        {
+            e.ToTable("run_attempts");
+            e.HasKey(a => new { a.RunId, a.Attempt });
+            e.Property(a => a.Worker).HasMaxLength(200);
+            e.Property(a => a.Outcome).HasMaxLength(16);
+            e.HasOne<Run>().WithMany().HasForeignKey(a => a.RunId).OnDelete(DeleteBehavior.Cascade);
+        });
+        b.Entity<ApiKey>(e =>
+        {
+            e.ToTable("api_keys");
+            e.Property(k => k.Name).HasMaxLength(200);
+            e.Property(k => k.Prefix).HasMaxLength(16);
+            e.Property(k => k.Hash).HasMaxLength(64);
+            e.Property(k => k.Scope).HasMaxLength(16);
+            e.HasIndex(k => k.Hash).IsUnique();
         });
         b.Entity<MetricPoint>(e =>
         {

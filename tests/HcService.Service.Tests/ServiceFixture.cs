@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Net.Http.Json;
 using HcService.Api;
+using HcService.Api.Auth;
 using HcService.Core.Data;
 using HcService.Store;
 using Microsoft.AspNetCore.Builder;
@@ -11,9 +13,10 @@ namespace HcService.Service.Tests;
 
 /// <summary>
 /// The real service for the tests: a PostgreSQL server of its own (initdb into a temp folder, a free port), the API on a
-/// free loopback port, and one worker process (`hc worker`) whose runs execute in child processes. The data root is a
+/// free loopback port, and worker processes (`hc worker`) whose runs execute in child processes. The data root is a
 /// copy of the shipped datasets plus `broken-bytes`, whose manifest lies about its token count, so that a run can pass
-/// validation and then fail inside the training process.
+/// validation and then fail inside the training process. Leases last <see cref="LeaseSeconds"/> (30 s in production)
+/// so that lost workers are detected quickly. <see cref="Http"/> carries an admin key.
 /// </summary>
 public sealed class ServiceFixture : IAsyncLifetime
 {
@@ -23,8 +26,10 @@ public sealed class ServiceFixture : IAsyncLifetime
     public string Url { get; private set; } = "";
     public string DataRoot => Path.Combine(Home, "datasets");
     public string CheckpointRoot => Path.Combine(Home, "checkpoints");
+    public const int LeaseSeconds = 10;
+    public string AdminKey { get; private set; } = "";
     WebApplication? api;
-    Process? worker;
+    readonly List<Process> workers = [];
     readonly System.Text.StringBuilder workerLog = new();
 
     public async Task InitializeAsync()
@@ -41,32 +46,62 @@ public sealed class ServiceFixture : IAsyncLifetime
         await Postgres.StartAsync();
         var port = EmbeddedPostgres.FreePort();
         Url = $"http://127.0.0.1:{port}";
+        // The API (in this process) and the workers (children, which inherit it) read the lease length from here.
+        Environment.SetEnvironmentVariable("HC_LEASE_SECONDS", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
         api = ApiApp.BuildLocal(Postgres.ConnectionString, DataRoot, CheckpointRoot, Url);
         await ApiApp.MigrateAsync(api.Services);
+        AdminKey = (await ApiKeys.BootstrapAsync(api.Services))!;
         await api.StartAsync();
-        Http = new HttpClient { BaseAddress = new Uri(Url + "/"), Timeout = TimeSpan.FromSeconds(60) };
+        Http = Client(AdminKey);
         StartWorker();
     }
 
-    public void StartWorker()
+    /// <summary>A client of the API with <paramref name="key"/> as its bearer token (none: anonymous).</summary>
+    public HttpClient Client(string? key)
+    {
+        var http = new HttpClient { BaseAddress = new Uri(Url + "/"), Timeout = TimeSpan.FromSeconds(60) };
+        if (key is not null) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        return http;
+    }
+
+    /// <summary>Creates a key with <paramref name="scope"/> through the API.</summary>
+    public async Task<string> CreateKey(string scope)
+    {
+        using var response = await Http.PostAsJsonAsync("api/keys", new { name = $"test {scope}", scope });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonNode>())!["key"]!.GetValue<string>();
+    }
+
+    /// <summary>Starts one more worker process on the cpu queue.</summary>
+    public Process StartWorker()
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "hc.dll"), "worker", "--connection", Postgres.ConnectionString,
                      "--queue", "cpu", "--data-root", DataRoot, "--checkpoint-root", CheckpointRoot })
             psi.ArgumentList.Add(a);
-        worker = Process.Start(psi)!;
+        var worker = Process.Start(psi)!;
+        lock (workers) workers.Add(worker);
         worker.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (workerLog) workerLog.AppendLine(e.Data); };
         worker.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (workerLog) workerLog.AppendLine(e.Data); };
         worker.BeginOutputReadLine();
         worker.BeginErrorReadLine();
+        return worker;
     }
 
     public string WorkerLog { get { lock (workerLog) return workerLog.ToString(); } }
-    public bool WorkerAlive => worker is { HasExited: false };
+    /// <summary>Worker processes still running.</summary>
+    public IReadOnlyList<Process> LiveWorkers { get { lock (workers) return workers.Where(w => !w.HasExited).ToList(); } }
+    public bool WorkerAlive => LiveWorkers.Count > 0;
+    /// <summary>The API's endpoints (the security tests check every mutating one).</summary>
+    public IEnumerable<Microsoft.AspNetCore.Http.Endpoint> Endpoints =>
+        ((Microsoft.AspNetCore.Routing.IEndpointRouteBuilder)api!).DataSources.SelectMany(d => d.Endpoints);
+
+    /// <summary>At least one worker running (a test that killed workers leaves the service as it found it).</summary>
+    public void EnsureWorker() { if (!WorkerAlive) StartWorker(); }
 
     public async Task DisposeAsync()
     {
-        if (worker is { HasExited: false }) { worker.Kill(entireProcessTree: true); await worker.WaitForExitAsync(); }
+        foreach (var w in LiveWorkers) { w.Kill(entireProcessTree: true); await w.WaitForExitAsync(); }
         if (api is not null) { await api.StopAsync(); await api.DisposeAsync(); }
         await Postgres.StopAsync();
         Http.Dispose();

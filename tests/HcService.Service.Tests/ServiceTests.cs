@@ -20,47 +20,13 @@ public class ServiceTests(ServiceFixture svc)
           "training": { "tokenBudget": "5M", "evalTokens": "2K", "checkpointInterval": "5M" } }
         """;
 
-    async Task<(HttpStatusCode Status, JsonNode? Body)> Submit(string spec, string? key = null)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "api/runs") { Content = new StringContent(spec, Encoding.UTF8, "application/json") };
-        if (key is not null) request.Headers.Add("Idempotency-Key", key);
-        using var response = await svc.Http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        return (response.StatusCode, text.Length > 0 ? JsonNode.Parse(text) : null);
-    }
-
-    async Task<long> SubmitOk(string spec)
-    {
-        var (status, body) = await Submit(spec);
-        Assert.True(status == HttpStatusCode.Created, $"{status}: {body}");
-        return body!["id"]!.GetValue<long>();
-    }
-
-    async Task<JsonNode> Run(long id) => (await svc.Http.GetFromJsonAsync<JsonNode>($"api/runs/{id}"))!;
-
-    async Task<(string Status, TimeSpan After)> WaitFor(long id, string[] states, TimeSpan timeout)
-    {
-        var sw = Stopwatch.StartNew();
-        while (true)
-        {
-            var status = (await Run(id))["run"]!["status"]!.GetValue<string>();
-            if (states.Contains(status)) return (status, sw.Elapsed);
-            if (sw.Elapsed > timeout) Assert.Fail($"run {id} still {status} after {timeout}; worker log:\n{svc.WorkerLog}");
-            await Task.Delay(250);
-        }
-    }
-
-    static readonly string[] Ended = ["succeeded", "failed", "cancelled"];
-
-    async Task WaitForStep(long id, long step)
-    {
-        var sw = Stopwatch.StartNew();
-        while ((await Run(id))["run"]!["step"]!.GetValue<long>() < step)
-        {
-            if (sw.Elapsed > TimeSpan.FromMinutes(2)) Assert.Fail($"run {id} did not reach step {step}; worker log:\n{svc.WorkerLog}");
-            await Task.Delay(250);
-        }
-    }
+    Task<(HttpStatusCode Status, JsonNode? Body)> Submit(string spec, string? key = null) => svc.Submit(spec, key);
+    Task<long> SubmitOk(string spec) => svc.SubmitOk(spec);
+    Task<JsonNode> Run(long id) => svc.Run(id);
+    Task<(string Status, TimeSpan After)> WaitFor(long id, string[] states, TimeSpan timeout) => svc.WaitFor(id, states, timeout);
+    static readonly string[] Ended = RunClient.Ended;
+    Task WaitForStep(long id, long step) => svc.WaitForStep(id, step);
+    static Task<long> ChildPid(long runId) => RunClient.ChildPid(runId);
 
     [Fact]
     public async Task SubmittedRunSucceedsAndItsMetricsCheckpointsAndValidationAreServed()
@@ -236,16 +202,16 @@ public class ServiceTests(ServiceFixture svc)
         // Passes validation, then fails inside the training process: the dataset's manifest lies about its size.
         await File.WriteAllTextAsync(bad, Quick.Replace("\"tags\"", "\"data\": { \"train\": \"broken-bytes\" }, \"tags\""));
 
-        var ok = await HcProcess.RunAsync("submit", good, "--wait", "--server", svc.Url);
+        var ok = await HcProcess.RunAsync("submit", good, "--wait", "--server", svc.Url, "--api-key", svc.AdminKey);
         Assert.True(ok.ExitCode == 0, ok.Output);
         Assert.Contains("succeeded", ok.Output);
 
-        var failed = await HcProcess.RunAsync("submit", bad, "--wait", "--server", svc.Url);
+        var failed = await HcProcess.RunAsync("submit", bad, "--wait", "--server", svc.Url, "--api-key", svc.AdminKey);
         Assert.Equal(1, failed.ExitCode);
         Assert.Contains("failed", failed.Output);
         Assert.Contains("manifest says", failed.Output);      // the reason, from the child's stderr
 
-        var invalid = await HcProcess.RunAsync("submit", Path.Combine(dir, "missing.json"), "--server", svc.Url);
+        var invalid = await HcProcess.RunAsync("submit", Path.Combine(dir, "missing.json"), "--server", svc.Url, "--api-key", svc.AdminKey);
         Assert.Equal(2, invalid.ExitCode);
     }
 
@@ -320,19 +286,5 @@ public class ServiceTests(ServiceFixture svc)
         Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
         using var ready = await svc.Http.GetAsync("readyz");
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
-    }
-
-    static async Task<long> ChildPid(long runId)
-    {
-        for (var i = 0; i < 100; i++)
-        {
-            var psi = new ProcessStartInfo("pgrep", ["-f", $"run-job --run-id {runId} "]) { RedirectStandardOutput = true };
-            using var p = Process.Start(psi)!;
-            var output = (await p.StandardOutput.ReadToEndAsync()).Trim();
-            await p.WaitForExitAsync();
-            if (output.Length > 0) return long.Parse(output.Split('\n')[0]);
-            await Task.Delay(100);
-        }
-        throw new InvalidOperationException($"no training process found for run {runId}");
     }
 }

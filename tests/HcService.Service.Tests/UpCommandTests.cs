@@ -15,6 +15,7 @@ public class UpCommandTests
         Assert.Matches(@"API:\s+http://127\.0\.0\.1:\d+", r.Stdout);
         Assert.Contains("/swagger", r.Stdout);
         Assert.Contains("/hangfire", r.Stdout);
+        Assert.Matches(@"API key: hck_[A-Za-z0-9_-]{43}\n", r.Stdout);   // the first admin key, printed once
         Assert.Contains($"Data root: {RepoPaths.DataRoot}", r.Stdout);
         Assert.Matches(@"tiny residual\s+run \d+: succeeded, train loss \d\.\d{4}, validation loss \d\.\d{4}", r.Stdout);
         Assert.Matches(@"tiny DHC x4\s+run \d+: succeeded, train loss \d\.\d{4}, validation loss \d\.\d{4}", r.Stdout);

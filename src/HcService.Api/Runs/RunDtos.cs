@@ -13,8 +13,15 @@ public sealed record RunSummary(long Id, string Name, string Status, string Pres
         r.CreatedAt, r.StartedAt, r.FinishedAt, r.FailureReason);
 }
 
-/// <summary>One run in full: its spec, progress with ETA, and the latest value of each metric.</summary>
-public sealed record RunDetail(RunSummary Run, JsonElement Spec, double? EtaSeconds, IReadOnlyDictionary<string, MetricValue> LatestMetrics);
+/// <summary>One run in full: its spec, progress with ETA, the latest value of each metric, its lease and its attempts.</summary>
+public sealed record RunDetail(RunSummary Run, JsonElement Spec, double? EtaSeconds, IReadOnlyDictionary<string, MetricValue> LatestMetrics,
+    LeaseInfo? Lease, int MaxAttempts, IReadOnlyList<AttemptInfo> Attempts);
+
+/// <summary>The worker holding a running run, and until when unless it renews.</summary>
+public sealed record LeaseInfo(string Owner, DateTimeOffset ExpiresAt);
+
+/// <summary>One attempt: its worker, its times and how it ended (succeeded, failed, cancelled, lost; null while it runs).</summary>
+public sealed record AttemptInfo(int Attempt, string Worker, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, string? Outcome, string? Reason);
 
 public sealed record MetricValue(long Step, long Tokens, double Value);
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Hangfire;
 using Hangfire.States;
+using HcService.Api.Auth;
 using HcService.Core.Config;
 using HcService.Core.Jobs;
 using HcService.Store;
@@ -8,6 +9,7 @@ using HcService.Store.Jobs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace HcService.Api.Runs;
 
@@ -16,14 +18,14 @@ public static class RunsApi
 {
     public static RouteGroupBuilder MapRuns(this IEndpointRouteBuilder app)
     {
-        var g = app.MapGroup("/api/runs").WithTags("Runs");
+        var g = app.MapGroup("/api/runs").WithTags("Runs").RequireScope(Scopes.Read);
         g.MapPost("/", Submit).WithSummary("Submit a job spec").WithDescription(
             "Validates the spec (DESIGN.md section 4) and queues a run. 201 with Location; 400 ProblemDetails naming every invalid field, its value and what is allowed.")
-            .Accepts<JobSpec>("application/json");
+            .Accepts<JobSpec>("application/json").RequireScope(Scopes.Submit);
         g.MapGet("/", List).WithSummary("List runs, newest first, filtered by status, connection, architecture, preset or tag");
         g.MapGet("/{id:long}", Get).WithSummary("A run: spec, status, progress with ETA, attempts, timings, latest metrics, failure reason");
-        g.MapPost("/{id:long}/cancel", Cancel).WithSummary("Cancel: a queued run at once; a running run stops within 10 s after a final checkpoint");
-        g.MapPost("/{id:long}/retry", Retry).WithSummary("Requeue a failed or cancelled run; it resumes from its latest verified checkpoint");
+        g.MapPost("/{id:long}/cancel", Cancel).WithSummary("Cancel: a queued run at once; a running run stops within 10 s after a final checkpoint").RequireScope(Scopes.Submit);
+        g.MapPost("/{id:long}/retry", Retry).WithSummary("Requeue a failed or cancelled run; it resumes from its latest verified checkpoint").RequireScope(Scopes.Submit);
         g.MapGet("/{id:long}/metrics", Metrics).WithSummary("Metric series by name and step range, downsampled server-side to maxPoints");
         g.MapGet("/{id:long}/checkpoints", Checkpoints).WithSummary("Checkpoints of a run (step, tokens, size, sha256)");
         g.MapGet("/{id:long}/checkpoints/{step:long}", DownloadCheckpoint).WithSummary("Download a checkpoint file").Produces(200, contentType: "application/octet-stream");
@@ -33,7 +35,7 @@ public static class RunsApi
     }
 
     static async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem>> Submit(
-        HttpRequest request, HcDbContext db, SpecValidator validator, IBackgroundJobClient jobs,
+        HttpRequest request, HcDbContext db, NpgsqlDataSource dataSource, SpecValidator validator, IBackgroundJobClient jobs, LeaseOptions leases,
         [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, [FromQuery] string? queue, CancellationToken ct)
     {
         string body;
@@ -43,6 +45,8 @@ public static class RunsApi
         catch (ConfigException e) { return Problem(e.Errors); }
         var device = queue switch { null or "cpu" => DeviceKind.Cpu, "cuda" => DeviceKind.Cuda, _ => (DeviceKind?)null };
         if (device is null) return Problem([new("queue", queue, "cpu or cuda")]);
+        if (idempotencyKey is { Length: > 200 } || idempotencyKey?.Any(char.IsControl) == true)
+            return Problem([new("Idempotency-Key", idempotencyKey.Length > 40 ? idempotencyKey[..40] + "..." : idempotencyKey, "a header value of at most 200 printable characters")]);
         var (plan, errors) = validator.Validate(spec, device.Value);
         if (plan is null) return Problem(errors);
 
@@ -57,7 +61,7 @@ public static class RunsApi
             Name = plan.Name, Spec = spec.ToJson(), Preset = plan.Model.Name, Architecture = Names.Of(plan.Model.Architecture),
             Connection = Names.Of(plan.Model.Connection.Type), Rate = plan.Model.Connection.Rate, Tags = [.. plan.Tags],
             Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = plan.Training.Steps,
-            TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, IdempotencyKey = idempotencyKey,
+            TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, IdempotencyKey = idempotencyKey, MaxAttempts = leases.MaxAttempts,
             CreatedAt = now, UpdatedAt = now,
         };
         db.Runs.Add(run);
@@ -68,15 +72,8 @@ public static class RunsApi
             var winner = await db.Runs.AsNoTracking().FirstAsync(r => r.IdempotencyKey == idempotencyKey, ct);
             return TypedResults.Ok(RunSummary.Of(winner));
         }
-        await Enqueue(db, jobs, run, ct);
+        run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
         return TypedResults.Created($"/api/runs/{run.Id}", RunSummary.Of(run));
-    }
-
-    internal static async Task Enqueue(HcDbContext db, IBackgroundJobClient jobs, Run run, CancellationToken ct)
-    {
-        var jobId = jobs.Create<TrainingJob>(j => j.Execute(run.Id, JobCancellationToken.Null), new EnqueuedState(run.Queue));
-        await db.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(s => s.SetProperty(r => r.HangfireJobId, jobId), ct);
-        run.HangfireJobId = jobId;
     }
 
     static ValidationProblem Problem(IEnumerable<ConfigError> errors) =>
@@ -113,8 +110,11 @@ public static class RunsApi
             var perStep = (DateTimeOffset.UtcNow - started).TotalSeconds / run.Step;
             eta = Math.Round(perStep * (run.TotalSteps - run.Step), 1);
         }
+        var attempts = await db.Attempts.AsNoTracking().Where(a => a.RunId == id).OrderBy(a => a.Attempt)
+            .Select(a => new AttemptInfo(a.Attempt, a.Worker, a.StartedAt, a.EndedAt, a.Outcome, a.Reason)).ToListAsync(ct);
+        var lease = run.LeaseOwner is { } owner && run.LeaseExpiresAt is { } expires ? new LeaseInfo(owner, expires) : null;
         return TypedResults.Ok(new RunDetail(RunSummary.Of(run), JsonDocument.Parse(run.Spec).RootElement.Clone(), eta,
-            latest.ToDictionary(m => m.Name, m => new MetricValue(m.Step, m.Tokens, m.Value))));
+            latest.ToDictionary(m => m.Name, m => new MetricValue(m.Step, m.Tokens, m.Value)), lease, run.MaxAttempts, attempts));
     }
 
     static async Task<Results<Ok<RunSummary>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Cancel(long id, HcDbContext db, CancellationToken ct)
@@ -135,17 +135,20 @@ public static class RunsApi
         return TypedResults.Ok(RunSummary.Of(run));
     }
 
-    static async Task<Results<Ok<RunSummary>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Retry(long id, HcDbContext db, IBackgroundJobClient jobs, CancellationToken ct)
+    static async Task<Results<Ok<RunSummary>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Retry(long id, HcDbContext db,
+        NpgsqlDataSource dataSource, IBackgroundJobClient jobs, LeaseOptions leases, CancellationToken ct)
     {
         var now = DateTimeOffset.UtcNow;
+        // A retry gets a fresh allowance of attempts.
         var updated = await db.Runs.Where(r => r.Id == id && (r.Status == RunStatus.Failed || r.Status == RunStatus.Cancelled)).ExecuteUpdateAsync(s => s
             .SetProperty(r => r.Status, RunStatus.Queued).SetProperty(r => r.CancelRequested, false).SetProperty(r => r.FailureReason, (string?)null)
+            .SetProperty(r => r.MaxAttempts, r => r.Attempt + leases.MaxAttempts)
             .SetProperty(r => r.FinishedAt, (DateTimeOffset?)null).SetProperty(r => r.UpdatedAt, now), ct);
         var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
         if (run is null) return RunNotFound(id);
         if (updated == 0)
             return TypedResults.Conflict(new ProblemDetails { Title = "Only failed or cancelled runs can be retried", Detail = $"run {id} is {run.Status}", Status = 409 });
-        await Enqueue(db, jobs, run, ct);
+        await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
         return TypedResults.Ok(RunSummary.Of(run));
     }
 

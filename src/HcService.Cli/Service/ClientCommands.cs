@@ -16,14 +16,15 @@ static class ClientCommands
     public static IEnumerable<Command> Create()
     {
         var server = ServerOption();
+        var apiKey = ApiKeyOption();
 
         var spec = new Argument<string>("spec") { Description = "Job spec JSON file" };
         var wait = new Option<bool>("--wait") { Description = "Wait for the run to end; exit 0 only if it succeeded" };
         var key = new Option<string?>("--idempotency-key") { Description = "Submitting again with the same key returns the same run" };
-        var submit = new Command("submit", "Submit a job spec to the service") { spec, wait, key, server };
+        var submit = new Command("submit", "Submit a job spec to the service") { spec, wait, key, server, apiKey };
         submit.SetAction(async (r, ct) =>
         {
-            using var http = Client(r.GetValue(server));
+            using var http = Client(r.GetValue(server), r.GetValue(apiKey));
             var path = r.GetValue(spec)!;
             if (!File.Exists(path)) throw new HcService.Core.Config.ConfigException([new("spec", path, "an existing JSON file")]);
             using var request = new HttpRequestMessage(HttpMethod.Post, "/api/runs") { Content = new StringContent(await File.ReadAllTextAsync(path, ct), Encoding.UTF8, "application/json") };
@@ -38,10 +39,10 @@ static class ClientCommands
         });
 
         var status = new Option<string?>("--status") { Description = "Filter by status" };
-        var runs = new Command("runs", "List runs, newest first") { status, server };
+        var runs = new Command("runs", "List runs, newest first") { status, server, apiKey };
         runs.SetAction(async (r, ct) =>
         {
-            using var http = Client(r.GetValue(server));
+            using var http = Client(r.GetValue(server), r.GetValue(apiKey));
             var url = "/api/runs" + (r.GetValue(status) is { } s ? $"?status={Uri.EscapeDataString(s)}" : "");
             using var response = await http.GetAsync(url, ct);
             var body = await response.Content.ReadAsStringAsync(ct);
@@ -54,10 +55,10 @@ static class ClientCommands
         });
 
         var id = new Argument<long>("id") { Description = "Run id" };
-        var show = new Command("show", "Show one run: status, progress, latest metrics, failure reason") { id, server };
+        var show = new Command("show", "Show one run: status, progress, latest metrics, failure reason") { id, server, apiKey };
         show.SetAction(async (r, ct) =>
         {
-            using var http = Client(r.GetValue(server));
+            using var http = Client(r.GetValue(server), r.GetValue(apiKey));
             using var response = await http.GetAsync($"/api/runs/{r.GetValue(id)}", ct);
             var body = await response.Content.ReadAsStringAsync(ct);
             if (!response.IsSuccessStatusCode) return Fail(response, body);
@@ -66,10 +67,10 @@ static class ClientCommands
         });
 
         var cancelId = new Argument<long>("id") { Description = "Run id" };
-        var cancel = new Command("cancel", "Cancel a run (queued: at once; running: after a final checkpoint)") { cancelId, server };
+        var cancel = new Command("cancel", "Cancel a run (queued: at once; running: after a final checkpoint)") { cancelId, server, apiKey };
         cancel.SetAction(async (r, ct) =>
         {
-            using var http = Client(r.GetValue(server));
+            using var http = Client(r.GetValue(server), r.GetValue(apiKey));
             using var response = await http.PostAsync($"/api/runs/{r.GetValue(cancelId)}/cancel", null, ct);
             var body = await response.Content.ReadAsStringAsync(ct);
             if (!response.IsSuccessStatusCode) return Fail(response, body);
@@ -78,10 +79,10 @@ static class ClientCommands
         });
 
         var watchId = new Argument<long>("id") { Description = "Run id" };
-        var watch = new Command("watch", "Follow a run's progress until it ends (exit 0 only if it succeeded)") { watchId, server };
+        var watch = new Command("watch", "Follow a run's progress until it ends (exit 0 only if it succeeded)") { watchId, server, apiKey };
         watch.SetAction(async (r, ct) =>
         {
-            using var http = Client(r.GetValue(server));
+            using var http = Client(r.GetValue(server), r.GetValue(apiKey));
             return await Wait(http, r.GetValue(watchId), ct);
         });
         return [submit, runs, show, cancel, watch];
@@ -138,7 +139,7 @@ static class ClientCommands
         }
     }
 
-    static int Fail(HttpResponseMessage response, string body)
+    internal static int Fail(HttpResponseMessage response, string body)
     {
         Console.Error.WriteLine($"error: {(int)response.StatusCode} {response.ReasonPhrase}");
         try
@@ -154,6 +155,14 @@ static class ClientCommands
 
     internal static Option<string?> ServerOption() => new("--server") { Description = "Service URL (default: $HC_SERVER, else http://127.0.0.1:5080)" };
 
-    internal static HttpClient Client(string? server) =>
-        new() { BaseAddress = new Uri((server ?? Environment.GetEnvironmentVariable("HC_SERVER") ?? "http://127.0.0.1:5080").TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+    internal static Option<string?> ApiKeyOption() => new("--api-key") { Description = "API key (default: $HC_API_KEY); `hc up` prints the first admin key" };
+
+    /// <summary>An HTTP client for the service, carrying the API key (flag, else $HC_API_KEY) as a bearer token.</summary>
+    internal static HttpClient Client(string? server, string? apiKey)
+    {
+        var http = new HttpClient { BaseAddress = new Uri((server ?? Environment.GetEnvironmentVariable("HC_SERVER") ?? "http://127.0.0.1:5080").TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        if ((apiKey ?? Environment.GetEnvironmentVariable("HC_API_KEY")) is { Length: > 0 } key)
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        return http;
+    }
 }

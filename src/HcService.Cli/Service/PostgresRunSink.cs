@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.Diagnostics;
 using HcService.Core.Training;
 using HcService.Store;
 using Npgsql;
@@ -7,13 +7,23 @@ namespace HcService.Cli.Service;
 
 /// <summary>
 /// The training child's sink: metric points batched into PostgreSQL (upsert on (run, name, step), so a replayed step
-/// overwrites and never duplicates), the run's progress, and checkpoint records. Every write is fenced by the attempt
-/// number: an attempt that is no longer the run's current one writes nothing.
+/// overwrites and never duplicates), the run's progress, and checkpoint records, each batch in one transaction.
+/// Every write is fenced: it happens only while the run is still running at this attempt, so a zombie attempt writes
+/// nothing. When the database is away (a restart), points stay buffered and are written when it is back; training
+/// goes on. The buffer is bounded: past <see cref="MaxBufferedPoints"/> the attempt fails rather than eat the memory.
 /// </summary>
-public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt, string checkpointRoot) : IMetricsSink, IDisposable
+public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt, string checkpointRoot, Action<string> log) : IMetricsSink
 {
+    /// <summary>About two days of a 1 s step with 10 metrics; at 50 bytes a point, 50 MB.</summary>
+    public const int MaxBufferedPoints = 1_000_000;
+    const int BatchPoints = 500;
+    const string Fence = """EXISTS (SELECT 1 FROM hc.runs WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling'))""";
+
     readonly List<(string Name, long Step, long Tokens, double Value)> buffer = [];
-    DateTime lastFlush = DateTime.UtcNow;
+    readonly List<CheckpointRecord> checkpoints = [];
+    readonly Stopwatch sinceTry = Stopwatch.StartNew();
+    readonly Stopwatch outage = new();
+    TimeSpan backoff = TimeSpan.Zero;
     long step, tokens;
 
     public void OnStep(StepMetrics m)
@@ -32,7 +42,7 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
             for (var l = 0; l < experts.Count; l++)
                 for (var e = 0; e < experts[l].Length; e++) Add($"moe/expert_tokens/l{l}/e{e}", m, experts[l][e]);
         if (m.Hc is { } hc) foreach (var (name, value) in hc) Add(name.Replace('.', '/'), m, value);
-        if (buffer.Count >= 500 || DateTime.UtcNow - lastFlush > TimeSpan.FromSeconds(2)) Flush();
+        if (buffer.Count >= BatchPoints || sinceTry.Elapsed > TimeSpan.FromSeconds(2)) TryFlush();
     }
 
     void Add(string name, StepMetrics m, double value) => buffer.Add((name, m.Step, m.Tokens, value));
@@ -41,68 +51,105 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
     {
         buffer.Add(($"val/{m.Dataset}/loss", m.Step, m.Tokens, m.Loss));
         buffer.Add(($"val/{m.Dataset}/perplexity", m.Step, m.Tokens, m.Perplexity));
-        Flush();
+        TryFlush();
     }
 
     public void OnCheckpoint(CheckpointRecord c)
     {
-        Flush();
-        var location = Path.GetRelativePath(checkpointRoot, c.Path);
-        Execute("""
-            INSERT INTO hc.checkpoints ("RunId", "Step", "Tokens", "Bytes", "Sha256", "Location", "CreatedAt")
-            SELECT @run, @step, @tokens, @bytes, @sha, @loc, now() FROM hc.runs WHERE "Id" = @run AND "Attempt" = @attempt
-            ON CONFLICT ("RunId", "Step") DO UPDATE SET "Tokens" = excluded."Tokens", "Bytes" = excluded."Bytes",
-                "Sha256" = excluded."Sha256", "Location" = excluded."Location", "CreatedAt" = excluded."CreatedAt"
-            """, cmd =>
-        {
-            cmd.Parameters.AddWithValue("step", c.Step);
-            cmd.Parameters.AddWithValue("tokens", c.Tokens);
-            cmd.Parameters.AddWithValue("bytes", c.Bytes);
-            cmd.Parameters.AddWithValue("sha", c.Sha256);
-            cmd.Parameters.AddWithValue("loc", location);
-        });
-        // Retention removed older files: drop their records too, so every listed checkpoint can be downloaded.
-        var kept = Directory.Exists(Path.GetDirectoryName(c.Path)) ? new CheckpointStore(Path.GetDirectoryName(c.Path)!).List().Select(x => x.Step).ToArray() : [];
-        Execute("""DELETE FROM hc.checkpoints WHERE "RunId" = @run AND NOT ("Step" = ANY(@kept)) AND EXISTS (SELECT 1 FROM hc.runs WHERE "Id" = @run AND "Attempt" = @attempt)""",
-            cmd => cmd.Parameters.AddWithValue("kept", kept));
+        checkpoints.Add(c);
+        TryFlush();
     }
 
-    /// <summary>Writes buffered points and the run's progress.</summary>
-    public void Flush()
+    /// <summary>Points waiting for the database.</summary>
+    public int Buffered => buffer.Count;
+
+    /// <summary>Writes what is buffered unless the database was found away moments ago; an outage only delays writes.</summary>
+    public void TryFlush()
     {
-        lastFlush = DateTime.UtcNow;
-        if (buffer.Count > 0)
+        if (sinceTry.Elapsed < backoff) { CheckBound(); return; }
+        sinceTry.Restart();
+        try
         {
-            Execute("""
+            WriteAll();
+            if (outage.IsRunning) log($"database back after {outage.Elapsed.TotalSeconds:0.0} s: buffered metric points written");
+            outage.Reset();
+            backoff = TimeSpan.Zero;
+        }
+        catch (Exception e) when (DbRetry.IsTransient(e))
+        {
+            if (!outage.IsRunning) { outage.Start(); log($"database unavailable ({e.Message.Split('\n')[0]}): buffering metric points"); }
+            backoff = TimeSpan.FromSeconds(Math.Clamp(backoff.TotalSeconds * 2, 1, 10));
+            CheckBound();
+        }
+    }
+
+    void CheckBound()
+    {
+        if (buffer.Count > MaxBufferedPoints)
+            throw new InvalidOperationException($"the database has been unreachable for {outage.Elapsed.TotalSeconds:0} s and {buffer.Count} metric points are buffered (the bound is {MaxBufferedPoints}); the attempt stops here");
+    }
+
+    /// <summary>Writes everything, retrying through an outage for up to <paramref name="budget"/> (the end of an attempt).</summary>
+    public void Flush(TimeSpan budget) => DbRetry.Run(WriteAll, budget, log);
+
+    void WriteAll()
+    {
+        using var conn = db.OpenConnection();
+        using var tx = conn.BeginTransaction();
+        for (var from = 0; from < buffer.Count; from += 50_000)
+        {
+            var batch = buffer.GetRange(from, Math.Min(50_000, buffer.Count - from));
+            Execute(conn, $"""
                 INSERT INTO hc.metric_points ("RunId", "Name", "Step", "Tokens", "Value", "Time")
                 SELECT @run, n, s, t, v, now() FROM unnest(@names, @steps, @tokens, @values) AS x(n, s, t, v)
-                WHERE EXISTS (SELECT 1 FROM hc.runs WHERE "Id" = @run AND "Attempt" = @attempt)
+                WHERE {Fence}
                 ON CONFLICT ("RunId", "Name", "Step") DO UPDATE SET "Value" = excluded."Value", "Tokens" = excluded."Tokens", "Time" = excluded."Time"
                 """, cmd =>
             {
-                cmd.Parameters.AddWithValue("names", buffer.Select(b => b.Name).ToArray());
-                cmd.Parameters.AddWithValue("steps", buffer.Select(b => b.Step).ToArray());
-                cmd.Parameters.AddWithValue("tokens", buffer.Select(b => b.Tokens).ToArray());
-                cmd.Parameters.AddWithValue("values", buffer.Select(b => double.IsFinite(b.Value) ? b.Value : double.NaN).ToArray());
+                cmd.Parameters.AddWithValue("names", batch.Select(b => b.Name).ToArray());
+                cmd.Parameters.AddWithValue("steps", batch.Select(b => b.Step).ToArray());
+                cmd.Parameters.AddWithValue("tokens", batch.Select(b => b.Tokens).ToArray());
+                cmd.Parameters.AddWithValue("values", batch.Select(b => double.IsFinite(b.Value) ? b.Value : double.NaN).ToArray());
             });
-            buffer.Clear();
         }
-        Execute("""UPDATE hc.runs SET "Step" = @step, "Tokens" = @tok, "UpdatedAt" = now() WHERE "Id" = @run AND "Attempt" = @attempt""", cmd =>
+        foreach (var c in checkpoints)
+            Execute(conn, $"""
+                INSERT INTO hc.checkpoints ("RunId", "Step", "Tokens", "Bytes", "Sha256", "Location", "CreatedAt")
+                SELECT @run, @step, @tokens, @bytes, @sha, @loc, now() WHERE {Fence}
+                ON CONFLICT ("RunId", "Step") DO UPDATE SET "Tokens" = excluded."Tokens", "Bytes" = excluded."Bytes",
+                    "Sha256" = excluded."Sha256", "Location" = excluded."Location", "CreatedAt" = excluded."CreatedAt"
+                """, cmd =>
+            {
+                cmd.Parameters.AddWithValue("step", c.Step);
+                cmd.Parameters.AddWithValue("tokens", c.Tokens);
+                cmd.Parameters.AddWithValue("bytes", c.Bytes);
+                cmd.Parameters.AddWithValue("sha", c.Sha256);
+                cmd.Parameters.AddWithValue("loc", Path.GetRelativePath(checkpointRoot, c.Path));
+            });
+        if (checkpoints.Count > 0)
+        {
+            // Retention removed older files: drop their records too, so that every listed checkpoint can be downloaded.
+            var folder = Path.GetDirectoryName(checkpoints[^1].Path)!;
+            var kept = new CheckpointStore(folder).List().Select(x => x.Step).ToArray();
+            Execute(conn, $"""DELETE FROM hc.checkpoints WHERE "RunId" = @run AND NOT ("Step" = ANY(@kept)) AND {Fence}""",
+                cmd => cmd.Parameters.AddWithValue("kept", kept));
+        }
+        Execute(conn, $"""UPDATE hc.runs SET "Step" = @step, "Tokens" = @tok, "UpdatedAt" = now() WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')""", cmd =>
         {
             cmd.Parameters.AddWithValue("step", step);
             cmd.Parameters.AddWithValue("tok", tokens);
         });
+        tx.Commit();
+        buffer.Clear();
+        checkpoints.Clear();
     }
 
-    void Execute(string sql, Action<NpgsqlCommand> bind)
+    void Execute(NpgsqlConnection conn, string sql, Action<NpgsqlCommand> bind)
     {
-        using var cmd = db.CreateCommand(sql);
+        using var cmd = new NpgsqlCommand(sql, conn);
         cmd.Parameters.AddWithValue("run", runId);
         cmd.Parameters.AddWithValue("attempt", attempt);
         bind(cmd);
         cmd.ExecuteNonQuery();
     }
-
-    public void Dispose() => Flush();
-
 }

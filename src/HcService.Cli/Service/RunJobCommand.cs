@@ -13,10 +13,19 @@ namespace HcService.Cli.Service;
 /// `hc run-job --run-id N --attempt A`: the training child process a worker starts for one run attempt (DESIGN.md
 /// section 2). It reads the run's spec from PostgreSQL, trains with the core, writes metrics, checkpoint records and the
 /// final status (all fenced by the attempt), and stops within seconds of a cancel request after a final checkpoint.
+/// It also stops, after a checkpoint and without a final status, when its worker asks (SIGTERM: the worker is
+/// shutting down) or disappears (SIGKILL, a crash: the child notices its parent is gone); it then gives the lease up
+/// so that the run is requeued at once and resumes from that checkpoint on any worker (exit code
+/// <see cref="ExitRequeue"/>). When a newer attempt has taken the run over, it stops at once without a checkpoint.
+/// A database restart is waited out: points are buffered and every write is retried.
 /// Settings come from the environment the worker passes: ConnectionStrings__hc, HC_DATA_ROOT, HC_CHECKPOINT_ROOT.
 /// </summary>
 static class RunJobCommand
 {
+    /// <summary>The attempt ended without a final status and its run should be requeued (EX_TEMPFAIL).</summary>
+    public const int ExitRequeue = 75;
+    static readonly TimeSpan WriteBudget = TimeSpan.FromMinutes(10);
+
     public static Command Create()
     {
         var runId = new Option<long>("--run-id") { Required = true };
@@ -24,11 +33,14 @@ static class RunJobCommand
         var cmd = new Command("run-job", "(internal) Train one run attempt for a worker") { Hidden = true };
         cmd.Add(runId);
         cmd.Add(attempt);
-        cmd.SetAction(r => Run(r.GetValue(runId), r.GetValue(attempt)));
+        cmd.SetAction((r, ct) => Task.FromResult(Run(r.GetValue(runId), r.GetValue(attempt), ct)));
         return cmd;
     }
 
-    static int Run(long runId, int attempt)
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern int getppid();
+
+    static int Run(long runId, int attempt, CancellationToken terminate)
     {
         var connectionString = Environment.GetEnvironmentVariable("ConnectionStrings__hc") ?? throw new InvalidOperationException("ConnectionStrings__hc is not set");
         var paths = new HcPaths
@@ -36,42 +48,63 @@ static class RunJobCommand
             DataRoot = Environment.GetEnvironmentVariable("HC_DATA_ROOT") ?? throw new InvalidOperationException("HC_DATA_ROOT is not set"),
             CheckpointRoot = Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? throw new InvalidOperationException("HC_CHECKPOINT_ROOT is not set"),
         };
+        var parent = getppid();
         using var db = NpgsqlDataSource.Create(connectionString);
+        var leases = new RunLeases(db, LeaseOptions.FromEnvironment());
 
-        string spec, queue;
-        using (var cmd = db.CreateCommand("""SELECT "Spec", "Queue" FROM hc.runs WHERE "Id" = @id AND "Attempt" = @a AND "Status" IN ('running', 'cancelling')"""))
+        var row = DbRetry.Run(() =>
         {
+            using var cmd = db.CreateCommand("""SELECT "Spec", "Queue" FROM hc.runs WHERE "Id" = @id AND "Attempt" = @a AND "Status" IN ('running', 'cancelling')""");
             cmd.Parameters.AddWithValue("id", runId);
             cmd.Parameters.AddWithValue("a", attempt);
             using var reader = cmd.ExecuteReader();
-            if (!reader.Read()) { Console.Error.WriteLine($"run {runId} attempt {attempt} is not running: nothing to do"); return 0; }
-            (spec, queue) = (reader.GetString(0), reader.GetString(1));
-        }
+            return reader.Read() ? (Spec: reader.GetString(0), Queue: reader.GetString(1)) : default;
+        }, WriteBudget, Console.Error.WriteLine);
+        if (row.Spec is null) { Console.Error.WriteLine($"run {runId} attempt {attempt} is not running: nothing to do"); return 0; }
 
-        var device = queue == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
-        using var cts = new CancellationTokenSource();
+        var device = row.Queue == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
+        using var cancel = new CancellationTokenSource();    // checkpoint, then stop
+        using var abandon = new CancellationTokenSource();   // stop now: a newer attempt owns the run
+        var why = "";   // the first reason to stop wins
+        void Stop(CancellationTokenSource source, string reason) { Interlocked.CompareExchange(ref why, reason, ""); source.Cancel(); }
+        using var onTerminate = terminate.Register(() => Stop(cancel, "worker stopping"));
         using var watcher = new Timer(_ =>
         {
+            if (getppid() != parent) Stop(cancel, "worker gone");
             try
             {
-                using var cmd = db.CreateCommand("""SELECT "CancelRequested" OR "Attempt" <> @a FROM hc.runs WHERE "Id" = @id""");
+                using var cmd = db.CreateCommand("""SELECT "CancelRequested", "Attempt" = @a AND "Status" IN ('running', 'cancelling') FROM hc.runs WHERE "Id" = @id""");
                 cmd.Parameters.AddWithValue("id", runId);
                 cmd.Parameters.AddWithValue("a", attempt);
-                if (cmd.ExecuteScalar() is true) cts.Cancel();
+                using var reader = cmd.ExecuteReader();
+                if (!reader.Read() || !reader.GetBoolean(1)) Stop(abandon, "superseded");
+                else if (reader.GetBoolean(0)) Stop(cancel, "cancel requested");
             }
-            catch (NpgsqlException) { /* the database is away: keep training, ask again next tick */ }
+            catch (Exception e) when (DbRetry.IsTransient(e)) { /* the database is away: keep training, ask again next tick */ }
         }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
 
-        using var sink = new PostgresRunSink(db, runId, attempt, paths.CheckpointRoot);
+        var sink = new PostgresRunSink(db, runId, attempt, paths.CheckpointRoot, Console.Error.WriteLine);
         string status;
         string? reason;
         try
         {
-            var job = JobSpec.Parse(spec);
+            var job = JobSpec.Parse(row.Spec);
             var options = new RunOptions(paths.DataRoot, paths.RunFolder(runId), device,
                 device == DeviceKind.Cuda ? DevicePeak.CudaBf16 : DevicePeak.MeasureCpuMatmul());
-            var result = new TrainingRun(job, options, [sink], Console.WriteLine).Run(cts.Token);
-            sink.Flush();
+            var result = new TrainingRun(job, options, [sink], Console.WriteLine).Run(cancel.Token, abandon.Token);
+            if (why == "superseded")
+            {
+                Console.WriteLine($"run {runId} attempt {attempt}: a newer attempt has the run; stopped at step {result.Step} without writing");
+                return ExitRequeue;
+            }
+            sink.Flush(WriteBudget);
+            if (why is "worker stopping" or "worker gone" && result.Outcome == RunOutcome.Cancelled)
+            {
+                // Not a user's cancel: hand the run back, to resume from the checkpoint just written.
+                DbRetry.Run(() => leases.ReleaseAsync(runId, attempt, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
+                Console.WriteLine($"run {runId} attempt {attempt}: {why} at step {result.Step}; checkpointed and handed back for requeue");
+                return ExitRequeue;
+            }
             (status, reason) = result.Outcome switch
             {
                 RunOutcome.Succeeded => (RunStatus.Succeeded, null),
@@ -81,17 +114,7 @@ static class RunJobCommand
         }
         catch (ConfigException e) { (status, reason) = (RunStatus.Failed, "invalid spec: " + e.Message); }
 
-        using (var cmd = db.CreateCommand("""
-            UPDATE hc.runs SET "Status" = @s, "FailureReason" = @r, "FinishedAt" = now(), "UpdatedAt" = now()
-            WHERE "Id" = @id AND "Attempt" = @a AND "Status" IN ('running', 'cancelling')
-            """))
-        {
-            cmd.Parameters.AddWithValue("id", runId);
-            cmd.Parameters.AddWithValue("a", attempt);
-            cmd.Parameters.AddWithValue("s", status);
-            cmd.Parameters.AddWithValue("r", (object?)reason ?? DBNull.Value);
-            cmd.ExecuteNonQuery();
-        }
+        DbRetry.Run(() => leases.FinishAsync(runId, attempt, status, reason, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
         Console.WriteLine($"run {runId} attempt {attempt}: {status}{(reason is null ? "" : ": " + reason)}");
         return status == RunStatus.Failed ? 1 : 0;
     }

@@ -9,6 +9,7 @@ using HcService.Api;
 using HcService.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace HcService.Cli.Service;
 
@@ -48,6 +49,8 @@ static class UpCommand
         var url = $"http://127.0.0.1:{port}";
         var app = ApiApp.BuildLocal(pg.ConnectionString, dataRoot, checkpointRoot, url);
         await ApiApp.MigrateAsync(app.Services);
+        // The first admin key of this installation, printed once; the demo submits with a key of its own.
+        var adminKey = await HcService.Api.Auth.ApiKeys.BootstrapAsync(app.Services, stop.Token);
         await app.StartAsync(stop.Token);
 
         var worker = StartWorker(pg.ConnectionString, dataRoot, checkpointRoot, Path.Combine(home, "worker.log"));
@@ -57,11 +60,14 @@ static class UpCommand
         Console.WriteLine($"Data root: {dataRoot}");
         Console.WriteLine($"Worker:    process {worker.Id} on queue cpu (log: {Path.Combine(home, "worker.log")})");
         Console.WriteLine($"PostgreSQL: {pg.ConnectionString}");
+        Console.WriteLine(adminKey is not null
+            ? $"API key: {adminKey}\n           (admin scope, shown only now: export HC_API_KEY=<key> for the hc client, or paste it into Swagger's Authorize)"
+            : "API key:   keys exist already in this home (hc keys create makes more)");
 
         var exit = 0;
         try
         {
-            if (demo) exit = await Demo(url, stop.Token);
+            if (demo) exit = await Demo(url, adminKey ?? await DemoKey(app.Services, stop.Token), stop.Token);
             else
             {
                 Console.WriteLine("serving; Ctrl+C stops everything");
@@ -80,9 +86,16 @@ static class UpCommand
         return exit;
     }
 
-    static async Task<int> Demo(string url, CancellationToken ct)
+    static async Task<string> DemoKey(IServiceProvider services, CancellationToken ct)
     {
-        using var http = ClientCommands.Client(url);
+        using var scope = services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<HcService.Store.HcDbContext>();
+        return (await HcService.Api.Auth.ApiKeys.CreateAsync(db, "hc up --demo", HcService.Api.Auth.Scopes.Submit, ct: ct)).Key;
+    }
+
+    static async Task<int> Demo(string url, string apiKey, CancellationToken ct)
+    {
+        using var http = ClientCommands.Client(url, apiKey);
         var ids = new List<(string Label, long Id)>();
         foreach (var (label, connection) in new[] { ("tiny residual", """{ "type": "residual" }"""), ("tiny DHC x4", """{ "type": "dynamic-hc", "rate": 4 }""") })
         {

@@ -3,6 +3,7 @@ using Hangfire;
 using HcService.Store.Jobs;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Npgsql;
 
 namespace HcService.Cli.Service;
 
@@ -36,15 +37,23 @@ static class WorkerCommand
     public static IHost CreateHost(string connectionString, HcPaths paths, string queue)
     {
         var builder = Host.CreateApplicationBuilder();
+        var state = new WorkerState(queue);
+        var leases = LeaseOptions.FromEnvironment();
         builder.Services.AddSingleton(paths);
-        builder.Services.AddSingleton<IRunExecutor>(new RunExecutor(connectionString, paths));
+        builder.Services.AddSingleton(state);
+        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        builder.Services.AddSingleton(sp => new RunLeases(sp.GetRequiredService<NpgsqlDataSource>(), leases));
+        builder.Services.AddSingleton<IRunExecutor>(sp => new RunExecutor(connectionString, paths, sp.GetRequiredService<RunLeases>(), state));
+        builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<RunLeases>(),
+            sp.GetRequiredService<IBackgroundJobClient>(), Console.WriteLine));
+        builder.Services.AddHostedService<LeaseReaperService>();
         builder.Services.AddTransient<TrainingJob>();
         builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
         builder.Services.AddHangfireServer(o =>
         {
             o.WorkerCount = 1;
             o.Queues = [queue];
-            o.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}:{queue}";
+            o.ServerName = state.Name;
             o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
             o.ShutdownTimeout = TimeSpan.FromSeconds(15);
         });

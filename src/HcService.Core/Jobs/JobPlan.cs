@@ -159,7 +159,9 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
 
         var data = spec.Data;
         if (data?.Train is { } train) Need(!string.IsNullOrWhiteSpace(train), "data.train", train, "a dataset name");
-        if (spec.Tags is { } tags) Need(tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64), "tags", string.Join(",", tags), "non-empty strings of at most 64 characters");
+        if (spec.Tags is { } tags) Need(tags.Count <= 32 && tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64 && !t.Any(char.IsControl)), "tags",
+            Shorten(string.Join(",", tags)), "at most 32 non-empty strings of at most 64 characters, without control characters");
+        if (spec.Name is { } runName) Need(runName.Length is > 0 and <= 200 && !runName.Any(char.IsControl), "name", Shorten(runName), "a non-empty name of at most 200 characters, without control characters");
 
         if (errors.Count > 0) throw new ConfigException(errors);
 
@@ -184,6 +186,7 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
             CheckpointEverySteps = ckptEvery,
             CheckpointsToKeep = keep,
         };
+        static string Shorten(string s) => s.Length > 80 ? s[..80] + $"... ({s.Length} characters)" : s;
         var name = spec.Name ?? $"{preset.Name}-{(arch == Architecture.Moe ? "moe-" : "")}{connection.Label}";
         return new JobPlan(name, model, plan, data?.Train, data?.Validation, spec.Tags ?? []);
     }

@@ -39,7 +39,10 @@ public sealed record RunResult(RunOutcome Outcome, long Step, long Tokens, strin
 /// </summary>
 public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<IMetricsSink> sinks, Action<string>? log = null)
 {
-    public RunResult Run(CancellationToken cancel = default)
+    /// <param name="cancel">Stop after a final checkpoint (a cancel, or a preempted worker).</param>
+    /// <param name="abandon">Stop at once without a checkpoint: another attempt has taken the run over, and this one must
+    /// not write into its checkpoint folder any more.</param>
+    public RunResult Run(CancellationToken cancel = default, CancellationToken abandon = default)
     {
         var plan = JobPlan.Resolve(spec, options.AllowCpuBf16 ? DeviceKind.Cuda : options.Device);
         var catalog = new DataCatalog(options.DataRoot);
@@ -49,7 +52,7 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
             .Select((name, i) => OpenDataset(catalog, name, $"data.validation[{i}]", plan.Model)).ToList();
         try
         {
-            return Train(plan, train, validation, cancel);
+            return Train(plan, train, validation, cancel, abandon);
         }
         finally
         {
@@ -70,7 +73,7 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
         return data;
     }
 
-    RunResult Train(JobPlan plan, TokenDataset train, IReadOnlyList<TokenDataset> validation, CancellationToken cancel)
+    RunResult Train(JobPlan plan, TokenDataset train, IReadOnlyList<TokenDataset> validation, CancellationToken cancel, CancellationToken abandon)
     {
         var t = plan.Training;
         var device = options.Device == DeviceKind.Cuda ? CUDA : CPU;
@@ -122,6 +125,8 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
         if (step == 0) Validate();   // the initial loss: every curve starts from it
         while (step < t.Steps)
         {
+            if (abandon.IsCancellationRequested)
+                return new RunResult(RunOutcome.Cancelled, step, tokens, "abandoned without a checkpoint: a newer attempt has the run", lastValidation);
             var stopHere = options.StopAfterStep is { } stop && step >= stop;
             if (cancel.IsCancellationRequested || stopHere)
             {

@@ -15,9 +15,10 @@ public sealed class HcPaths
 /// and the worker can execute it; the worker registers the implementation behind <see cref="IRunExecutor"/>.</summary>
 public sealed class TrainingJob(IRunExecutor executor)
 {
-    /// <summary>Hangfire calls this with the run id; safe to run twice (the executor reads the run's state first).</summary>
-    [Hangfire.AutomaticRetry(Attempts = 0)]
-    [Hangfire.DisableConcurrentExecution(timeoutInSeconds: 10)]
+    /// <summary>Hangfire calls this with the run id; safe to run twice (the claim only takes a queued run). No global lock:
+    /// the run's lease is the concurrency control, so workers train different runs in parallel. An exception (the
+    /// database away at claim time) is retried; a retry of a job whose run is no longer queued does nothing.</summary>
+    [Hangfire.AutomaticRetry(Attempts = 5, DelaysInSeconds = [2, 5, 10, 30, 60], OnAttemptsExceeded = Hangfire.AttemptsExceededAction.Fail)]
     public Task Execute(long runId, Hangfire.IJobCancellationToken cancellationToken) => executor.ExecuteAsync(runId, cancellationToken.ShutdownToken);
 }
 

@@ -1,0 +1,67 @@
+using Hangfire;
+using Hangfire.States;
+using Npgsql;
+
+namespace HcService.Store.Jobs;
+
+/// <summary>
+/// Finds runs whose worker was lost (an expired lease) and moves them on: a requeued run gets a new Hangfire job on its
+/// device queue, so any worker resumes it from its latest verified checkpoint. Every API and worker process runs one;
+/// the SQL lets exactly one of them take each run. A database that is away is waited out, not fatal.
+/// </summary>
+public sealed class LeaseReaper(NpgsqlDataSource db, RunLeases leases, IBackgroundJobClient jobs, Action<string> log)
+{
+    /// <summary>Runs requeued by this process since it started (exported as a metric).</summary>
+    public long Requeued => Interlocked.Read(ref requeued);
+    long requeued;
+
+    public async Task RunAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(leases.Options.ReapInterval);
+        do
+        {
+            try { await ReapOnceAsync(stop); }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or System.Net.Sockets.SocketException)
+            {
+                log($"lease reaper: database unavailable ({e.Message}); trying again");
+            }
+        } while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false));
+    }
+
+    public async Task<IReadOnlyList<ReapedRun>> ReapOnceAsync(CancellationToken ct)
+    {
+        var reaped = await leases.ReapAsync(ct);
+        foreach (var run in reaped)
+        {
+            log($"run {run.RunId}: its worker's lease expired -> {run.Status}");
+            if (run.Status != RunStatus.Queued) continue;
+            await RunQueue.EnqueueAsync(db, jobs, run.RunId, run.Queue, ct);
+            Interlocked.Increment(ref requeued);
+        }
+        return reaped;
+    }
+}
+
+/// <summary>Puts a queued run on its device's Hangfire queue and remembers the job id on the run.</summary>
+public static class RunQueue
+{
+    public static async Task<string> EnqueueAsync(NpgsqlDataSource db, IBackgroundJobClient jobs, long runId, string queue, CancellationToken ct)
+    {
+        var jobId = jobs.Create<TrainingJob>(j => j.Execute(runId, JobCancellationToken.Null), new EnqueuedState(queue));
+        await using var cmd = db.CreateCommand("""UPDATE hc.runs SET "HangfireJobId" = @job WHERE "Id" = @run""");
+        cmd.Parameters.AddWithValue("job", jobId);
+        cmd.Parameters.AddWithValue("run", runId);
+        await cmd.ExecuteNonQueryAsync(ct);
+        return jobId;
+    }
+}
+
+/// <summary>The reaper as a hosted service of the API and of each worker.</summary>
+public sealed class LeaseReaperService(LeaseReaper reaper) : Microsoft.Extensions.Hosting.BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try { await reaper.RunAsync(stoppingToken); }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
+    }
+}

@@ -1,0 +1,154 @@
+using System.Globalization;
+using Npgsql;
+
+namespace HcService.Store.Jobs;
+
+/// <summary>Lease timings and the attempt cap (DESIGN.md section 5). From the environment: HC_LEASE_SECONDS (default 30),
+/// HC_MAX_ATTEMPTS (default 3: a run survives two lost workers, then fails with its history).</summary>
+public sealed record LeaseOptions
+{
+    /// <summary>How long a lease lasts without a heartbeat; a lost worker is detected within this plus one reap interval.</summary>
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Attempts per submission or retry before a lost worker fails the run.</summary>
+    public int MaxAttempts { get; init; } = 3;
+    /// <summary>Renewal period: three heartbeats per lease, so one missed heartbeat loses nothing.</summary>
+    public TimeSpan Heartbeat => Duration / 3;
+    /// <summary>How often every API and worker process looks for expired leases.</summary>
+    public TimeSpan ReapInterval => TimeSpan.FromSeconds(Math.Clamp(Duration.TotalSeconds / 6, 0.5, 5));
+
+    public static LeaseOptions FromEnvironment()
+    {
+        var o = new LeaseOptions();
+        if (Environment.GetEnvironmentVariable("HC_LEASE_SECONDS") is { } s)
+            o = o with { Duration = TimeSpan.FromSeconds(double.Parse(s, CultureInfo.InvariantCulture)) };
+        if (Environment.GetEnvironmentVariable("HC_MAX_ATTEMPTS") is { } a)
+            o = o with { MaxAttempts = int.Parse(a, CultureInfo.InvariantCulture) };
+        if (o.Duration < TimeSpan.FromSeconds(1)) throw new InvalidOperationException($"HC_LEASE_SECONDS is {o.Duration.TotalSeconds}; it must be >= 1");
+        if (o.MaxAttempts < 1) throw new InvalidOperationException($"HC_MAX_ATTEMPTS is {o.MaxAttempts}; it must be >= 1");
+        return o;
+    }
+}
+
+/// <summary>A run the reaper moved on from a lost attempt: back to <c>queued</c> (to be enqueued again), or ended.</summary>
+public sealed record ReapedRun(long RunId, string Status, string Queue);
+
+/// <summary>
+/// The lease protocol on the runs table. A worker claims a queued run (attempt + 1: the attempt number is the fencing
+/// token), renews the lease by heartbeat, and every write of the attempt is conditional on the run still being
+/// <c>running</c>/<c>cancelling</c> at that attempt. A lease that is not renewed expires; <see cref="ReapAsync"/> (run by
+/// every API and worker process) then records the attempt as lost and requeues the run, or fails it once its attempts
+/// are used up. All times are the database's clock, so workers' clocks do not matter.
+/// </summary>
+public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
+{
+    public LeaseOptions Options => options;
+
+    /// <summary>Queued -> running under a new attempt held by <paramref name="owner"/>; null when the run is not queued
+    /// (cancelled, or another worker has it), which makes a duplicate dispatch harmless.</summary>
+    public async Task<int?> ClaimAsync(long runId, string owner, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            WITH claimed AS (
+                UPDATE hc.runs SET "Status" = 'running', "Attempt" = "Attempt" + 1, "LeaseOwner" = @owner,
+                    "LeaseExpiresAt" = now() + @lease, "StartedAt" = coalesce("StartedAt", now()), "UpdatedAt" = now()
+                WHERE "Id" = @run AND "Status" = 'queued'
+                RETURNING "Id", "Attempt")
+            INSERT INTO hc.run_attempts ("RunId", "Attempt", "Worker", "StartedAt")
+            SELECT "Id", "Attempt", @owner, now() FROM claimed
+            RETURNING "Attempt"
+            """);
+        cmd.Parameters.AddWithValue("run", runId);
+        cmd.Parameters.AddWithValue("owner", owner);
+        cmd.Parameters.AddWithValue("lease", options.Duration);
+        return await cmd.ExecuteScalarAsync(ct) is int attempt ? attempt : null;
+    }
+
+    /// <summary>Extends the lease; false when this worker no longer holds the attempt (it was reaped, or the run ended).</summary>
+    public async Task<bool> RenewAsync(long runId, int attempt, string owner, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            UPDATE hc.runs SET "LeaseExpiresAt" = now() + @lease
+            WHERE "Id" = @run AND "Attempt" = @attempt AND "LeaseOwner" = @owner AND "Status" IN ('running', 'cancelling')
+            """);
+        Bind(cmd, runId, attempt);
+        cmd.Parameters.AddWithValue("owner", owner);
+        cmd.Parameters.AddWithValue("lease", options.Duration);
+        return await cmd.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    /// <summary>Gives the lease up at once (the worker is stopping, or its parent is gone): the next reap requeues the run.</summary>
+    public async Task ReleaseAsync(long runId, int attempt, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            UPDATE hc.runs SET "LeaseExpiresAt" = now() - interval '1 millisecond'
+            WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')
+            """);
+        Bind(cmd, runId, attempt);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Ends an attempt with its final status (succeeded, failed, cancelled); fenced, so false for a stale attempt.</summary>
+    public async Task<bool> FinishAsync(long runId, int attempt, string status, string? reason, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            WITH ended AS (
+                UPDATE hc.runs SET "Status" = @status, "FailureReason" = @reason, "FinishedAt" = now(), "UpdatedAt" = now(),
+                    "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL
+                WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')
+                RETURNING "Id"),
+            history AS (
+                UPDATE hc.run_attempts SET "EndedAt" = now(), "Outcome" = @status, "Reason" = @reason
+                WHERE "RunId" IN (SELECT "Id" FROM ended) AND "Attempt" = @attempt)
+            SELECT count(*) FROM ended
+            """);
+        Bind(cmd, runId, attempt);
+        cmd.Parameters.AddWithValue("status", status);
+        cmd.Parameters.AddWithValue("reason", (object?)reason ?? DBNull.Value);
+        return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    /// <summary>
+    /// Every running run whose lease has expired: its attempt is recorded as lost; the run goes back to <c>queued</c>
+    /// (the next claim makes attempt + 1, which resumes from the latest verified checkpoint), or is failed with its
+    /// history when it has used its attempts, or is cancelled when a cancel was in progress. Safe to run concurrently
+    /// from many processes: each expired run is taken by exactly one of them (row locks, SKIP LOCKED).
+    /// </summary>
+    public async Task<IReadOnlyList<ReapedRun>> ReapAsync(CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            WITH lost AS (
+                SELECT "Id", "Attempt", "MaxAttempts", "Status" AS was, coalesce("LeaseOwner", 'unknown worker') AS owner
+                FROM hc.runs
+                WHERE "Status" IN ('running', 'cancelling') AND "LeaseExpiresAt" < now()
+                FOR UPDATE SKIP LOCKED),
+            history AS (
+                UPDATE hc.run_attempts a SET "EndedAt" = now(), "Outcome" = 'lost',
+                    "Reason" = 'the lease of ' || lost.owner || ' expired (worker lost or stopped)'
+                FROM lost WHERE a."RunId" = lost."Id" AND a."Attempt" = lost."Attempt" AND a."EndedAt" IS NULL),
+            summary AS (
+                SELECT a."RunId", string_agg(format('attempt %s on %s: %s', a."Attempt", a."Worker",
+                    coalesce(CASE WHEN a."Attempt" = lost."Attempt" THEN 'lost' ELSE a."Outcome" END, 'lost')), '; ' ORDER BY a."Attempt") AS attempts
+                FROM hc.run_attempts a JOIN lost ON a."RunId" = lost."Id" GROUP BY a."RunId")
+            UPDATE hc.runs r SET
+                "Status" = CASE WHEN lost.was = 'cancelling' THEN 'cancelled' WHEN lost."Attempt" >= lost."MaxAttempts" THEN 'failed' ELSE 'queued' END,
+                "FailureReason" = CASE WHEN lost.was <> 'cancelling' AND lost."Attempt" >= lost."MaxAttempts"
+                    THEN format('lost its worker on attempt %s of %s, so no attempts are left (%s)', lost."Attempt", lost."MaxAttempts", coalesce(summary.attempts, 'no history'))
+                    ELSE r."FailureReason" END,
+                "FinishedAt" = CASE WHEN lost.was = 'cancelling' OR lost."Attempt" >= lost."MaxAttempts" THEN now() ELSE NULL END,
+                "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL, "UpdatedAt" = now()
+            FROM lost LEFT JOIN summary ON summary."RunId" = lost."Id"
+            WHERE r."Id" = lost."Id"
+            RETURNING r."Id", r."Status", r."Queue"
+            """);
+        var reaped = new List<ReapedRun>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) reaped.Add(new ReapedRun(reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
+        return reaped;
+    }
+
+    static void Bind(NpgsqlCommand cmd, long runId, int attempt)
+    {
+        cmd.Parameters.AddWithValue("run", runId);
+        cmd.Parameters.AddWithValue("attempt", attempt);
+    }
+}

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace HcService.Service.Tests;
+
+/// <summary>The API as the tests use it: submit, read, wait for states and steps, find a run's training process.</summary>
+public static class RunClient
+{
+    public static readonly string[] Ended = ["succeeded", "failed", "cancelled"];
+
+    public static async Task<(HttpStatusCode Status, JsonNode? Body)> Submit(this ServiceFixture svc, string spec, string? idempotencyKey = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "api/runs") { Content = new StringContent(spec, Encoding.UTF8, "application/json") };
+        if (idempotencyKey is not null) request.Headers.Add("Idempotency-Key", idempotencyKey);
+        using var response = await svc.Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length > 0 ? JsonNode.Parse(text) : null);
+    }
+
+    public static async Task<long> SubmitOk(this ServiceFixture svc, string spec)
+    {
+        var (status, body) = await svc.Submit(spec);
+        Assert.True(status == HttpStatusCode.Created, $"{status}: {body}");
+        return body!["id"]!.GetValue<long>();
+    }
+
+    public static async Task<JsonNode> Run(this ServiceFixture svc, long id) => (await svc.Http.GetFromJsonAsync<JsonNode>($"api/runs/{id}"))!;
+
+    /// <summary>Polls until the run is in one of <paramref name="states"/>; answers that fail (a database restart) are retried.</summary>
+    public static async Task<(string Status, TimeSpan After)> WaitFor(this ServiceFixture svc, long id, string[] states, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        var status = "?";
+        while (true)
+        {
+            try { status = (await svc.Run(id))["run"]!["status"]!.GetValue<string>(); }
+            catch (HttpRequestException) { status = "(the API answered with an error)"; }
+            if (states.Contains(status)) return (status, sw.Elapsed);
+            if (sw.Elapsed > timeout) Assert.Fail($"run {id} still {status} after {timeout}; worker log:\n{svc.WorkerLog}");
+            await Task.Delay(250);
+        }
+    }
+
+    public static async Task WaitForStep(this ServiceFixture svc, long id, long step)
+    {
+        var sw = Stopwatch.StartNew();
+        while ((await svc.Run(id))["run"]!["step"]!.GetValue<long>() < step)
+        {
+            if (sw.Elapsed > TimeSpan.FromMinutes(2)) Assert.Fail($"run {id} did not reach step {step}; worker log:\n{svc.WorkerLog}");
+            await Task.Delay(250);
+        }
+    }
+
+    /// <summary>The steps of one metric series, all of them.</summary>
+    public static async Task<List<(long Step, double Value)>> Series(this ServiceFixture svc, long id, string name)
+    {
+        var series = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/runs/{id}/metrics?names={Uri.EscapeDataString(name)}&maxPoints=100000"))!.AsArray();
+        return series.Count == 0 ? [] : series[0]!["points"]!.AsArray().Select(p => (p!["step"]!.GetValue<long>(), p["value"]!.GetValue<double>())).ToList();
+    }
+
+    /// <summary>The pid of the run's training process (`hc run-job --run-id N`).</summary>
+    public static async Task<long> ChildPid(long runId)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var psi = new ProcessStartInfo("pgrep", ["-f", $"run-job --run-id {runId} "]) { RedirectStandardOutput = true };
+            using var p = Process.Start(psi)!;
+            var output = (await p.StandardOutput.ReadToEndAsync()).Trim();
+            await p.WaitForExitAsync();
+            if (output.Length > 0) return long.Parse(output.Split('\n')[0]);
+            await Task.Delay(100);
+        }
+        throw new InvalidOperationException($"no training process found for run {runId}");
+    }
+}
