@@ -57,7 +57,10 @@ public static class TaskFormats
         if (head.Count == 0) throw new InvalidDataException($"{file}: empty file");
         if (!head[0].TrimStart().StartsWith('{'))
         {
-            if (head.Count == 6 && int.TryParse(head[1].Trim(), out var label) && label is >= 0 and <= 3) return TaskFormat.HellaSwagText;
+            // "activity_label: ctx", a label 0-3, then endings (text, so a file of bare labels is not taken for HellaSwag)
+            if (head.Count == 6 && head[0].Contains(": ", StringComparison.Ordinal) && int.TryParse(head[1].Trim(), out var label)
+                && label is >= 0 and <= 3 && head.Skip(2).All(l => !int.TryParse(l.Trim(), out _)))
+                return TaskFormat.HellaSwagText;
             throw new InvalidDataException($"{file}: not a recognised task format ({Recognised}); its first line is neither JSON nor a HellaSwag item");
         }
         using var doc = ParseLine(head[0], file, 1);
