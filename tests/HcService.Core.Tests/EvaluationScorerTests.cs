@@ -101,6 +101,28 @@ public class EvaluationScorerTests
         Assert.All(partial, item => Assert.Equal(item.Requests[0].Continuation, item.Requests[1].Continuation));
     }
 
+    /// <summary>lm-eval's tokenisation with a BPE vocabulary: trailing whitespace of the context moves into the
+    /// continuation (GPT-2 encodes " yes" as one token, "Answer: " + "yes" would be two), and an empty context reads as
+    /// the end-of-text token.</summary>
+    [Fact]
+    public void Gpt2ContextWhitespaceMovesIntoTheContinuationAndAnEmptyContextReadsEndOfText()
+    {
+        var gpt2 = new Gpt2TextTokenizer();
+        var model = TestModels.Build(TestModels.Tiny(ConnectionConfig.Residual) with { Vocab = 50257, EmbeddingSize = 50304, MaxSeqLen = 64 });
+        var scorer = new LogLikelihoodScorer(model, gpt2, 4);
+        var s = scorer.Score([new("Question: is water wet?\nAnswer: ", "yes"), new("Question: is water wet?\nAnswer:", " yes"), new("", "The end.")]);
+        Assert.Single(gpt2.Encode(" yes"));
+        Assert.Equal(1, s[0].ContinuationTokens);
+        Assert.Equal(s[1].LogLikelihood, s[0].LogLikelihood, 9);
+
+        var endOfText = gpt2.Encode("The end.").Prepend(gpt2.EndOfText).Select(t => (long)t).ToArray();
+        using var _ = no_grad();
+        var logp = nn.functional.log_softmax(model.Forward(tensor(endOfText[..^1], [1, endOfText.Length - 1])).Logits, -1);
+        var expected = Enumerable.Range(0, endOfText.Length - 1).Sum(t => (double)logp[0, t, endOfText[t + 1]].item<float>());
+        Assert.Equal(endOfText.Length - 1, s[2].ContinuationTokens);
+        Assert.True(Math.Abs(expected - s[2].LogLikelihood) < 1e-4, $"{s[2].LogLikelihood} vs {expected}");
+    }
+
     [Fact]
     public void ScorerRestoresTrainingModeAndRejectsATooLargeVocabulary()
     {

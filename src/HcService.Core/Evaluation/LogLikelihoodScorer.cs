@@ -52,8 +52,8 @@ public sealed class LogLikelihoodScorer
         int correct = 0, correctNorm = 0, normItems = 0, at = 0;
         foreach (var item in items)
         {
-            var ll = scores.Skip(at).Take(item.Requests.Count).Select(s => s.LogLikelihood).ToArray();
-            at += item.Requests.Count;
+            var ll = new double[item.Requests.Count];
+            for (var i = 0; i < ll.Length; i++) ll[i] = scores[at++].LogLikelihood;
             if (ArgMax(ll) == item.Gold) correct++;
             if (item.NormLengths is { } lengths)
             {
@@ -139,8 +139,9 @@ public sealed class LogLikelihoodScorer
         var tokens_BT = tensor(tokens, [B, T], device: device);
         var targets_BT = tensor(targets, [B, T], device: device);
         var mask_BT = tensor(mask, [B, T], device: device);
-        var logits_BTV = model.Forward(tokens_BT).Logits;
-        var logp_BT = logits_BTV.to_type(ScalarType.Float32).log_softmax(-1).gather(2, targets_BT.unsqueeze(-1)).squeeze(-1);
+        var logits_BTV = model.Forward(tokens_BT).Logits.to_type(ScalarType.Float32);
+        // log_softmax at the targets only: logit - logsumexp, without materialising a second [B, T, V] tensor.
+        var logp_BT = logits_BTV.gather(2, targets_BT.unsqueeze(-1)).squeeze(-1) - logits_BTV.logsumexp(-1);
         var ll_B = (logp_BT.to_type(ScalarType.Float64) * mask_BT).sum(1);
         return ll_B.cpu().data<double>().ToArray();
     }
