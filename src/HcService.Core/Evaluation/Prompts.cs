@@ -3,8 +3,9 @@ using System.Text.RegularExpressions;
 namespace HcService.Core.Evaluation;
 
 /// <summary>
-/// Zero-shot prompts, one function per task, following EleutherAI/lm-evaluation-harness (v0.4 task YAMLs and utils;
-/// OLMo's in-loop evaluator uses the same prompts for these tasks). Each returns an <see cref="EvalItem"/>: the context,
+/// Zero-shot prompts, one function per task, following EleutherAI/lm-evaluation-harness (v0.4 task YAMLs and their
+/// utils.py: arc, hellaswag, piqa, sciq, openbookqa, super_glue boolq/copa, winogrande, mmlu/default). Each returns an
+/// <see cref="EvalItem"/>: the context,
 /// the choices (scored as " " + choice, lm-eval's default target_delimiter) and the gold index.
 /// Everything here is a pure string function, so a prompt can be checked against lm-eval by reading it.
 /// </summary>
