@@ -30,8 +30,10 @@ public sealed partial class DataCatalog(string root)
         return path;
     }
 
+    /// <summary>The token datasets: folders with a manifest. Other folders (eval/, the downstream tasks) are not datasets.</summary>
     public IReadOnlyList<string> List() => Directory.Exists(Root)
-        ? Directory.GetDirectories(Root).Select(Path.GetFileName).OfType<string>().Where(n => NameRegex().IsMatch(n)).Order(StringComparer.Ordinal).ToList()
+        ? Directory.GetDirectories(Root).Where(d => File.Exists(Path.Combine(d, DatasetManifest.FileName)))
+            .Select(Path.GetFileName).OfType<string>().Where(n => NameRegex().IsMatch(n)).Order(StringComparer.Ordinal).ToList()
         : [];
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
