@@ -74,12 +74,11 @@ FROM runtime AS worker
 ARG TORCH_BACKEND=cuda
 COPY --from=publish-worker /out/ /app/
 # The worker serves the queue of its build's device kind. Its /metrics and /healthz listen on HC_WORKER_METRICS_PORT.
-# NVIDIA_*: what the NVIDIA Container Toolkit exposes (compose's GPU reservation chooses the devices).
+# No NVIDIA_VISIBLE_DEVICES here: the GPU reservation (compose `deploy.resources`, `docker run --gpus`) chooses the
+# devices, and an image default of `all` would hand every GPU to a container started without one.
+# No OTEL_SERVICE_NAME: the training children inherit this environment and report as hc-train, the worker as hc-worker.
 ENV HC_WORKER_QUEUE=${TORCH_BACKEND} \
-    HC_WORKER_METRICS_PORT=9464 \
-    OTEL_SERVICE_NAME=hc-worker \
-    NVIDIA_VISIBLE_DEVICES=all \
-    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+    HC_WORKER_METRICS_PORT=9464
 EXPOSE 9464
 USER $APP_UID
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
