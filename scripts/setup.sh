@@ -67,8 +67,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} (compose and Prometheus config checks)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
-    as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then   # sysvinit; where policy-rc.d denies starts (containers) nothing runs
+      as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+      as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
   fi
 fi
 
