@@ -57,6 +57,26 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
 
+# Deployment checks (DeployTests): docker-compose (v1, Debian package) validates docker-compose.yml without a Docker
+# engine; promtool (Debian package prometheus) checks deploy/prometheus.yml. Only the tools are wanted: on a machine
+# with systemd the package enables and starts a Prometheus server on :9090, so it is stopped and disabled again.
+missing=()
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v promtool >/dev/null || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} (compose and Prometheus config checks)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then   # sysvinit; where policy-rc.d denies starts (containers) nothing runs
+      as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+      as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+  fi
+fi
+
 if ! command -v dotnet >/dev/null; then
   log ".NET SDK not found: install the .NET 10 SDK (https://dot.net)"; exit 1
 fi
