@@ -57,7 +57,8 @@ public static class ApiApp
         builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = 1 << 20);
 
         var app = builder.Build();
-        app.UseExceptionHandler();
+        // Kestrel's own rejections (a body over the 1 MiB limit: 413, a malformed request: 400) keep their status.
+        app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is BadHttpRequestException b ? b.StatusCode : 500 });
         app.UseStatusCodePages();
         app.UseSwagger();
         app.UseSwaggerUI(o => { o.RoutePrefix = "swagger"; o.EnablePersistAuthorization(); });

@@ -75,7 +75,7 @@ public class ReliabilityTests(ServiceFixture svc)
         // The worker holding the lease: its pid is in the lease owner (host:pid:queue).
         var owner = (await svc.Run(id))["lease"]!["owner"]!.GetValue<string>();
         var workerPid = int.Parse(owner.Split(':')[1]);
-        var childPid = await RunClient.ChildPid(id);
+        var childPid = (int)await RunClient.ChildPid(id);
         Kill(workerPid);
         if (what == "machine") Kill(childPid);
         svc.StartWorker();

@@ -25,7 +25,7 @@ public class SecurityTests(ServiceFixture svc)
             var methods = e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()?.HttpMethods ?? [];
             foreach (var m in methods.Where(m => m is "POST" or "PUT" or "PATCH" or "DELETE"))
             {
-                var path = "/" + System.Text.RegularExpressions.Regex.Replace(e.RoutePattern.RawText!.TrimStart('/'), @"\{[^}]+\}", "1");
+                var path = "/" + System.Text.RegularExpressions.Regex.Replace(e.RoutePattern.RawText!.Trim('/'), @"\{[^}]+\}", "1");
                 yield return (m, path, path.StartsWith("/api/keys", StringComparison.Ordinal) ? "admin" : "submit");
             }
         }
@@ -154,8 +154,12 @@ public class SecurityTests(ServiceFixture svc)
     static bool IsAcceptable(string field, JsonNode? value) => value switch
     {
         null => true,
+        JsonValue v when field == "connection.tanh" => v.TryGetValue<bool>(out _),
+        JsonValue v when field == "training.seed" => long.TryParse(v.ToJsonString(), out _),                          // any integer seeds
+        JsonValue v when field is "training.evalInterval" or "training.checkpointInterval"                  // past the budget: at the end only
+            => long.TryParse(v.ToJsonString(), out var n) && n > 0,
         JsonValue v when field == "name" && v.TryGetValue<string>(out var s) => s.Length <= 200 && !s.Any(char.IsControl),
-        JsonArray { Count: 0 } => field == "tags",
+        JsonArray { Count: 0 } => field is "tags" or "data.validation",                                   // no validation sets
         JsonObject { Count: 0 } => field is "model.overrides" or "moe" or "data" or "training" or "connection",
         _ => false,
     };

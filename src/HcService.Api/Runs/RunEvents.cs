@@ -21,6 +21,13 @@ public static class RunEvents
 
     static async Task Stream(long id, HttpContext http, HcDbContext db, string? names, CancellationToken ct)
     {
+        var wanted = names?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (wanted is { Length: > 200 } || wanted?.Any(n => n.Length > 200) == true)
+        {
+            await Results.Problem(title: "Invalid names", detail: $"names = '{names?[..Math.Min(80, names.Length)]}...': must be at most 200 comma-separated metric names or prefixes",
+                statusCode: 400).ExecuteAsync(http);
+            return;
+        }
         if (!await db.Runs.AnyAsync(r => r.Id == id, ct))
         {
             await Results.Problem(title: "Run not found", detail: $"there is no run {id}", statusCode: 404).ExecuteAsync(http);
@@ -28,7 +35,6 @@ public static class RunEvents
         }
         http.Response.ContentType = "text/event-stream";
         http.Response.Headers.CacheControl = "no-cache";
-        var wanted = names?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         string? lastStatus = null;
         var lastTime = DateTimeOffset.MinValue;
         while (!ct.IsCancellationRequested)

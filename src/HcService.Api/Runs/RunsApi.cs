@@ -153,44 +153,18 @@ public static class RunsApi
     }
 
     static async Task<Results<Ok<IReadOnlyList<MetricSeries>>, NotFound<ProblemDetails>, ValidationProblem>> Metrics(long id, HcDbContext db,
-        string? names, long? fromStep, long? toStep, int maxPoints = 1000, CancellationToken ct = default)
+        NpgsqlDataSource dataSource, string? names, long? fromStep, long? toStep, int maxPoints = 1000, CancellationToken ct = default)
     {
-        if (maxPoints is < 2 or > 100_000) return Problem([new("maxPoints", maxPoints, "an integer in [2, 100000]")]);
+        if (maxPoints is < 3 or > 100_000) return Problem([new("maxPoints", maxPoints, "an integer in [3, 100000]")]);
+        var wanted = names?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        if (wanted.Length > 200 || wanted.Any(n => n.Length > 200)) return Problem([new("names", names?.Length > 80 ? names[..80] + "..." : names, "at most 200 comma-separated metric names")]);
         if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
-        var q = db.Metrics.AsNoTracking().Where(m => m.RunId == id);
-        if (names is not null)
-        {
-            var wanted = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            q = q.Where(m => wanted.Contains(m.Name));
-        }
-        if (fromStep is not null) q = q.Where(m => m.Step >= fromStep);
-        if (toStep is not null) q = q.Where(m => m.Step <= toStep);
-        var points = await q.OrderBy(m => m.Name).ThenBy(m => m.Step).Select(m => new { m.Name, m.Step, m.Tokens, m.Value }).ToListAsync(ct);
-        IReadOnlyList<MetricSeries> series = points.GroupBy(p => p.Name).Select(g =>
-        {
-            var all = g.Select(p => new MetricValue(p.Step, p.Tokens, p.Value)).ToList();
-            return new MetricSeries(g.Key, Downsample(all, maxPoints));
-        }).ToList();
-        return TypedResults.Ok(series);
-    }
-
-    /// <summary>At most <paramref name="max"/> points: bucket means over equal step ranges, keeping the first and last point.</summary>
-    internal static IReadOnlyList<MetricValue> Downsample(List<MetricValue> points, int max)
-    {
-        if (points.Count <= max) return points;
-        var result = new List<MetricValue> { points[0] };
-        var inner = points.Skip(1).Take(points.Count - 2).ToList();
-        var buckets = max - 2;
-        for (var b = 0; b < buckets; b++)
-        {
-            var from = (int)((long)b * inner.Count / buckets);
-            var to = (int)((long)(b + 1) * inner.Count / buckets);
-            if (to <= from) continue;
-            var slice = inner.GetRange(from, to - from);
-            result.Add(new MetricValue(slice[^1].Step, slice[^1].Tokens, slice.Average(p => p.Value)));
-        }
-        result.Add(points[^1]);
-        return result;
+        if (names is null) wanted = [.. await MetricQueries.NamesAsync(dataSource, id, ct)];
+        var series = new List<MetricSeries>();
+        foreach (var name in wanted.Distinct().Order(StringComparer.Ordinal))
+            if (await MetricQueries.SeriesAsync(dataSource, id, name, fromStep, toStep, maxPoints, ct) is { Count: > 0 } points)
+                series.Add(new MetricSeries(name, points));
+        return TypedResults.Ok<IReadOnlyList<MetricSeries>>(series);
     }
 
     static async Task<Results<Ok<IReadOnlyList<CheckpointInfo>>, NotFound<ProblemDetails>>> Checkpoints(long id, HcDbContext db, CancellationToken ct)

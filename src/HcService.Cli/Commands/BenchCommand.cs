@@ -70,6 +70,7 @@ static class BenchCommand
         var bench = new Command("bench", "Benchmarks (results go to BENCHMARKS.md)");
         bench.Add(step);
         bench.Add(TrainThroughput.Create());
+        bench.Add(HcService.Cli.Service.ServiceBench.Create());
         return bench;
     }
 

@@ -121,7 +121,7 @@ static class UpCommand
         return exit;
     }
 
-    static Process StartWorker(string connectionString, string dataRoot, string checkpointRoot, string log)
+    internal static Process StartWorker(string connectionString, string dataRoot, string checkpointRoot, string log)
     {
         var psi = RunExecutor.ChildStartInfo();
         foreach (var a in new[] { "worker", "--connection", connectionString, "--queue", "cpu", "--data-root", dataRoot, "--checkpoint-root", checkpointRoot })

@@ -45,6 +45,8 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         ["olmoe-1b-7b"] = (4e-4, 1024 * 4096, 4),
     };
 
+    public const long MaxTokenBudget = 100_000_000_000_000;
+
     /// <summary>Validates <paramref name="spec"/> and fills in every default. Throws <see cref="ConfigException"/>
     /// listing every invalid field (the field, the value, what is allowed).</summary>
     public static JobPlan Resolve(JobSpec spec, DeviceKind device = DeviceKind.Cpu)
@@ -113,6 +115,7 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         var budget = tr.TokenBudget!.Value.Value;
         var steps = batchTokens > 0 ? budget / batchTokens : 0;
         Need(steps >= 1, "training.tokenBudget", budget, $">= one step of batchTokens = {batchTokens}");
+        Need(budget <= MaxTokenBudget, "training.tokenBudget", budget, $"at most {MaxTokenBudget:N0} tokens (100T; the paper's largest run is 1T)");
 
         var schedule = tr.Schedule switch
         {
