@@ -54,7 +54,7 @@ public class ReliabilityTests(ServiceFixture svc)
 
     public static TheoryData<string, int> KillMoments() => new()
     {
-        { "worker", 0 },    // the worker only, before the first checkpoint: its orphaned child checkpoints and hands the run back
+        { "worker", 0 },    // the worker only, as the run starts: its orphaned child hands the run back, which restarts from step 0
         { "worker", 3 },    // the worker only, after three checkpoints
         { "machine", 1 },   // worker and child together (a machine gone): the lease expires; resume from checkpoint 1
         { "machine", 5 },   // ... late in the run
@@ -68,9 +68,15 @@ public class ReliabilityTests(ServiceFixture svc)
         svc.EnsureWorker();
         var id = await svc.SubmitOk(Resumable.Replace("NAME", $"kill-{what}-{afterCheckpoints}"));
         await svc.WaitFor(id, ["running"], TimeSpan.FromMinutes(2));
-        while ((await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/checkpoints"))!.Count < afterCheckpoints)
+        // The moment: the checkpoint at step 25 x k recorded (retention keeps only the newest, so by step); for k = 0,
+        // at once, while the training process is still starting.
+        var moment = System.Diagnostics.Stopwatch.StartNew();
+        while (afterCheckpoints > 0 && !(await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/checkpoints"))!.Any(c => c!["step"]!.GetValue<long>() >= 25 * afterCheckpoints))
+        {
+            Assert.True(moment.Elapsed < TimeSpan.FromMinutes(2), $"run {id} never checkpointed step {25 * afterCheckpoints}");
             await Task.Delay(50);
-        if (afterCheckpoints == 0) await svc.WaitForStep(id, 1);
+        }
+        Assert.Equal("running", (await svc.Run(id))["run"]!["status"]!.GetValue<string>());
 
         // The worker holding the lease: its pid is in the lease owner (host:pid:queue).
         var owner = (await svc.Run(id))["lease"]!["owner"]!.GetValue<string>();
@@ -87,6 +93,12 @@ public class ReliabilityTests(ServiceFixture svc)
         Assert.Equal("lost", attempts[0]!["outcome"]!.GetValue<string>());
         Assert.NotEqual(attempts[0]!["worker"]!.GetValue<string>(), attempts[^1]!["worker"]!.GetValue<string>());
         Assert.Equal("succeeded", attempts[^1]!["outcome"]!.GetValue<string>());
+        if (afterCheckpoints > 0)
+        {
+            // Resumed from a checkpoint at or after the moment of the kill, not from scratch.
+            var resumed = System.Text.RegularExpressions.Regex.Match(svc.WorkerLog, $@"\[run {id}\] resumed from ckpt-\d+\.hcckpt: step (\d+)");
+            Assert.True(resumed.Success && long.Parse(resumed.Groups[1].Value) >= 25 * afterCheckpoints, svc.WorkerLog);
+        }
 
         // Steps 1..200, each once, with the uninterrupted run's losses; and bitwise its final weights and optimizer state.
         var loss = await svc.Series(id, "train/loss");

@@ -49,6 +49,7 @@ static class RunJobCommand
             CheckpointRoot = Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? throw new InvalidOperationException("HC_CHECKPOINT_ROOT is not set"),
         };
         var parent = getppid();
+        if (parent == 1) { Console.Error.WriteLine($"run {runId} attempt {attempt}: the worker is gone already; the lease will expire"); return ExitRequeue; }
         using var db = NpgsqlDataSource.Create(connectionString);
         var leases = new RunLeases(db, LeaseOptions.FromEnvironment());
 
