@@ -94,7 +94,7 @@ public sealed class HyperConnection : nn.Module, IConnection
 
     /// <summary>DHC's learned scales (s_a, s_b); null for static HC.</summary>
     public (double Alpha, double Beta)? Scales => dynamic_alpha_scale is null ? null
-        : (dynamic_alpha_scale.item<float>(), dynamic_beta_scale!.item<float>());
+        : (dynamic_alpha_scale.ToDouble(), dynamic_beta_scale!.ToDouble());   // any dtype (a float64 or bf16 model too)
 
     /// <summary>Sets the static matrices (tests build the paper's sequential and parallel arrangements with it).</summary>
     public void SetStatic(Tensor B, Tensor Am, Tensor Ar)

@@ -41,10 +41,14 @@ public sealed class Block : nn.Module
     public IConnection AttnConnection => (IConnection)attn_conn;
     public IConnection MlpConnection => (IConnection)ff_conn;
 
-    /// <summary>Runs both sublayers; MoE statistics go to <paramref name="moeStats"/>.</summary>
-    public Tensor Forward(Tensor h, Action<MoeStats> moeStats)
+    /// <summary>Runs both sublayers; MoE statistics go to <paramref name="moeStats"/>. <paramref name="connectionInput"/>,
+    /// when given, sees the trunk state entering each connection (0 attention, 1 MLP): the analysis of HC's dynamic
+    /// weights reads them there, so it needs no copy of this wiring.</summary>
+    public Tensor Forward(Tensor h, Action<MoeStats> moeStats, Action<int, Tensor>? connectionInput = null)
     {
+        connectionInput?.Invoke(0, h);
         h = AttnConnection.Forward(h, attn_norm, x => Dropout(attn.forward(x)));
+        connectionInput?.Invoke(1, h);
         return MlpConnection.Forward(h, ff_norm, x => Dropout(FeedForward(x, moeStats)));
     }
 
