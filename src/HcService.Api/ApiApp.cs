@@ -1,5 +1,6 @@
 using Hangfire;
 using HcService.Api.Auth;
+using HcService.Api.Evaluations;
 using HcService.Api.Runs;
 using HcService.Store;
 using HcService.Store.Jobs;
@@ -74,6 +75,8 @@ public static class ApiApp
         app.MapRuns();
         app.MapCatalog();
         app.MapKeys();
+        app.MapEvaluations();
+        app.MapComparisons();
         return app;
     }
 

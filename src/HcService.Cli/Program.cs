@@ -10,9 +10,11 @@ root.Add(TrainCommand.Create());
 root.Add(ReportCommand.Create());
 root.Add(HcService.Cli.Service.WorkerCommand.Create());
 root.Add(HcService.Cli.Service.RunJobCommand.Create());
+root.Add(HcService.Cli.Service.RunEvalCommand.Create());
 foreach (var c in HcService.Cli.Service.ClientCommands.Create()) root.Add(c);
 root.Add(HcService.Cli.Service.UpCommand.Create());
 root.Add(HcService.Cli.Service.KeysCommand.Create());
+root.Add(HcService.Cli.Service.CompareCommand.Create());
 
 try
 {

@@ -115,3 +115,21 @@ public sealed class ApiKey
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? RevokedAt { get; set; }
 }
+
+/// <summary>An on-demand downstream evaluation of one stored checkpoint: a job a worker runs in a child process.</summary>
+public sealed class EvaluationJob
+{
+    public long Id { get; set; }
+    public long RunId { get; set; }
+    /// <summary>The checkpoint's step.</summary>
+    public long Step { get; set; }
+    /// <summary>The request: {"tasks": [...], "limit": N, "batchSize": N} (jsonb).</summary>
+    public required string Request { get; set; }
+    /// <summary>queued, running, succeeded, failed.</summary>
+    public required string Status { get; set; }
+    public string? Worker { get; set; }
+    public string? FailureReason { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+}

@@ -11,6 +11,7 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
     public DbSet<EvaluationResult> Evaluations => Set<EvaluationResult>();
     public DbSet<RunAttempt> Attempts => Set<RunAttempt>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<EvaluationJob> EvaluationJobs => Set<EvaluationJob>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -36,6 +37,15 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
             e.Property(a => a.Worker).HasMaxLength(200);
             e.Property(a => a.Outcome).HasMaxLength(16);
             e.HasOne<Run>().WithMany().HasForeignKey(a => a.RunId).OnDelete(DeleteBehavior.Cascade);
+        });
+        b.Entity<EvaluationJob>(e =>
+        {
+            e.ToTable("evaluation_jobs");
+            e.Property(j => j.Request).HasColumnType("jsonb");
+            e.Property(j => j.Status).HasMaxLength(16);
+            e.Property(j => j.Worker).HasMaxLength(200);
+            e.HasIndex(j => j.RunId);
+            e.HasOne<Run>().WithMany().HasForeignKey(j => j.RunId).OnDelete(DeleteBehavior.Cascade);
         });
         b.Entity<ApiKey>(e =>
         {

@@ -37,6 +37,7 @@ public sealed class ServiceFixture : IAsyncLifetime
         foreach (var name in new[] { "corpus-bytes", "valid-austen-bytes", "valid-wikitext-bytes" })
             CopyDir(Path.Combine(RepoPaths.DataRoot, name), Path.Combine(DataRoot, name));
         CopyDir(Path.Combine(RepoPaths.DataRoot, "valid-austen-bytes"), Path.Combine(DataRoot, "broken-bytes"));
+        CopyDir(Path.Combine(RepoPaths.DataRoot, "eval"), Path.Combine(DataRoot, "eval"));   // the downstream task excerpts
         var manifestPath = Path.Combine(DataRoot, "broken-bytes", DatasetManifest.FileName);
         var manifest = DatasetManifest.Parse(File.ReadAllText(manifestPath), manifestPath);
         File.WriteAllText(manifestPath, (manifest with { TokenCount = manifest.TokenCount + 1 }).ToJson());
@@ -111,6 +112,7 @@ public sealed class ServiceFixture : IAsyncLifetime
     {
         Directory.CreateDirectory(to);
         foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)), overwrite: true);
+        foreach (var d in Directory.GetDirectories(from)) CopyDir(d, Path.Combine(to, Path.GetFileName(d)));
     }
 }
 

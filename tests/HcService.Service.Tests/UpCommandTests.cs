@@ -19,6 +19,10 @@ public class UpCommandTests
         Assert.Contains($"Data root: {RepoPaths.DataRoot}", r.Stdout);
         Assert.Matches(@"tiny residual\s+run \d+: succeeded, train loss \d\.\d{4}, validation loss \d\.\d{4}", r.Stdout);
         Assert.Matches(@"tiny DHC x4\s+run \d+: succeeded, train loss \d\.\d{4}, validation loss \d\.\d{4}", r.Stdout);
+        // The comparison of the two runs: losses at equal tokens with the speedup verdict, and downstream accuracy.
+        Assert.Matches(@"val/valid-austen-bytes/loss\s+\d\.\d{4}\s+\d\.\d{4}\s+[+-]\d\.\d{4}", r.Stdout);
+        Assert.Matches(@"average acc\s+\d+\.\d%", r.Stdout);
+        Assert.Contains("/api/comparisons/plot.svg?runs=", r.Stdout);
         Assert.Contains("stopping worker, API and PostgreSQL", r.Stdout);
         Assert.True(File.Exists(Path.Combine(home, "postgres", "pgdata", "PG_VERSION")));
         // Everything stopped: no server is left on the folder.

@@ -188,10 +188,10 @@ public static class RunsApi
         return TypedResults.PhysicalFile(path, "application/octet-stream", Path.GetFileName(path));
     }
 
-    static async Task<Results<Ok<IReadOnlyList<EvaluationInfo>>, NotFound<ProblemDetails>>> Evaluations(long id, HcDbContext db, CancellationToken ct)
+    static async Task<Results<Ok<IReadOnlyList<EvaluationInfo>>, NotFound<ProblemDetails>>> Evaluations(long id, HcDbContext db, long? step, CancellationToken ct)
     {
         if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
-        IReadOnlyList<EvaluationInfo> list = (await db.Evaluations.AsNoTracking().Where(e => e.RunId == id).OrderBy(e => e.Step).ThenBy(e => e.Task).ToListAsync(ct))
+        IReadOnlyList<EvaluationInfo> list = (await db.Evaluations.AsNoTracking().Where(e => e.RunId == id && (step == null || e.Step == step)).OrderBy(e => e.Step).ThenBy(e => e.Task).ToListAsync(ct))
             .Select(e => new EvaluationInfo(e.Step, e.Task, e.Metric, e.Value, e.CreatedAt)).ToList();
         return TypedResults.Ok(list);
     }

@@ -16,11 +16,12 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
 {
     /// <summary>About two days of a 1 s step with 10 metrics; at 50 bytes a point, 50 MB.</summary>
     public const int MaxBufferedPoints = 1_000_000;
-    const int BatchPoints = 500;
+    const int BatchPoints = 2000;
     const string Fence = """EXISTS (SELECT 1 FROM hc.runs WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling'))""";
 
     readonly List<(string Name, long Step, long Tokens, double Value)> buffer = [];
     readonly List<CheckpointRecord> checkpoints = [];
+    readonly List<HcService.Core.Evaluation.EvaluationMetrics> evaluations = [];
     readonly Stopwatch sinceTry = Stopwatch.StartNew();
     readonly Stopwatch outage = new();
     TimeSpan backoff = TimeSpan.Zero;
@@ -57,6 +58,12 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
     public void OnCheckpoint(CheckpointRecord c)
     {
         checkpoints.Add(c);
+        TryFlush();
+    }
+
+    public void OnEvaluation(HcService.Core.Evaluation.EvaluationMetrics m)
+    {
+        evaluations.Add(m);
         TryFlush();
     }
 
@@ -134,6 +141,8 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
             Execute(conn, $"""DELETE FROM hc.checkpoints WHERE "RunId" = @run AND NOT ("Step" = ANY(@kept)) AND {Fence}""",
                 cmd => cmd.Parameters.AddWithValue("kept", kept));
         }
+        foreach (var e in evaluations)
+            EvaluationStore.Write(conn, runId, e.Step, e.Results, Fence, cmd => cmd.Parameters.AddWithValue("attempt", attempt));
         Execute(conn, $"""UPDATE hc.runs SET "Step" = @step, "Tokens" = @tok, "UpdatedAt" = now() WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')""", cmd =>
         {
             cmd.Parameters.AddWithValue("step", step);
@@ -142,6 +151,7 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
         tx.Commit();
         buffer.Clear();
         checkpoints.Clear();
+        evaluations.Clear();
     }
 
     void Execute(NpgsqlConnection conn, string sql, Action<NpgsqlCommand> bind)

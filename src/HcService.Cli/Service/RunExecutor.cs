@@ -14,7 +14,6 @@ namespace HcService.Cli.Service;
 /// </summary>
 public sealed class RunExecutor(string connectionString, HcPaths paths, RunLeases leases, WorkerState state) : IRunExecutor
 {
-    const int StderrTailChars = 4000;
     static readonly TimeSpan WriteBudget = TimeSpan.FromMinutes(5);
     /// <summary>How long a stopping worker lets its child checkpoint (below the Hangfire server's shutdown timeout).</summary>
     static readonly TimeSpan GracefulStop = TimeSpan.FromSeconds(10);
@@ -39,25 +38,9 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
 
     async Task RunChild(long runId, int attempt, CancellationToken shutdown)
     {
-        var psi = ChildStartInfo();
-        foreach (var a in new[] { "run-job", "--run-id", runId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                     "--attempt", attempt.ToString(System.Globalization.CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
-        psi.Environment["ConnectionStrings__hc"] = connectionString;
-        psi.Environment["HC_DATA_ROOT"] = paths.DataRoot;
-        psi.Environment["HC_CHECKPOINT_ROOT"] = paths.CheckpointRoot;
-        if (!psi.Environment.ContainsKey("GLIBC_TUNABLES"))
-            psi.Environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296";
-        psi.RedirectStandardError = true;
-        psi.RedirectStandardOutput = true;
-
-        var tail = new System.Text.StringBuilder();
-        using var child = new Process { StartInfo = psi };
-        child.ErrorDataReceived += (_, e) => { if (e.Data is null) return; lock (tail) { tail.AppendLine(e.Data); if (tail.Length > 2 * StderrTailChars) tail.Remove(0, tail.Length - StderrTailChars); } };
-        child.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.WriteLine($"[run {runId}] {e.Data}"); };
-        child.Start();
-        child.BeginErrorReadLine();
-        child.BeginOutputReadLine();
+        using var runner = ChildRunner.Start(["run-job", "--run-id", runId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--attempt", attempt.ToString(System.Globalization.CultureInfo.InvariantCulture)], connectionString, paths, $"run {runId}");
+        var child = runner.Process;
         Console.WriteLine($"run {runId} attempt {attempt}: started child process {child.Id} (lease holder {state.Name})");
 
         using var stopHeartbeat = new CancellationTokenSource();
@@ -84,9 +67,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
             Console.WriteLine($"run {runId} attempt {attempt}: handed back for requeue");
             return;
         }
-        string stderrTail;
-        lock (tail) stderrTail = tail.Length > StderrTailChars ? tail.ToString(tail.Length - StderrTailChars, StderrTailChars) : tail.ToString();
-        var reason = $"training process exited with code {child.ExitCode}{Signal(child.ExitCode)} without recording an end; stderr tail: {stderrTail.Trim()}";
+        var reason = $"training process exited with code {child.ExitCode}{Signal(child.ExitCode)} without recording an end; stderr tail: {runner.StderrTail()}";
         // Fenced: a no-op when the child recorded its end (or a newer attempt has the run).
         var failed = await DbRetry.RunAsync(ct => leases.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct), WriteBudget, Console.Error.WriteLine, CancellationToken.None);
         Console.WriteLine($"run {runId} attempt {attempt}: child exited with {child.ExitCode}{(failed ? " -> failed" : "")}");
@@ -131,15 +112,6 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         -1 => " (killed)",
         _ => "",
     };
-
-    /// <summary>How to start this same `hc` program again: the apphost, or `dotnet hc.dll`.</summary>
-    internal static ProcessStartInfo ChildStartInfo()
-    {
-        var self = Environment.ProcessPath!;
-        var psi = new ProcessStartInfo(self) { UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(RunExecutor).Assembly.Location);
-        return psi;
-    }
 }
 
 /// <summary>What this worker is doing, for its lease name, heartbeats and metrics.</summary>

@@ -84,7 +84,7 @@ static class ServiceBench
                 var id = await SubmitRun(http, $"dispatch-{i}", 2048, 2048, ct);
                 await WaitUntil(db, id, "\"Status\" NOT IN ('queued', 'running')", TimeSpan.FromMinutes(3), ct);
                 if (i == 0) continue;   // the first one warms the worker up
-                dispatch.Add(await Scalar<double>(db, """SELECT extract(epoch FROM "StartedAt" - "CreatedAt") * 1000 FROM hc.runs WHERE "Id" = @id""", id, ct));
+                dispatch.Add(await Scalar<double>(db, """SELECT (extract(epoch FROM "StartedAt" - "CreatedAt") * 1000)::float8 FROM hc.runs WHERE "Id" = @id""", id, ct));
                 await Task.Delay(2000, ct);   // the worker is idle again, polling its queue
             }
             rows.Add(("dispatch latency p50 / max (submit to running, idle worker)", $"{Pct(dispatch, 50):F0} / {dispatch.Max():F0} ms", "< 2 s"));

@@ -99,7 +99,11 @@ static class UpCommand
         var ids = new List<(string Label, long Id)>();
         foreach (var (label, connection) in new[] { ("tiny residual", """{ "type": "residual" }"""), ("tiny DHC x4", """{ "type": "dynamic-hc", "rate": 4 }""") })
         {
-            var spec = $$"""{ "model": { "preset": "tiny" }, "architecture": "dense", "connection": {{connection}}, "training": { "tokenBudget": "100K" }, "tags": ["demo"] }""";
+            // With in-loop downstream evaluation on the 7 tasks of the paper's average (the shipped 30-item excerpts).
+            var spec = $$"""
+                { "model": { "preset": "tiny" }, "architecture": "dense", "connection": {{connection}}, "training": { "tokenBudget": "100K" },
+                  "evaluation": { "tasks": ["arc_easy", "hellaswag", "piqa", "sciq", "openbookqa", "copa", "winogrande"], "limit": 30 }, "tags": ["demo"] }
+                """;
             using var response = await http.PostAsync("/api/runs", new StringContent(spec, Encoding.UTF8, "application/json"), ct);
             response.EnsureSuccessStatusCode();
             var run = (await response.Content.ReadFromJsonAsync<JsonNode>(ct))!;
@@ -117,13 +121,15 @@ static class UpCommand
             Console.WriteLine($"{label,-14} run {id}: {detail["run"]!["status"]}, train loss {Val("train/loss")}, " +
                               $"validation loss {Val("val/valid-austen-bytes/loss")} (austen), {Val("val/valid-wikitext-bytes/loss")} (wikitext)  {url}/api/runs/{id}");
         }
+        Console.WriteLine();
+        await CompareCommand.Print(http, [.. ids.Select(i => i.Id)], null, ct);
         Console.WriteLine($"Swagger: {url}/swagger   Dashboard: {url}/hangfire");
         return exit;
     }
 
     internal static Process StartWorker(string connectionString, string dataRoot, string checkpointRoot, string log)
     {
-        var psi = RunExecutor.ChildStartInfo();
+        var psi = ChildRunner.StartInfo();
         foreach (var a in new[] { "worker", "--connection", connectionString, "--queue", "cpu", "--data-root", dataRoot, "--checkpoint-root", checkpointRoot })
             psi.ArgumentList.Add(a);
         psi.RedirectStandardOutput = true;

@@ -48,6 +48,8 @@ static class WorkerCommand
             sp.GetRequiredService<IBackgroundJobClient>(), Console.WriteLine));
         builder.Services.AddHostedService<LeaseReaperService>();
         builder.Services.AddTransient<TrainingJob>();
+        builder.Services.AddSingleton<IEvaluationExecutor>(sp => new EvaluationExecutor(sp.GetRequiredService<NpgsqlDataSource>(), connectionString, paths, state));
+        builder.Services.AddTransient<EvaluationJobRunner>();
         builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
         builder.Services.AddHangfireServer(o =>
         {

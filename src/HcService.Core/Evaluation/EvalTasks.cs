@@ -11,6 +11,7 @@ namespace HcService.Core.Evaluation;
 /// <param name="Name">The task's name in results ("arc_easy", or a label of your own when <paramref name="File"/> is given).</param>
 /// <param name="File">Relative to the data root, e.g. "eval/llm-foundry-icl/world_knowledge/arc_easy.jsonl". Null: the known task's file.</param>
 /// <param name="Limit">At most this many items (>= 1); null for all.</param>
+[System.Text.Json.Serialization.JsonConverter(typeof(EvalTaskSpecJson))]
 public sealed record EvalTaskSpec(string Name, string? File = null, int? Limit = null);
 
 /// <summary>A loaded task: its items in file order, and where and in which format they were read.</summary>

@@ -29,12 +29,12 @@ public static class EvalMetrics
     /// <summary>
     /// The tasks of the downstream average, and the metric used for each: acc_norm where lm-eval reports it
     /// (ARC, HellaSwag, PIQA, SciQ, OpenBookQA), acc where lm-eval reports only acc (COPA, WinoGrande).
-    /// The issue asks for these 8; HC-SPEC section 8 lists 7 (the same without arc_challenge) for the paper's
-    /// "downstream avg" column. We follow the issue and keep the list in this one place.
+    /// These are the 7 of HC-SPEC section 8, the paper's "downstream avg" column (ARC-Challenge is reported on its
+    /// own, the paper's +6 points); the list lives in this one place.
     /// </summary>
     public static readonly IReadOnlyList<(string Task, string Metric)> PaperAverageTasks =
     [
-        ("arc_easy", AccNorm), ("arc_challenge", AccNorm), ("hellaswag", AccNorm), ("piqa", AccNorm),
+        ("arc_easy", AccNorm), ("hellaswag", AccNorm), ("piqa", AccNorm),
         ("sciq", AccNorm), ("openbookqa", AccNorm), ("copa", Acc), ("winogrande", Acc),
     ];
 

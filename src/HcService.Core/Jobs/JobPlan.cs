@@ -7,6 +7,9 @@ public enum Precision { Fp32, Bf16 }
 public enum DeviceKind { Cpu, Cuda }
 
 /// <summary>Everything the training loop needs, every default filled in.</summary>
+/// <summary>In-loop downstream evaluation: the tasks (limit applied), every how many steps, requests per batch.</summary>
+public sealed record EvaluationPlan(IReadOnlyList<HcService.Core.Evaluation.EvalTaskSpec> Tasks, long EverySteps, int BatchSize);
+
 public sealed record TrainingPlan
 {
     public required long TokenBudget { get; init; }
@@ -35,6 +38,9 @@ public sealed record TrainingPlan
 public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Training, string? TrainData,
     IReadOnlyList<string>? ValidationData, IReadOnlyList<string> Tags)
 {
+    /// <summary>In-loop downstream evaluation, when the spec asks for it.</summary>
+    public EvaluationPlan? Evaluation { get; init; }
+
     /// <summary>Per-preset defaults: peak lr, tokens per step, sequences per micro-batch.</summary>
     static readonly Dictionary<string, (double Lr, long BatchTokens, int MicroBatch)> Defaults = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -160,6 +166,25 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         var evalEvery = Every(tr.EvalInterval, "training.evalInterval", budget / 10);
         var ckptEvery = Every(tr.CheckpointInterval, "training.checkpointInterval", budget / 5);
 
+        EvaluationPlan? evaluation = null;
+        if (spec.Evaluation is { } ev)
+        {
+            var tasks = ev.Tasks ?? [];
+            Need(tasks.Count is >= 1 and <= 64, "evaluation.tasks", tasks.Count, "a list of 1 to 64 tasks (names such as arc_easy, or {\"name\", \"file\"})");
+            for (var i = 0; i < tasks.Count; i++)
+            {
+                var task = tasks[i];
+                if (task is null || string.IsNullOrWhiteSpace(task.Name)) { Need(false, $"evaluation.tasks[{i}].name", task?.Name, "a task name"); continue; }
+                Need(task.File is not null || HcService.Core.Evaluation.EvalTasks.Known.ContainsKey(task.Name), $"evaluation.tasks[{i}].name", task.Name,
+                    $"one of the known tasks ({string.Join(", ", HcService.Core.Evaluation.EvalTasks.Known.Keys)}), or any name with a file");
+                Need(task.Limit is null or >= 1, $"evaluation.tasks[{i}].limit", task.Limit, "an integer >= 1");
+            }
+            Need(ev.Limit is null or (>= 1 and <= 1_000_000), "evaluation.limit", ev.Limit, "an integer in [1, 1000000], or absent for every item");
+            Need(ev.BatchSize is null or (>= 1 and <= 1024), "evaluation.batchSize", ev.BatchSize, "an integer in [1, 1024]");
+            evaluation = new EvaluationPlan([.. tasks.Where(t => t is not null).Select(t => t with { Limit = t.Limit ?? ev.Limit })],
+                Every(ev.Interval, "evaluation.interval", budget), ev.BatchSize ?? 16);
+        }
+
         var data = spec.Data;
         if (data?.Train is { } train) Need(!string.IsNullOrWhiteSpace(train), "data.train", train, "a dataset name");
         if (spec.Tags is { } tags) Need(tags.Count <= 32 && tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64 && !t.Any(char.IsControl)), "tags",
@@ -191,6 +216,6 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         };
         static string Shorten(string s) => s.Length > 80 ? s[..80] + $"... ({s.Length} characters)" : s;
         var name = spec.Name ?? $"{preset.Name}-{(arch == Architecture.Moe ? "moe-" : "")}{connection.Label}";
-        return new JobPlan(name, model, plan, data?.Train, data?.Validation, spec.Tags ?? []);
+        return new JobPlan(name, model, plan, data?.Train, data?.Validation, spec.Tags ?? []) { Evaluation = evaluation };
     }
 }

@@ -22,6 +22,8 @@ public sealed record JobSpec
     public TrainingSpec? Training { get; init; }
     /// <summary>Datasets by name under the data root; omitted: the corpus the repository ships.</summary>
     public DataSpec? Data { get; init; }
+    /// <summary>Downstream zero-shot evaluation during training (null: none).</summary>
+    public EvaluationSpec? Evaluation { get; init; }
     public List<string>? Tags { get; init; }
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
@@ -110,6 +112,19 @@ public sealed record TrainingSpec
     public TokenCount? CheckpointInterval { get; init; }
     /// <summary>Checkpoints kept on disk (default 3; the newest are kept).</summary>
     public int? CheckpointsToKeep { get; init; }
+}
+
+/// <summary>In-loop downstream evaluation: tasks scored every <see cref="Interval"/> tokens and at the end.</summary>
+public sealed record EvaluationSpec
+{
+    /// <summary>Known task names ("arc_easy", "hellaswag", ...) or {"name", "file", "limit"} with a file under the data root.</summary>
+    public List<HcService.Core.Evaluation.EvalTaskSpec>? Tasks { get; init; }
+    /// <summary>Items per task (the first N; default all). Quick in-loop evaluations use 100-500.</summary>
+    public int? Limit { get; init; }
+    /// <summary>Evaluate every this many tokens (default: only at the end).</summary>
+    public TokenCount? Interval { get; init; }
+    /// <summary>Requests per forward pass (default 16).</summary>
+    public int? BatchSize { get; init; }
 }
 
 public sealed record DataSpec

@@ -36,6 +36,8 @@ public interface IMetricsSink
     void OnStep(StepMetrics m);
     void OnValidation(ValidationMetrics m);
     void OnCheckpoint(CheckpointRecord c);
+    /// <summary>Downstream zero-shot results (in-loop evaluation).</summary>
+    void OnEvaluation(HcService.Core.Evaluation.EvaluationMetrics m) { }
 }
 
 /// <summary>metrics.jsonl: one JSON object per line, {"kind": "step" | "validation" | "checkpoint", ...}.</summary>
@@ -57,6 +59,7 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
     public void OnStep(StepMetrics m) => Write("step", m);
     public void OnValidation(ValidationMetrics m) => Write("validation", m);
     public void OnCheckpoint(CheckpointRecord c) => Write("checkpoint", c);
+    public void OnEvaluation(HcService.Core.Evaluation.EvaluationMetrics m) => Write("evaluation", m);
 
     void Write<T>(string kind, T value)
     {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using HcService.Core.Config;
 using HcService.Core.Counting;
 using HcService.Core.Data;
+using HcService.Core.Evaluation;
 using HcService.Core.Jobs;
 using HcService.Core.Model;
 using HcService.Core.Optim;
@@ -100,6 +101,7 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
             log?.Invoke($"resumed from {Path.GetFileName(latest.Path)}: step {step}, {tokens} tokens");
         }
         var sampler = new WindowSampler(train, t.SeqLen, t.Seed, position);
+        var downstream = plan.Evaluation is { } ev ? Downstream(plan, ev, train) : null;
         var flopsPerToken = ModelCounter.Flops(plan.Model, t.SeqLen).Training;
         var lastValidation = new List<ValidationMetrics>();
         long lastCheckpointStep = step;
@@ -158,9 +160,25 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
                 return new RunResult(RunOutcome.Failed, step, tokens,
                     $"diverged: the loss was not finite for {nonFinite} consecutive steps (last: {result.Loss} at step {step}); updates were skipped", lastValidation);
             if (step % t.EvalEverySteps == 0 || step == t.Steps) Validate();
+            if (downstream is not null && (step % plan.Evaluation!.EverySteps == 0 || step == t.Steps))
+            {
+                var results = downstream.Evaluate(mixed?.Compute ?? model, log);
+                model.train();
+                foreach (var s in sinks) s.OnEvaluation(new HcService.Core.Evaluation.EvaluationMetrics(step, tokens, results));
+            }
             if (step % t.CheckpointEverySteps == 0 || step == t.Steps) Checkpoint();
         }
         return new RunResult(RunOutcome.Succeeded, step, tokens, null, lastValidation);
+    }
+
+    /// <summary>The in-loop evaluator: tasks read once (a bad task file fails the run before it trains), scored with the
+    /// training data's tokenizer.</summary>
+    DownstreamEvaluator Downstream(JobPlan plan, EvaluationPlan ev, TokenDataset train)
+    {
+        var tokenizerName = train.Manifest.Tokenizer;
+        if (tokenizerName is not ("gpt2" or "bytes"))
+            throw new ConfigException([new("evaluation", tokenizerName, "a training dataset whose manifest names its tokenizer (gpt2 or bytes), to tokenize the tasks")]);
+        return new DownstreamEvaluator(DownstreamEvaluator.Load(options.DataRoot, ev.Tasks, null), TextTokenizers.Create(tokenizerName), ev.BatchSize);
     }
 
     /// <summary>Mean next-token loss over the set's first EvalTokens tokens (fixed, unshuffled windows) and its perplexity.</summary>

@@ -26,3 +26,15 @@ public interface IRunExecutor
 {
     Task ExecuteAsync(long runId, CancellationToken shutdown);
 }
+
+/// <summary>The Hangfire job of an on-demand evaluation (a stored checkpoint scored on downstream tasks).</summary>
+public sealed class EvaluationJobRunner(IEvaluationExecutor executor)
+{
+    [Hangfire.AutomaticRetry(Attempts = 3, DelaysInSeconds = [5, 30, 60], OnAttemptsExceeded = Hangfire.AttemptsExceededAction.Fail)]
+    public Task Execute(long evaluationId, Hangfire.IJobCancellationToken cancellationToken) => executor.ExecuteAsync(evaluationId, cancellationToken.ShutdownToken);
+}
+
+public interface IEvaluationExecutor
+{
+    Task ExecuteAsync(long evaluationId, CancellationToken shutdown);
+}

@@ -95,6 +95,52 @@ namespace HcService.Store.Migrations
                     b.ToTable("checkpoints", "hc");
                 });
 
+            modelBuilder.Entity("HcService.Store.EvaluationJob", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("FailureReason")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Request")
+                        .IsRequired()
+                        .HasColumnType("jsonb");
+
+                    b.Property<long>("RunId")
+                        .HasColumnType("bigint");
+
+                    b.Property<DateTimeOffset?>("StartedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.Property<long>("Step")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Worker")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("RunId");
+
+                    b.ToTable("evaluation_jobs", "hc");
+                });
+
             modelBuilder.Entity("HcService.Store.EvaluationResult", b =>
                 {
                     b.Property<long>("RunId")
@@ -287,6 +333,15 @@ namespace HcService.Store.Migrations
                 });
 
             modelBuilder.Entity("HcService.Store.CheckpointEntry", b =>
+                {
+                    b.HasOne("HcService.Store.Run", null)
+                        .WithMany()
+                        .HasForeignKey("RunId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("HcService.Store.EvaluationJob", b =>
                 {
                     b.HasOne("HcService.Store.Run", null)
                         .WithMany()

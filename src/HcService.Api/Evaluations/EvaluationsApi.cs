@@ -1,0 +1,82 @@
+using System.Text.Json;
+using Hangfire;
+using Hangfire.States;
+using HcService.Api.Auth;
+using HcService.Api.Runs;
+using HcService.Core.Config;
+using HcService.Core.Evaluation;
+using HcService.Core.Jobs;
+using HcService.Store;
+using HcService.Store.Jobs;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace HcService.Api.Evaluations;
+
+/// <summary>POST /api/runs/{id}/evaluations: evaluate a stored checkpoint on downstream tasks.</summary>
+/// <param name="Tasks">Known task names (arc_easy, arc_challenge, hellaswag, piqa, sciq, openbookqa, copa, winogrande,
+/// boolq, mmlu) or {"name", "file", "limit"} with a file under the data root.</param>
+/// <param name="Limit">Items per task (the first N); absent for all.</param>
+/// <param name="BatchSize">Requests per forward pass (default 16).</param>
+/// <param name="Step">The checkpoint's step (default: the run's latest checkpoint).</param>
+public sealed record EvaluationRequest(List<EvalTaskSpec>? Tasks, int? Limit, int? BatchSize, long? Step);
+
+/// <summary>An evaluation job and where it stands; its results are served by GET /api/runs/{id}/evaluations.</summary>
+public sealed record EvaluationJobInfo(long Id, long RunId, long Step, string Status, JsonElement Request, string? Worker, string? FailureReason,
+    DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string ResultsUrl)
+{
+    public static EvaluationJobInfo Of(EvaluationJob j) => new(j.Id, j.RunId, j.Step, j.Status, JsonDocument.Parse(j.Request).RootElement.Clone(),
+        j.Worker, j.FailureReason, j.CreatedAt, j.StartedAt, j.FinishedAt, $"/api/runs/{j.RunId}/evaluations?step={j.Step}");
+}
+
+public static class EvaluationsApi
+{
+    public static void MapEvaluations(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/api/runs/{id:long}/evaluations", Submit).WithTags("Evaluations").RequireScope(Scopes.Submit)
+            .WithSummary("Evaluate a stored checkpoint on downstream zero-shot tasks (a job on a worker); 202 with the job");
+        app.MapGet("/api/evaluations/{id:long}", Get).WithTags("Evaluations").RequireScope(Scopes.Read)
+            .WithSummary("An evaluation job: status, request, failure reason");
+    }
+
+    static async Task<Results<Accepted<EvaluationJobInfo>, NotFound<ProblemDetails>, ValidationProblem>> Submit(long id, EvaluationRequest request,
+        HcDbContext db, HcPaths paths, IBackgroundJobClient jobs, CancellationToken ct)
+    {
+        var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
+        if (run is null) return TypedResults.NotFound(new ProblemDetails { Title = "Run not found", Detail = $"there is no run {id}", Status = 404 });
+        var errors = new List<ConfigError>();
+        var tasks = request.Tasks ?? [];
+        if (tasks.Count is < 1 or > 64) errors.Add(new("tasks", tasks.Count, "a list of 1 to 64 tasks"));
+        if (request.Limit is not null and (< 1 or > 1_000_000)) errors.Add(new("limit", request.Limit, "an integer in [1, 1000000], or absent for every item"));
+        if (request.BatchSize is not null and (< 1 or > 1024)) errors.Add(new("batchSize", request.BatchSize, "an integer in [1, 1024]"));
+        var catalog = new EvalTasks(paths.DataRoot);
+        for (var i = 0; i < tasks.Count; i++)
+        {
+            try { catalog.Resolve(tasks[i] ?? new EvalTaskSpec(""), $"tasks[{i}]"); }
+            catch (ConfigException e) { errors.AddRange(e.Errors); }
+        }
+        var checkpoints = await db.Checkpoints.AsNoTracking().Where(c => c.RunId == id).Select(c => c.Step).OrderBy(s => s).ToListAsync(ct);
+        var step = request.Step ?? (checkpoints.Count > 0 ? checkpoints[^1] : -1);
+        if (!checkpoints.Contains(step))
+            errors.Add(new("step", request.Step, checkpoints.Count == 0 ? "a checkpoint step (run " + id + " has no checkpoint yet)" : "one of the run's checkpoint steps: " + string.Join(", ", checkpoints)));
+        if (errors.Count > 0)
+            return TypedResults.ValidationProblem(errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.ToString()).ToArray()),
+                title: "The evaluation request is invalid", detail: string.Join("; ", errors));
+
+        var job = new EvaluationJob
+        {
+            RunId = id, Step = step, Status = "queued", CreatedAt = DateTimeOffset.UtcNow,
+            Request = JsonSerializer.Serialize(request with { Step = step }, JobSpec.Json),
+        };
+        db.EvaluationJobs.Add(job);
+        await db.SaveChangesAsync(ct);
+        jobs.Create<EvaluationJobRunner>(j => j.Execute(job.Id, JobCancellationToken.Null), new EnqueuedState(run.Queue));
+        return TypedResults.Accepted($"/api/evaluations/{job.Id}", EvaluationJobInfo.Of(job));
+    }
+
+    static async Task<Results<Ok<EvaluationJobInfo>, NotFound<ProblemDetails>>> Get(long id, HcDbContext db, CancellationToken ct) =>
+        await db.EvaluationJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, ct) is { } job
+            ? TypedResults.Ok(EvaluationJobInfo.Of(job))
+            : TypedResults.NotFound(new ProblemDetails { Title = "Evaluation not found", Detail = $"there is no evaluation {id}", Status = 404 });
+}

@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using System.Text;
+using HcService.Store.Jobs;
+
+namespace HcService.Cli.Service;
+
+/// <summary>A child `hc` process of a worker (a training attempt, an evaluation): the worker's settings passed in its
+/// environment, stdout forwarded with a prefix, the tail of stderr kept for the failure reason.</summary>
+public sealed class ChildRunner : IDisposable
+{
+    const int StderrTailChars = 4000;
+    readonly StringBuilder tail = new();
+    public Process Process { get; }
+
+    ChildRunner(Process process) => Process = process;
+
+    public static ChildRunner Start(IEnumerable<string> args, string connectionString, HcPaths paths, string prefix)
+    {
+        var psi = StartInfo();
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["ConnectionStrings__hc"] = connectionString;
+        psi.Environment["HC_DATA_ROOT"] = paths.DataRoot;
+        psi.Environment["HC_CHECKPOINT_ROOT"] = paths.CheckpointRoot;
+        if (!psi.Environment.ContainsKey("GLIBC_TUNABLES"))
+            psi.Environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296";
+        psi.RedirectStandardError = true;
+        psi.RedirectStandardOutput = true;
+        var runner = new ChildRunner(new Process { StartInfo = psi });
+        runner.Process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (runner.tail) { runner.tail.AppendLine(e.Data); if (runner.tail.Length > 2 * StderrTailChars) runner.tail.Remove(0, runner.tail.Length - StderrTailChars); }
+        };
+        runner.Process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.WriteLine($"[{prefix}] {e.Data}"); };
+        runner.Process.Start();
+        runner.Process.BeginErrorReadLine();
+        runner.Process.BeginOutputReadLine();
+        return runner;
+    }
+
+    /// <summary>The last 4000 characters the child wrote to stderr.</summary>
+    public string StderrTail()
+    {
+        lock (tail) return (tail.Length > StderrTailChars ? tail.ToString(tail.Length - StderrTailChars, StderrTailChars) : tail.ToString()).Trim();
+    }
+
+    /// <summary>How to start this same `hc` program again: the apphost, or `dotnet hc.dll`.</summary>
+    internal static ProcessStartInfo StartInfo()
+    {
+        var self = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(self) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(ChildRunner).Assembly.Location);
+        return psi;
+    }
+
+    public void Dispose() => Process.Dispose();
+}

@@ -1,0 +1,36 @@
+using HcService.Store;
+using HcService.Store.Jobs;
+using Npgsql;
+
+namespace HcService.Cli.Service;
+
+/// <summary>
+/// The worker's side of an evaluation job: claim it (queued -> running), score the checkpoint in a child process
+/// (`hc run-eval`, which loads libtorch; the worker never does), and fail the job with the exit code and stderr tail if
+/// the child dies without recording an end. A job left running by a lost worker is taken again after 10 minutes.
+/// </summary>
+public sealed class EvaluationExecutor(NpgsqlDataSource db, string connectionString, HcPaths paths, WorkerState state) : IEvaluationExecutor
+{
+    public async Task ExecuteAsync(long evaluationId, CancellationToken shutdown)
+    {
+        await using (var claim = db.CreateCommand("""
+            UPDATE hc.evaluation_jobs SET "Status" = 'running', "Worker" = @worker, "StartedAt" = now()
+            WHERE "Id" = @id AND ("Status" = 'queued' OR ("Status" = 'running' AND "StartedAt" < now() - interval '10 minutes'))
+            """))
+        {
+            claim.Parameters.AddWithValue("id", evaluationId);
+            claim.Parameters.AddWithValue("worker", state.Name);
+            if (await claim.ExecuteNonQueryAsync(shutdown) == 0) return;
+        }
+        using var child = ChildRunner.Start(["run-eval", "--eval-id", evaluationId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            connectionString, paths, $"eval {evaluationId}");
+        await child.Process.WaitForExitAsync(shutdown);
+        if (child.Process.ExitCode == 0) return;
+        await using var fail = db.CreateCommand("""
+            UPDATE hc.evaluation_jobs SET "Status" = 'failed', "FailureReason" = @reason, "FinishedAt" = now() WHERE "Id" = @id AND "Status" = 'running'
+            """);
+        fail.Parameters.AddWithValue("id", evaluationId);
+        fail.Parameters.AddWithValue("reason", $"evaluation process exited with code {child.Process.ExitCode}; stderr tail: {child.StderrTail()}");
+        await fail.ExecuteNonQueryAsync(CancellationToken.None);
+    }
+}

@@ -1,0 +1,114 @@
+using System.CommandLine;
+using System.Text.Json;
+using HcService.Core.Config;
+using HcService.Core.Data;
+using HcService.Core.Evaluation;
+using HcService.Core.Jobs;
+using HcService.Core.Model;
+using HcService.Core.Training;
+using HcService.Store;
+using HcService.Store.Jobs;
+using Npgsql;
+using TorchSharp;
+
+namespace HcService.Cli.Service;
+
+/// <summary>
+/// `hc run-eval --eval-id N`: the child process of an evaluation job. Loads the run's checkpoint at the job's step (its
+/// sha256 verified) into the run's model, scores the requested downstream tasks with the training data's tokenizer
+/// (<see cref="DownstreamEvaluator"/>, the same code as in-loop evaluation), and stores every (task, metric) for
+/// (run, step) before marking the job succeeded; a bad request or a missing file fails the job with the reason.
+/// </summary>
+static class RunEvalCommand
+{
+    public static Command Create()
+    {
+        var id = new Option<long>("--eval-id") { Required = true };
+        var cmd = new Command("run-eval", "(internal) Score a checkpoint on downstream tasks for a worker") { Hidden = true };
+        cmd.Add(id);
+        cmd.SetAction(r => Run(r.GetValue(id)));
+        return cmd;
+    }
+
+    /// <summary>The body of POST /api/runs/{id}/evaluations, as stored with the job.</summary>
+    public sealed record Request(List<EvalTaskSpec>? Tasks, int? Limit, int? BatchSize, long? Step);
+
+    static int Run(long evaluationId)
+    {
+        var connectionString = Environment.GetEnvironmentVariable("ConnectionStrings__hc") ?? throw new InvalidOperationException("ConnectionStrings__hc is not set");
+        var paths = new HcPaths
+        {
+            DataRoot = Environment.GetEnvironmentVariable("HC_DATA_ROOT") ?? throw new InvalidOperationException("HC_DATA_ROOT is not set"),
+            CheckpointRoot = Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? throw new InvalidOperationException("HC_CHECKPOINT_ROOT is not set"),
+        };
+        using var db = NpgsqlDataSource.Create(connectionString);
+        long runId, step;
+        string requestJson, spec, queue, location, sha;
+        using (var cmd = db.CreateCommand("""
+            SELECT j."RunId", j."Step", j."Request"::text, r."Spec"::text, r."Queue", c."Location", c."Sha256"
+            FROM hc.evaluation_jobs j JOIN hc.runs r ON r."Id" = j."RunId" LEFT JOIN hc.checkpoints c ON c."RunId" = j."RunId" AND c."Step" = j."Step"
+            WHERE j."Id" = @id AND j."Status" = 'running'
+            """))
+        {
+            cmd.Parameters.AddWithValue("id", evaluationId);
+            using var reader = cmd.ExecuteReader();
+            if (!reader.Read()) { Console.Error.WriteLine($"evaluation {evaluationId} is not running: nothing to do"); return 0; }
+            (runId, step, requestJson, spec, queue) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetString(4));
+            if (reader.IsDBNull(5)) return Fail(db, evaluationId, $"run {runId} has no checkpoint at step {step} any more (retention keeps the newest)");
+            (location, sha) = (reader.GetString(5), reader.GetString(6));
+        }
+
+        var path = Path.GetFullPath(Path.Combine(paths.CheckpointRoot, location));
+        if (!path.StartsWith(Path.GetFullPath(paths.CheckpointRoot) + Path.DirectorySeparatorChar, StringComparison.Ordinal) || !CheckpointStore.Verify(path))
+            return Fail(db, evaluationId, $"the checkpoint file of run {runId} step {step} is missing or does not match its sha256");
+        try
+        {
+            var request = JsonSerializer.Deserialize<Request>(requestJson, JobSpec.Json)!;
+            var device = queue == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
+            var plan = JobPlan.Resolve(JobSpec.Parse(spec), device);
+            var tasks = DownstreamEvaluator.Load(paths.DataRoot, request.Tasks ?? [], request.Limit, "tasks");
+            var evaluator = new DownstreamEvaluator(tasks, TokenizerOf(paths.DataRoot, plan), request.BatchSize ?? 16);
+            using var model = new LanguageModel(plan.Model);
+            if (device == DeviceKind.Cuda) model.to(TorchSharp.torch.CUDA);
+            CheckpointStore.Load(path, model, null);
+            Console.WriteLine($"evaluation {evaluationId}: run {runId} step {step}, {tasks.Count} tasks, {tasks.Sum(t => t.Items.Count)} items");
+            var results = evaluator.Evaluate(model, Console.WriteLine);
+
+            DbRetry.Run(() =>
+            {
+                using var conn = db.OpenConnection();
+                using var tx = conn.BeginTransaction();
+                EvaluationStore.Write(conn, runId, step, results, """EXISTS (SELECT 1 FROM hc.evaluation_jobs WHERE "Id" = @job AND "Status" = 'running')""",
+                    cmd => cmd.Parameters.AddWithValue("job", evaluationId));
+                using var done = new NpgsqlCommand("""UPDATE hc.evaluation_jobs SET "Status" = 'succeeded', "FinishedAt" = now() WHERE "Id" = @id AND "Status" = 'running'""", conn, tx);
+                done.Parameters.AddWithValue("id", evaluationId);
+                done.ExecuteNonQuery();
+                tx.Commit();
+            }, TimeSpan.FromMinutes(10), Console.Error.WriteLine);
+            return 0;
+        }
+        catch (Exception e) when (e is ConfigException or InvalidDataException or FileNotFoundException or JsonException)
+        {
+            return Fail(db, evaluationId, e.Message);
+        }
+    }
+
+    /// <summary>The tokenizer of the run's training data (its manifest names it).</summary>
+    internal static ITextTokenizer TokenizerOf(string dataRoot, JobPlan plan)
+    {
+        var (defaultTrain, _) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
+        var folder = new DataCatalog(dataRoot).Resolve(plan.TrainData ?? defaultTrain, "data.train");
+        var manifest = DatasetManifest.Parse(File.ReadAllText(Path.Combine(folder, DatasetManifest.FileName)), folder);
+        return TextTokenizers.Create(manifest.Tokenizer);
+    }
+
+    static int Fail(NpgsqlDataSource db, long id, string reason)
+    {
+        using var cmd = db.CreateCommand("""UPDATE hc.evaluation_jobs SET "Status" = 'failed', "FailureReason" = @r, "FinishedAt" = now() WHERE "Id" = @id AND "Status" = 'running'""");
+        cmd.Parameters.AddWithValue("id", id);
+        cmd.Parameters.AddWithValue("r", reason);
+        cmd.ExecuteNonQuery();
+        Console.Error.WriteLine($"evaluation {id} failed: {reason}");
+        return 1;
+    }
+}
