@@ -77,6 +77,7 @@ public static class ApiApp
         app.MapKeys();
         app.MapEvaluations();
         app.MapComparisons();
+        app.MapGroups();
         return app;
     }
 

@@ -65,6 +65,19 @@ public class EvaluationTests(ServiceFixture svc)
         Assert.Equal(4, Value(atTen, 10, "arc-foundry", "items"));
         Assert.NotNull(Value(atTen, 10, "arc_easy", "acc"));   // the in-loop results of that step are still there
 
+        // The evaluation job also analysed the checkpoint's connections (HC-SPEC section 10).
+        var analysis = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/runs/{hc}/analysis?step=10"))!;
+        Assert.Equal("dynamic-hc", analysis["connection"]!.GetValue<string>());
+        var matrix = analysis["staticMatrix"]!["values"]!.AsArray();
+        Assert.Equal(2 * 2 + 1, matrix.Count);   // tiny: 2 blocks = 4 sublayers, plus the output row
+        Assert.Equal(2, analysis["similarity"]!["adjacentCosine"]!.AsArray().Count);
+        using (var heatmap = await svc.Http.GetAsync($"api/runs/{hc}/analysis/heatmap.svg?step=10&source=dynamic"))
+        {
+            Assert.Equal(HttpStatusCode.OK, heatmap.StatusCode);
+            Assert.Equal(5 * 5, XDocument.Parse(await heatmap.Content.ReadAsStringAsync()).Descendants().Count(e => e.Name.LocalName == "rect" && (string?)e.Attribute("class") == "cell"));
+        }
+        using (var none = await svc.Http.GetAsync($"api/runs/{baseline}/analysis")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+
         // The comparison: losses aligned by tokens per validation set with a speedup, and the downstream deltas.
         var comparison = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/comparisons?runs={baseline},{hc}"))!;
         Assert.Equal(baseline, comparison["baseline"]!["id"]!.GetValue<long>());
@@ -86,6 +99,44 @@ public class EvaluationTests(ServiceFixture svc)
         Assert.Equal("image/svg+xml", plot.Content.Headers.ContentType!.MediaType);
         var svg = XDocument.Parse(await plot.Content.ReadAsStringAsync());
         Assert.Equal(2, svg.Descendants().Count(e => e.Name.LocalName == "path" && (string?)e.Attribute("class") == "series"));
+    }
+
+    [Fact]
+    public async Task AGridSubmittedAsOneGroupGetsOneTableWithDeltasToTheResidualBaseline()
+    {
+        svc.EnsureWorker();
+        var baseSpec = JsonNode.Parse("""
+            { "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
+              "training": { "tokenBudget": 10240, "evalTokens": "2K", "evalInterval": 5120 }, "tags": ["grid"] }
+            """)!;
+        var variant = (string type, int rate) => JsonNode.Parse($$"""{ "connection": { "type": "{{type}}", "rate": {{rate}} } }""")!;
+        using (var bad = await svc.Http.PostAsJsonAsync("api/groups", new { name = "grid-bad", @base = baseSpec, variants = new[] { variant("hyper", 4) } }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.Contains("variants[0].connection.type", await bad.Content.ReadAsStringAsync());
+        }
+        var name = $"grid-{Guid.NewGuid():N}"[..20];
+        using var created = await svc.Http.PostAsJsonAsync("api/groups", new { name, @base = baseSpec, variants = new[] { variant("dynamic-hc", 2), variant("static-hc", 2) } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var runs = (await created.Content.ReadFromJsonAsync<JsonNode>())!["runs"]!.AsArray();
+        Assert.Equal(["residual", "dynamic-hc", "static-hc"], runs.Select(r => r!["connection"]!.GetValue<string>()));
+        Assert.All(runs, r => Assert.Contains($"group:{name}", r!["tags"]!.AsArray().Select(t => t!.GetValue<string>())));
+        using (var again = await svc.Http.PostAsJsonAsync("api/groups", new { name, @base = baseSpec, variants = new[] { variant("dynamic-hc", 2) } }))
+            Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        foreach (var r in runs) Assert.Equal("succeeded", (await svc.WaitFor(r!["id"]!.GetValue<long>(), RunClient.Ended, TimeSpan.FromMinutes(3))).Status);
+
+        var table = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/groups/{name}"))!;
+        var rows = table["rows"]!.AsArray();
+        Assert.Equal(runs[0]!["id"]!.GetValue<long>(), table["baselineRunId"]!.GetValue<long>());
+        Assert.True(rows[0]!["isBaseline"]!.GetValue<bool>());
+        Assert.Contains("valid-austen-bytes", table["validationSets"]!.AsArray().Select(s => s!.GetValue<string>()));
+        foreach (var row in rows)
+        {
+            var loss = row!["validationLoss"]!["valid-austen-bytes"]!.GetValue<double>();
+            Assert.Equal(Math.Exp(loss), row["perplexity"]!["valid-austen-bytes"]!.GetValue<double>(), 6);
+            var expected = loss - rows[0]!["validationLoss"]!["valid-austen-bytes"]!.GetValue<double>();
+            Assert.Equal(expected, row["lossDelta"]!["valid-austen-bytes"]!.GetValue<double>(), 12);
+        }
     }
 
     static double? Value(JsonArray results, long step, string task, string metric) =>

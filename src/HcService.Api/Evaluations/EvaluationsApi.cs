@@ -20,7 +20,8 @@ namespace HcService.Api.Evaluations;
 /// <param name="Limit">Items per task (the first N); absent for all.</param>
 /// <param name="BatchSize">Requests per forward pass (default 16).</param>
 /// <param name="Step">The checkpoint's step (default: the run's latest checkpoint).</param>
-public sealed record EvaluationRequest(List<EvalTaskSpec>? Tasks, int? Limit, int? BatchSize, long? Step);
+/// <param name="Analysis">Also compute the HC connection analysis of the checkpoint (default true): GET /api/runs/{id}/analysis.</param>
+public sealed record EvaluationRequest(List<EvalTaskSpec>? Tasks, int? Limit, int? BatchSize, long? Step, bool? Analysis);
 
 /// <summary>An evaluation job and where it stands; its results are served by GET /api/runs/{id}/evaluations.</summary>
 public sealed record EvaluationJobInfo(long Id, long RunId, long Step, string Status, JsonElement Request, string? Worker, string? FailureReason,
@@ -36,6 +37,10 @@ public static class EvaluationsApi
     {
         app.MapPost("/api/runs/{id:long}/evaluations", Submit).WithTags("Evaluations").RequireScope(Scopes.Submit)
             .WithSummary("Evaluate a stored checkpoint on downstream zero-shot tasks (a job on a worker); 202 with the job");
+        app.MapGet("/api/runs/{id:long}/analysis", Analysis).WithTags("Evaluations").RequireScope(Scopes.Read)
+            .WithSummary("HC connection analysis of a checkpoint (from its evaluation job): static matrices, dynamic-weight statistics, unfolded connection matrix, adjacent-layer cosine similarity");
+        app.MapGet("/api/runs/{id:long}/analysis/heatmap.svg", Heatmap).WithTags("Evaluations").RequireScope(Scopes.Read)
+            .WithSummary("The unfolded connection matrix as a heatmap (source = static or dynamic)").Produces(200, contentType: "image/svg+xml");
         app.MapGet("/api/evaluations/{id:long}", Get).WithTags("Evaluations").RequireScope(Scopes.Read)
             .WithSummary("An evaluation job: status, request, failure reason");
     }
@@ -73,6 +78,29 @@ public static class EvaluationsApi
         await db.SaveChangesAsync(ct);
         jobs.Create<EvaluationJobRunner>(j => j.Execute(job.Id, JobCancellationToken.Null), new EnqueuedState(run.Queue));
         return TypedResults.Accepted($"/api/evaluations/{job.Id}", EvaluationJobInfo.Of(job));
+    }
+
+    /// <summary>analysis/step-N.json of the run folder: the given step, else the newest analysed one.</summary>
+    static string? AnalysisFile(HcPaths paths, long id, long? step, string suffix)
+    {
+        var folder = Path.Combine(paths.RunFolder(id), "analysis");
+        if (!Directory.Exists(folder)) return null;
+        var steps = Directory.GetFiles(folder, "step-*.json").Select(f => long.TryParse(Path.GetFileNameWithoutExtension(f)[5..], out var s) ? s : -1).Where(s => s >= 0).ToList();
+        var chosen = step ?? (steps.Count > 0 ? steps.Max() : -1);
+        var path = Path.Combine(folder, $"step-{chosen}{suffix}");
+        return steps.Contains(chosen) && File.Exists(path) ? path : null;
+    }
+
+    static Results<PhysicalFileHttpResult, NotFound<ProblemDetails>> Analysis(long id, long? step, HcPaths paths) =>
+        AnalysisFile(paths, id, step, ".json") is { } path ? TypedResults.PhysicalFile(path, "application/json")
+            : TypedResults.NotFound(new ProblemDetails { Title = "No analysis", Detail = $"run {id} has no analysis{(step is null ? "" : $" at step {step}")}: POST /api/runs/{id}/evaluations computes one", Status = 404 });
+
+    static Results<PhysicalFileHttpResult, NotFound<ProblemDetails>, ValidationProblem> Heatmap(long id, long? step, string? source, HcPaths paths)
+    {
+        if (source is not (null or "static" or "dynamic"))
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["source"] = [new ConfigError("source", source, "static or dynamic").ToString()] });
+        return AnalysisFile(paths, id, step, $"-{source ?? "static"}.svg") is { } path ? TypedResults.PhysicalFile(path, "image/svg+xml")
+            : TypedResults.NotFound(new ProblemDetails { Title = "No heatmap", Detail = $"run {id} has no {source ?? "static"} connection matrix{(step is null ? "" : $" at step {step}")} (residual and post-norm runs have a static one only for residual)", Status = 404 });
     }
 
     static async Task<Results<Ok<EvaluationJobInfo>, NotFound<ProblemDetails>>> Get(long id, HcDbContext db, CancellationToken ct) =>

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using HcService.Core.Analysis;
 using HcService.Core.Config;
 using HcService.Core.Data;
 using HcService.Core.Evaluation;
@@ -31,7 +32,7 @@ static class RunEvalCommand
     }
 
     /// <summary>The body of POST /api/runs/{id}/evaluations, as stored with the job.</summary>
-    public sealed record Request(List<EvalTaskSpec>? Tasks, int? Limit, int? BatchSize, long? Step);
+    public sealed record Request(List<EvalTaskSpec>? Tasks, int? Limit, int? BatchSize, long? Step, bool? Analysis);
 
     static int Run(long evaluationId)
     {
@@ -73,6 +74,7 @@ static class RunEvalCommand
             CheckpointStore.Load(path, model, null);
             Console.WriteLine($"evaluation {evaluationId}: run {runId} step {step}, {tasks.Count} tasks, {tasks.Sum(t => t.Items.Count)} items");
             var results = evaluator.Evaluate(model, Console.WriteLine);
+            if (request.Analysis != false) Analyse(model, plan, paths, runId, step);
 
             DbRetry.Run(() =>
             {
@@ -91,6 +93,32 @@ static class RunEvalCommand
         {
             return Fail(db, evaluationId, e.Message);
         }
+    }
+
+    /// <summary>
+    /// The HC connection analysis of the checkpoint (HC-SPEC section 10) on a sample batch of the run's first validation
+    /// set (8 windows from its start): static matrices, dynamic-weight statistics, the unfolded connection matrix and
+    /// the cosine similarity of adjacent layers, as analysis/step-N.json, with the matrix as a heatmap
+    /// (analysis/step-N-static.svg, and -dynamic.svg for dynamic HC) in the run folder, served by the API.
+    /// </summary>
+    static void Analyse(LanguageModel model, JobPlan plan, HcPaths paths, long runId, long step)
+    {
+        var (_, defaultValid) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
+        var set = (plan.ValidationData ?? defaultValid).FirstOrDefault() ?? (plan.TrainData ?? DataCatalog.ShippedDefaults(plan.Model.Vocab).Train);
+        using var data = new TokenDataset(new DataCatalog(paths.DataRoot).Resolve(set, "data.validation[0]"));
+        int batch = 8, seq = (int)Math.Min(plan.Training.SeqLen, data.Length / 8);
+        var ids = new long[batch * seq];
+        for (var b = 0; b < batch; b++) data.Read((long)b * seq, ids.AsSpan(b * seq, seq));
+        using var tokens_BT = torch.tensor(ids, [batch, seq], torch.int64);
+        ConnectionReport report;
+        try { report = ConnectionReport.Of(model, tokens_BT.to(model.parameters().First().device)); }
+        catch (ArgumentException e) { Console.WriteLine($"analysis skipped: {e.Message}"); return; }
+        var folder = Path.Combine(paths.RunFolder(runId), "analysis");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, $"step-{step}.json"), JsonSerializer.Serialize(report, JobSpec.Json));
+        if (report.StaticMatrix is { } sm) File.WriteAllText(Path.Combine(folder, $"step-{step}-static.svg"), SvgHeatmap.Render(sm, $"unfolded connection matrix (static), step {step}"));
+        if (report.DynamicMatrix is { } dm) File.WriteAllText(Path.Combine(folder, $"step-{step}-dynamic.svg"), SvgHeatmap.Render(dm, $"unfolded connection matrix (dynamic, mean over tokens), step {step}"));
+        Console.WriteLine($"analysis: adjacent-layer cosine {string.Join(" ", report.Similarity.AdjacentCosine.Select(c => c.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}");
     }
 
     /// <summary>The tokenizer of the run's training data (its manifest names it).</summary>

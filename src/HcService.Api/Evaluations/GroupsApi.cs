@@ -1,0 +1,140 @@
+using System.Text.Json.Nodes;
+using Hangfire;
+using HcService.Api.Auth;
+using HcService.Api.Runs;
+using HcService.Core.Config;
+using HcService.Core.Jobs;
+using HcService.Store;
+using HcService.Store.Jobs;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace HcService.Api.Evaluations;
+
+/// <summary>POST /api/groups: a grid of runs as one call. Each variant is merged onto the base spec (objects merged
+/// field by field, anything else replaced), e.g. the paper's Table 1: base = the residual run, variants = DHC at
+/// n = 1, 2, 4, 8 and SHC x4.</summary>
+public sealed record GroupRequest(string? Name, JsonObject? Base, List<JsonObject>? Variants);
+
+public sealed record GroupCreated(string Group, IReadOnlyList<RunSummary> Runs, string TableUrl);
+
+/// <summary>One row of a group's table: the run, its final validation loss and perplexity per set, the downstream
+/// average, and the differences to the baseline (candidate - baseline).</summary>
+public sealed record GroupRow(RunSummary Run, bool IsBaseline, IReadOnlyDictionary<string, double> ValidationLoss, IReadOnlyDictionary<string, double> Perplexity,
+    double? DownstreamAverage, IReadOnlyDictionary<string, double> LossDelta, double? DownstreamDelta);
+
+/// <summary>GET /api/groups/{name}: the group's table in the paper's layout (one row per run, the baseline first).</summary>
+public sealed record GroupTable(string Group, long? BaselineRunId, IReadOnlyList<string> ValidationSets, IReadOnlyList<GroupRow> Rows, string? ComparisonUrl);
+
+public static class GroupsApi
+{
+    const string TagPrefix = "group:";
+
+    public static void MapGroups(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/groups").WithTags("Experiment groups");
+        g.MapPost("/", Submit).RequireScope(Scopes.Submit)
+            .WithSummary("Submit a grid of runs as one call: a base spec and variants merged onto it; every run is tagged group:<name>");
+        g.MapGet("/{name}", Table).RequireScope(Scopes.Read)
+            .WithSummary("The group's table: validation loss and perplexity per set, downstream average, deltas to the baseline (the residual run)");
+    }
+
+    static async Task<Results<Created<GroupCreated>, ValidationProblem, Conflict<ProblemDetails>>> Submit(GroupRequest request, HcDbContext db,
+        NpgsqlDataSource dataSource, SpecValidator validator, IBackgroundJobClient jobs, LeaseOptions leases, [FromQuery] string? queue, CancellationToken ct)
+    {
+        var errors = new List<ConfigError>();
+        var name = request.Name;
+        if (name is null || !System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z0-9._-]{1,60}$"))
+            errors.Add(new("name", name, "a group name of 1 to 60 letters, digits, '.', '_' or '-'"));
+        if (request.Base is null) errors.Add(new("base", null, "a job spec (the baseline's)"));
+        var variants = request.Variants ?? [];
+        if (variants.Count is < 1 or > 32) errors.Add(new("variants", variants.Count, "a list of 1 to 32 objects merged onto the base spec"));
+        var device = queue switch { null or "cpu" => DeviceKind.Cpu, "cuda" => DeviceKind.Cuda, _ => (DeviceKind?)null };
+        if (device is null) errors.Add(new("queue", queue, "cpu or cuda"));
+        if (errors.Count > 0) return Problem(errors);
+
+        // The base itself is the first run (the baseline), then each variant merged onto it.
+        var specs = new List<(JobSpec Spec, JobPlan Plan)>();
+        var merged = new[] { (JsonObject)request.Base!.DeepClone() }.Concat(variants.Select(v => Merge((JsonObject)request.Base!.DeepClone(), v))).ToList();
+        for (var i = 0; i < merged.Count; i++)
+        {
+            var field = i == 0 ? "base" : $"variants[{i - 1}]";
+            var tags = merged[i]["tags"] as JsonArray ?? [];
+            tags.Add(TagPrefix + name);
+            merged[i]["tags"] = tags;
+            if (merged[i]["name"] is null) merged[i]["name"] = $"{name}-{i}";
+            try
+            {
+                var spec = JobSpec.Parse(merged[i].ToJsonString());
+                var (plan, specErrors) = validator.Validate(spec, device!.Value);
+                if (plan is null) errors.AddRange(specErrors.Select(e => e with { Field = $"{field}.{e.Field}" }));
+                else specs.Add((spec, plan));
+            }
+            catch (ConfigException e) { errors.AddRange(e.Errors.Select(x => x with { Field = $"{field}.{x.Field}" })); }
+        }
+        if (errors.Count > 0) return Problem(errors);
+        var tag = TagPrefix + name;
+        if (await db.Runs.AnyAsync(r => r.Tags.Contains(tag), ct))
+            return TypedResults.Conflict(new ProblemDetails { Title = "The group exists", Detail = $"group '{name}' has runs already; pick another name", Status = 409 });
+
+        var now = DateTimeOffset.UtcNow;
+        var runs = specs.Select(s => new Run
+        {
+            Name = s.Plan.Name, Spec = s.Spec.ToJson(), Preset = s.Plan.Model.Name, Architecture = Names.Of(s.Plan.Model.Architecture),
+            Connection = Names.Of(s.Plan.Model.Connection.Type), Rate = s.Plan.Model.Connection.Rate, Tags = [.. s.Plan.Tags],
+            Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = s.Plan.Training.Steps,
+            TokenBudget = s.Plan.Training.Steps * s.Plan.Training.BatchTokens, MaxAttempts = leases.MaxAttempts, CreatedAt = now, UpdatedAt = now,
+        }).ToList();
+        db.Runs.AddRange(runs);
+        await db.SaveChangesAsync(ct);
+        foreach (var run in runs) run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
+        return TypedResults.Created($"/api/groups/{name}", new GroupCreated(name!, runs.Select(RunSummary.Of).ToList(), $"/api/groups/{name}"));
+    }
+
+    static async Task<Results<Ok<GroupTable>, NotFound<ProblemDetails>>> Table(string name, HcDbContext db, CancellationToken ct)
+    {
+        var tag = TagPrefix + name;
+        var runs = await db.Runs.AsNoTracking().Where(r => r.Tags.Contains(tag)).OrderBy(r => r.Id).ToListAsync(ct);
+        if (runs.Count == 0) return TypedResults.NotFound(new ProblemDetails { Title = "Group not found", Detail = $"no run is tagged {tag}", Status = 404 });
+        var ids = runs.Select(r => r.Id).ToList();
+        // The final validation point of each set: the latest step of each val/<set>/loss and /perplexity series.
+        var finals = await db.Metrics.AsNoTracking().Where(m => ids.Contains(m.RunId) && m.Name.StartsWith("val/"))
+            .GroupBy(m => new { m.RunId, m.Name }).Select(g => g.OrderByDescending(m => m.Step).First()).ToListAsync(ct);
+        var averages = await db.Evaluations.AsNoTracking().Where(e => ids.Contains(e.RunId) && e.Task == "average" && e.Metric == "acc").ToListAsync(ct);
+        var baseline = runs.FirstOrDefault(r => r.Connection == "residual") ?? runs[0];
+
+        static string Set(string metric) => metric.Split('/')[1];
+        var sets = finals.Where(m => m.Name.EndsWith("/loss", StringComparison.Ordinal)).Select(m => Set(m.Name)).Distinct().Order(StringComparer.Ordinal).ToList();
+        Dictionary<string, double> Of(long run, string suffix) => finals.Where(m => m.RunId == run && m.Name.EndsWith(suffix, StringComparison.Ordinal))
+            .ToDictionary(m => Set(m.Name), m => m.Value);
+        double? Average(long run) => averages.Where(a => a.RunId == run).MaxBy(a => a.Step)?.Value;
+        var baseLoss = Of(baseline.Id, "/loss");
+        var rows = runs.OrderBy(r => r.Id == baseline.Id ? 0 : 1).ThenBy(r => r.Id).Select(r =>
+        {
+            var loss = Of(r.Id, "/loss");
+            var avg = Average(r.Id);
+            return new GroupRow(RunSummary.Of(r), r.Id == baseline.Id, loss, Of(r.Id, "/perplexity"), avg,
+                loss.Where(l => baseLoss.ContainsKey(l.Key)).ToDictionary(l => l.Key, l => l.Value - baseLoss[l.Key]),
+                avg is { } a && Average(baseline.Id) is { } b ? a - b : null);
+        }).ToList();
+        return TypedResults.Ok(new GroupTable(name, baseline.Id, sets, rows,
+            runs.Count > 1 ? $"/api/comparisons?runs={string.Join(',', rows.Select(r => r.Run.Id))}&baseline={baseline.Id}" : null));
+    }
+
+    /// <summary>Objects merged field by field (recursively); anything else in <paramref name="patch"/> replaces.</summary>
+    static JsonObject Merge(JsonObject target, JsonObject patch)
+    {
+        foreach (var (key, value) in patch)
+        {
+            if (value is JsonObject p && target[key] is JsonObject t) Merge(t, p);
+            else target[key] = value?.DeepClone();
+        }
+        return target;
+    }
+
+    static ValidationProblem Problem(IEnumerable<ConfigError> errors) =>
+        TypedResults.ValidationProblem(errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.ToString()).ToArray()),
+            title: "The group is invalid", detail: string.Join("; ", errors));
+}
