@@ -67,7 +67,7 @@ public class EvaluationTests(ServiceFixture svc)
 
         // The evaluation job also analysed the checkpoint's connections (HC-SPEC section 10).
         var analysis = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/runs/{hc}/analysis?step=10"))!;
-        Assert.Equal("dynamic-hc", analysis["connection"]!.GetValue<string>());
+        Assert.Equal("dhc-x2", analysis["connection"]!.GetValue<string>());
         var matrix = analysis["staticMatrix"]!["values"]!.AsArray();
         Assert.Equal(2 * 2 + 1, matrix.Count);   // tiny: 2 blocks = 4 sublayers, plus the output row
         Assert.Equal(2, analysis["similarity"]!["adjacentCosine"]!.AsArray().Count);
