@@ -2,6 +2,7 @@ using Hangfire;
 using HcService.Api.Auth;
 using HcService.Api.Evaluations;
 using HcService.Api.Runs;
+using HcService.Api.Telemetry;
 using HcService.Store;
 using HcService.Store.Jobs;
 using Microsoft.EntityFrameworkCore;
@@ -54,6 +55,8 @@ public static class ApiApp
             o.AddSecurityRequirement(document => new Microsoft.OpenApi.OpenApiSecurityRequirement { [new Microsoft.OpenApi.OpenApiSecuritySchemeReference("ApiKey", document)] = [] });
         });
         var auth = builder.AddHcAuth();
+        builder.AddHcTelemetry("hc-api");
+        builder.Services.AddSingleton<HcService.Api.Telemetry.ServiceGauges>();
         builder.Services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
         builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = 1 << 20);
 
@@ -71,6 +74,8 @@ public static class ApiApp
         if (auth.Enabled) app.MapHangfireDashboardWithAuthorizationPolicy(Auth.Scopes.Admin, "/hangfire", dashboard);
         else app.MapHangfireDashboard("/hangfire", dashboard);
         app.MapHealthChecks("/healthz", new() { Predicate = _ => false });
+        app.Services.GetRequiredService<HcService.Api.Telemetry.ServiceGauges>();   // registers the database-backed gauges
+        app.MapPrometheusScrapingEndpoint();   // /metrics: open like the other reads (Prometheus scrapes it)
         app.MapHealthChecks("/readyz");
         app.MapRuns();
         app.MapCatalog();

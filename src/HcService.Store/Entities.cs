@@ -47,6 +47,8 @@ public sealed class Run
     public bool CancelRequested { get; set; }
     public string? HangfireJobId { get; set; }
     public string? IdempotencyKey { get; set; }
+    /// <summary>W3C traceparent of the request that created the run: each attempt's span links to it.</summary>
+    public string? TraceParent { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }

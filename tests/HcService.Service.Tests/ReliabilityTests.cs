@@ -163,7 +163,7 @@ public class ReliabilityTests(ServiceFixture svc)
                 RETURNING "Id"
                 """, 0))!;
 
-        Assert.Equal(1, await leases.ClaimAsync(id, "a:1:test", default));
+        Assert.Equal(1, (await leases.ClaimAsync(id, "a:1:test", default))!.Attempt);
         Assert.Null(await leases.ClaimAsync(id, "b:2:test", default));   // a duplicate dispatch takes nothing
         Assert.True(await leases.RenewAsync(id, 1, "a:1:test", default));
         Assert.False(await leases.RenewAsync(id, 1, "b:2:test", default));
@@ -171,7 +171,7 @@ public class ReliabilityTests(ServiceFixture svc)
         await Task.Delay(1200);                                           // worker a stops beating: its lease expires
         await leases.ReapAsync(default);                                  // (or the API's reaper got there first)
         Assert.Equal("queued", await Status(db, id));
-        Assert.Equal(2, await leases.ClaimAsync(id, "b:2:test", default));
+        Assert.Equal(2, (await leases.ClaimAsync(id, "b:2:test", default))!.Attempt);
 
         // Attempt 1 is a zombie now: none of its writes land.
         Assert.False(await leases.RenewAsync(id, 1, "a:1:test", default));

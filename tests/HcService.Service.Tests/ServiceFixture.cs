@@ -30,6 +30,7 @@ public sealed class ServiceFixture : IAsyncLifetime
     public string AdminKey { get; private set; } = "";
     WebApplication? api;
     readonly List<Process> workers = [];
+    readonly Dictionary<Process, string> metricsUrls = [];
     readonly System.Text.StringBuilder workerLog = new();
 
     public async Task InitializeAsync()
@@ -73,15 +74,20 @@ public sealed class ServiceFixture : IAsyncLifetime
         return (await response.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonNode>())!["key"]!.GetValue<string>();
     }
 
-    /// <summary>Starts one more worker process on the cpu queue.</summary>
+    /// <summary>The /metrics URL of the latest worker started.</summary>
+    public string WorkerMetricsUrl { get; private set; } = "";
+
+    /// <summary>Starts one more worker process on the cpu queue (its /metrics on a free loopback port).</summary>
     public Process StartWorker()
     {
+        var metricsPort = EmbeddedPostgres.FreePort();
+        WorkerMetricsUrl = $"http://127.0.0.1:{metricsPort}/metrics";
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "hc.dll"), "worker", "--connection", Postgres.ConnectionString,
-                     "--queue", "cpu", "--data-root", DataRoot, "--checkpoint-root", CheckpointRoot })
+                     "--queue", "cpu", "--data-root", DataRoot, "--checkpoint-root", CheckpointRoot, "--metrics-port", metricsPort.ToString(System.Globalization.CultureInfo.InvariantCulture) })
             psi.ArgumentList.Add(a);
         var worker = Process.Start(psi)!;
-        lock (workers) workers.Add(worker);
+        lock (workers) { workers.Add(worker); metricsUrls[worker] = WorkerMetricsUrl; }
         worker.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (workerLog) workerLog.AppendLine(e.Data); };
         worker.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (workerLog) workerLog.AppendLine(e.Data); };
         worker.BeginOutputReadLine();
@@ -93,6 +99,8 @@ public sealed class ServiceFixture : IAsyncLifetime
     /// <summary>Worker processes still running.</summary>
     public IReadOnlyList<Process> LiveWorkers { get { lock (workers) return workers.Where(w => !w.HasExited).ToList(); } }
     public bool WorkerAlive => LiveWorkers.Count > 0;
+    /// <summary>The /metrics URLs of the worker processes still running.</summary>
+    public IReadOnlyList<string> LiveWorkerMetricsUrls { get { lock (workers) return workers.Where(w => !w.HasExited).Select(w => metricsUrls[w]).ToList(); } }
     /// <summary>The API's endpoints (the security tests check every mutating one).</summary>
     public IEnumerable<Microsoft.AspNetCore.Http.Endpoint> Endpoints =>
         ((Microsoft.AspNetCore.Routing.IEndpointRouteBuilder)api!).DataSources.SelectMany(d => d.Endpoints);

@@ -86,10 +86,12 @@ public static class GroupsApi
             Connection = Names.Of(s.Plan.Model.Connection.Type), Rate = s.Plan.Model.Connection.Rate, Tags = [.. s.Plan.Tags],
             Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = s.Plan.Training.Steps,
             TokenBudget = s.Plan.Training.Steps * s.Plan.Training.BatchTokens, MaxAttempts = leases.MaxAttempts, CreatedAt = now, UpdatedAt = now,
+            TraceParent = System.Diagnostics.Activity.Current?.Id,
         }).ToList();
         db.Runs.AddRange(runs);
         await db.SaveChangesAsync(ct);
         foreach (var run in runs) run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
+        HcInstruments.RunsSubmitted.Add(runs.Count);
         return TypedResults.Created($"/api/groups/{name}", new GroupCreated(name!, runs.Select(RunSummary.Of).ToList(), $"/api/groups/{name}"));
     }
 

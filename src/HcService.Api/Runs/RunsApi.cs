@@ -61,7 +61,7 @@ public static class RunsApi
             Name = plan.Name, Spec = spec.ToJson(), Preset = plan.Model.Name, Architecture = Names.Of(plan.Model.Architecture),
             Connection = Names.Of(plan.Model.Connection.Type), Rate = plan.Model.Connection.Rate, Tags = [.. plan.Tags],
             Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = plan.Training.Steps,
-            TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, IdempotencyKey = idempotencyKey, MaxAttempts = leases.MaxAttempts,
+            TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, IdempotencyKey = idempotencyKey, MaxAttempts = leases.MaxAttempts, TraceParent = System.Diagnostics.Activity.Current?.Id,
             CreatedAt = now, UpdatedAt = now,
         };
         db.Runs.Add(run);
@@ -73,6 +73,7 @@ public static class RunsApi
             return TypedResults.Ok(RunSummary.Of(winner));
         }
         run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
+        HcInstruments.RunsSubmitted.Add(1);
         return TypedResults.Created($"/api/runs/{run.Id}", RunSummary.Of(run));
     }
 

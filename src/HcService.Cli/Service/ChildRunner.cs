@@ -14,7 +14,8 @@ public sealed class ChildRunner : IDisposable
 
     ChildRunner(Process process) => Process = process;
 
-    public static ChildRunner Start(IEnumerable<string> args, string connectionString, HcPaths paths, string prefix)
+    /// <param name="intercept">Sees each stdout line first; true when it consumed the line (metrics relayed by the child).</param>
+    public static ChildRunner Start(IEnumerable<string> args, string connectionString, HcPaths paths, string prefix, Func<string, bool>? intercept = null)
     {
         var psi = StartInfo();
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -31,7 +32,7 @@ public sealed class ChildRunner : IDisposable
             if (e.Data is null) return;
             lock (runner.tail) { runner.tail.AppendLine(e.Data); if (runner.tail.Length > 2 * StderrTailChars) runner.tail.Remove(0, runner.tail.Length - StderrTailChars); }
         };
-        runner.Process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.WriteLine($"[{prefix}] {e.Data}"); };
+        runner.Process.OutputDataReceived += (_, e) => { if (e.Data is not null && intercept?.Invoke(e.Data) != true) Console.WriteLine($"[{prefix}] {e.Data}"); };
         runner.Process.Start();
         runner.Process.BeginErrorReadLine();
         runner.Process.BeginOutputReadLine();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
 using HcService.Store;
 using HcService.Store.Jobs;
@@ -20,11 +21,20 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
 
     public async Task ExecuteAsync(long runId, CancellationToken shutdown)
     {
-        if (await leases.ClaimAsync(runId, state.Name, shutdown) is not { } attempt) return;   // not queued: a duplicate dispatch
-        state.Claimed(runId);
+        if (await leases.ClaimAsync(runId, state.Name, shutdown) is not { } claim) return;   // not queued: a duplicate dispatch
+        var attempt = claim.Attempt;
+        HcInstruments.DispatchLatency.Record(claim.QueuedSeconds, new KeyValuePair<string, object?>("queue", claim.Queue));
+        // The attempt's span, linked to the request that submitted the run (its trace ended when the API answered).
+        ActivityLink[] links = ActivityContext.TryParse(claim.TraceParent, null, out var submitted) ? [new ActivityLink(submitted)] : [];
+        using var span = HcInstruments.Source.StartActivity(ActivityKind.Consumer, parentContext: default, name: "hc.run.attempt", links: links,
+            tags: [new("hc.run_id", runId), new("hc.attempt", attempt), new("hc.run_name", claim.Name), new("hc.preset", claim.Preset),
+                   new("hc.architecture", claim.Architecture), new("hc.connection", claim.Connection), new("hc.rate", claim.Rate), new("hc.worker", state.Name)]);
+        state.Claimed(runId, claim);
         try
         {
-            await RunChild(runId, attempt, shutdown);
+            var outcome = await RunChild(runId, attempt, shutdown);
+            span?.SetTag("hc.outcome", outcome);
+            HcInstruments.RunAttempts.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -36,10 +46,11 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         finally { state.Idle(); }
     }
 
-    async Task RunChild(long runId, int attempt, CancellationToken shutdown)
+    /// <summary>Runs the attempt's child; returns how the attempt ended (succeeded, failed, cancelled, lost).</summary>
+    async Task<string> RunChild(long runId, int attempt, CancellationToken shutdown)
     {
         using var runner = ChildRunner.Start(["run-job", "--run-id", runId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--attempt", attempt.ToString(System.Globalization.CultureInfo.InvariantCulture)], connectionString, paths, $"run {runId}");
+            "--attempt", attempt.ToString(System.Globalization.CultureInfo.InvariantCulture)], connectionString, paths, $"run {runId}", state.Training.Relay(runId));
         var child = runner.Process;
         Console.WriteLine($"run {runId} attempt {attempt}: started child process {child.Id} (lease holder {state.Name})");
 
@@ -65,12 +76,13 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         if (child.ExitCode == RunJobCommand.ExitRequeue)
         {
             Console.WriteLine($"run {runId} attempt {attempt}: handed back for requeue");
-            return;
+            return "lost";
         }
         var reason = $"training process exited with code {child.ExitCode}{Signal(child.ExitCode)} without recording an end; stderr tail: {runner.StderrTail()}";
         // Fenced: a no-op when the child recorded its end (or a newer attempt has the run).
         var failed = await DbRetry.RunAsync(ct => leases.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct), WriteBudget, Console.Error.WriteLine, CancellationToken.None);
         Console.WriteLine($"run {runId} attempt {attempt}: child exited with {child.ExitCode}{(failed ? " -> failed" : "")}");
+        return failed ? "failed" : await leases.OutcomeAsync(runId, attempt, CancellationToken.None) ?? "lost";
     }
 
     /// <summary>Renews the lease every third of its duration. A lease found lost means another attempt owns the run:
@@ -84,7 +96,11 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
             {
                 try
                 {
-                    if (await leases.RenewAsync(runId, attempt, state.Name, stop)) { state.Beat(); continue; }
+                    if (await leases.RenewAsync(runId, attempt, state.Name, stop))
+                    {
+                        HcInstruments.WorkerHeartbeats.Add(1, new KeyValuePair<string, object?>("worker", state.Name));
+                        continue;
+                    }
                     // Not renewed: the run ended (the child is exiting) or was taken over. Give the child a moment.
                     if (child.WaitForExit(TimeSpan.FromSeconds(3))) return;
                     Console.WriteLine($"run {runId} attempt {attempt}: lease lost; stopping the child");
@@ -114,17 +130,37 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
     };
 }
 
-/// <summary>What this worker is doing, for its lease name, heartbeats and metrics.</summary>
-public sealed class WorkerState(string queue)
+/// <summary>What this worker is doing: its lease name, the run it trains, and that run's training metrics (relayed from
+/// the child) for its Prometheus endpoint.</summary>
+public sealed class WorkerState
 {
-    /// <summary>host:pid:queue; the lease owner of its runs (the pid lets an operator find the process).</summary>
-    public string Name { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{queue}";
-    public string Queue => queue;
-    public long? CurrentRun { get; private set; }
-    public long Heartbeats => Interlocked.Read(ref heartbeats);
-    long heartbeats;
+    public WorkerState(string queue)
+    {
+        Queue = queue;
+        Name = $"{Environment.MachineName}:{Environment.ProcessId}:{queue}";
+        HcInstruments.Meter.CreateObservableGauge("hc.worker.busy", () => new Measurement<int>(CurrentRun is null ? 0 : 1, new KeyValuePair<string, object?>("worker", Name)),
+            description: "1 while the worker trains a run, else 0");
+        // Counters appear in the scrape from the start (0), not only after their first event.
+        foreach (var outcome in new[] { "succeeded", "failed", "cancelled", "lost" }) HcInstruments.RunAttempts.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
+        HcInstruments.WorkerHeartbeats.Add(0, new KeyValuePair<string, object?>("worker", Name));
+        HcInstruments.RunsRequeued.Add(0);
+    }
 
-    public void Claimed(long runId) => CurrentRun = runId;
-    public void Idle() => CurrentRun = null;
-    public void Beat() => Interlocked.Increment(ref heartbeats);
+    /// <summary>host:pid:queue; the lease owner of its runs (the pid lets an operator find the process).</summary>
+    public string Name { get; }
+    public string Queue { get; }
+    public long? CurrentRun { get; private set; }
+    public TrainingGauges Training { get; } = new();
+
+    public void Claimed(long runId, Claim claim)
+    {
+        CurrentRun = runId;
+        Training.Start(runId, claim);
+    }
+
+    public void Idle()
+    {
+        if (CurrentRun is { } id) Training.End(id);
+        CurrentRun = null;
+    }
 }

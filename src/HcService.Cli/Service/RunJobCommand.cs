@@ -92,7 +92,7 @@ static class RunJobCommand
             var job = JobSpec.Parse(row.Spec);
             var options = new RunOptions(paths.DataRoot, paths.RunFolder(runId), device,
                 device == DeviceKind.Cuda ? DevicePeak.CudaBf16 : DevicePeak.MeasureCpuMatmul());
-            var result = new TrainingRun(job, options, [sink], Console.WriteLine).Run(cancel.Token, abandon.Token);
+            var result = new TrainingRun(job, options, [sink, new RelaySink()], Console.WriteLine).Run(cancel.Token, abandon.Token);
             if (why == "superseded")
             {
                 Console.WriteLine($"run {runId} attempt {attempt}: a newer attempt has the run; stopped at step {result.Step} without writing");

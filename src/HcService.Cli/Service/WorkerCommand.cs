@@ -3,6 +3,10 @@ using Hangfire;
 using HcService.Store.Jobs;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using HcService.Api.Telemetry;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Npgsql;
 
 namespace HcService.Cli.Service;
@@ -20,23 +24,34 @@ static class WorkerCommand
         queue.AcceptOnlyFromAmong("cpu", "cuda");
         var root = Commands.DataRootOption.Create();
         var checkpoints = CheckpointRootOption.Create();
+        var metricsPort = new Option<int?>("--metrics-port")
+        {
+            Description = "Serve /metrics (Prometheus) and /healthz on 127.0.0.1:PORT (default: $HC_WORKER_METRICS_PORT on all interfaces, for containers; else a free loopback port)",
+        };
         var cmd = new Command("worker", "Run a worker: a Hangfire server that trains queued runs, one at a time, in child processes");
-        foreach (var o in new Option[] { connection, queue, root, checkpoints }) cmd.Add(o);
+        foreach (var o in new Option[] { connection, queue, root, checkpoints, metricsPort }) cmd.Add(o);
         cmd.SetAction(async (r, ct) =>
         {
             var cs = ConnectionOption.Resolve(r.GetValue(connection));
             var paths = new HcPaths { DataRoot = Commands.DataRootOption.Resolve(r.GetValue(root)), CheckpointRoot = CheckpointRootOption.Resolve(r.GetValue(checkpoints)) };
-            var host = CreateHost(cs, paths, r.GetValue(queue)!);
-            Console.WriteLine($"worker: queue {r.GetValue(queue)}, data root {paths.DataRoot}, checkpoints {paths.CheckpointRoot}");
-            await host.RunAsync(ct);
+            var url = r.GetValue(metricsPort) is { } port ? $"http://127.0.0.1:{port}"
+                : Environment.GetEnvironmentVariable("HC_WORKER_METRICS_PORT") is { Length: > 0 } env ? $"http://0.0.0.0:{env}" : "http://127.0.0.1:0";
+            var host = CreateHost(cs, paths, r.GetValue(queue)!, url);
+            await host.StartAsync(ct);
+            Console.WriteLine($"worker: queue {r.GetValue(queue)}, data root {paths.DataRoot}, checkpoints {paths.CheckpointRoot}, metrics {string.Join(" ", host.Urls)}/metrics");
+            await host.WaitForShutdownAsync(ct);
             return 0;
         });
         return cmd;
     }
 
-    public static IHost CreateHost(string connectionString, HcPaths paths, string queue)
+    /// <summary>The worker: a Hangfire server, the lease reaper, and /metrics + /healthz on <paramref name="url"/>.</summary>
+    /// <param name="configureTracing">Extra tracing setup (tests add an in-memory exporter).</param>
+    public static WebApplication CreateHost(string connectionString, HcPaths paths, string queue, string url, Action<OpenTelemetry.Trace.TracerProviderBuilder>? configureTracing = null)
     {
-        var builder = Host.CreateApplicationBuilder();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls(url);
+        builder.AddHcTelemetry("hc-worker", configureTracing);
         var state = new WorkerState(queue);
         var leases = LeaseOptions.FromEnvironment();
         builder.Services.AddSingleton(paths);
@@ -59,7 +74,10 @@ static class WorkerCommand
             o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
             o.ShutdownTimeout = TimeSpan.FromSeconds(15);
         });
-        return builder.Build();
+        var app = builder.Build();
+        app.MapPrometheusScrapingEndpoint();
+        app.MapGet("/healthz", () => Results.Ok(new { status = "alive", worker = state.Name, run = state.CurrentRun }));
+        return app;
     }
 }
 

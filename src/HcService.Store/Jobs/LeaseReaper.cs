@@ -11,7 +11,7 @@ namespace HcService.Store.Jobs;
 /// </summary>
 public sealed class LeaseReaper(NpgsqlDataSource db, RunLeases leases, IBackgroundJobClient jobs, Action<string> log)
 {
-    /// <summary>Runs requeued by this process since it started (exported as a metric).</summary>
+    /// <summary>Runs requeued by this process since it started.</summary>
     public long Requeued => Interlocked.Read(ref requeued);
     long requeued;
 
@@ -37,6 +37,7 @@ public sealed class LeaseReaper(NpgsqlDataSource db, RunLeases leases, IBackgrou
             if (run.Status != RunStatus.Queued) continue;
             await RunQueue.EnqueueAsync(db, jobs, run.RunId, run.Queue, ct);
             Interlocked.Increment(ref requeued);
+            HcInstruments.RunsRequeued.Add(1);
         }
         return reaped;
     }

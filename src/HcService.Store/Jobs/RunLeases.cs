@@ -29,6 +29,11 @@ public sealed record LeaseOptions
     }
 }
 
+/// <summary>A claimed attempt: its number (the fencing token), how long the run waited in the queue, the trace of the
+/// request that created it, and what the run is (for the attempt's span and metrics).</summary>
+public sealed record Claim(int Attempt, double QueuedSeconds, string? TraceParent, string Name, string Preset, string Architecture,
+    string Connection, int Rate, string Queue);
+
 /// <summary>A run the reaper moved on from a lost attempt: back to <c>queued</c> (to be enqueued again), or ended.</summary>
 public sealed record ReapedRun(long RunId, string Status, string Queue);
 
@@ -45,22 +50,29 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
 
     /// <summary>Queued -> running under a new attempt held by <paramref name="owner"/>; null when the run is not queued
     /// (cancelled, or another worker has it), which makes a duplicate dispatch harmless.</summary>
-    public async Task<int?> ClaimAsync(long runId, string owner, CancellationToken ct)
+    public async Task<Claim?> ClaimAsync(long runId, string owner, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            WITH claimed AS (
+            WITH waiting AS (SELECT "UpdatedAt" FROM hc.runs WHERE "Id" = @run),
+            claimed AS (
                 UPDATE hc.runs SET "Status" = 'running', "Attempt" = "Attempt" + 1, "LeaseOwner" = @owner,
                     "LeaseExpiresAt" = now() + @lease, "StartedAt" = coalesce("StartedAt", now()), "UpdatedAt" = now()
                 WHERE "Id" = @run AND "Status" = 'queued'
-                RETURNING "Id", "Attempt")
-            INSERT INTO hc.run_attempts ("RunId", "Attempt", "Worker", "StartedAt")
-            SELECT "Id", "Attempt", @owner, now() FROM claimed
-            RETURNING "Attempt"
+                RETURNING *),
+            history AS (
+                INSERT INTO hc.run_attempts ("RunId", "Attempt", "Worker", "StartedAt")
+                SELECT "Id", "Attempt", @owner, now() FROM claimed)
+            SELECT c."Attempt", extract(epoch FROM now() - w."UpdatedAt")::float8, c."TraceParent", c."Name", c."Preset", c."Architecture",
+                c."Connection", c."Rate", c."Queue"
+            FROM claimed c CROSS JOIN waiting w
             """);
         cmd.Parameters.AddWithValue("run", runId);
         cmd.Parameters.AddWithValue("owner", owner);
         cmd.Parameters.AddWithValue("lease", options.Duration);
-        return await cmd.ExecuteScalarAsync(ct) is int attempt ? attempt : null;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return null;
+        return new Claim(r.GetInt32(0), r.GetDouble(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5),
+            r.GetString(6), r.GetInt32(7), r.GetString(8));
     }
 
     /// <summary>Extends the lease; false when this worker no longer holds the attempt (it was reaped, or the run ended).</summary>
@@ -105,6 +117,14 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
         cmd.Parameters.AddWithValue("status", status);
         cmd.Parameters.AddWithValue("reason", (object?)reason ?? DBNull.Value);
         return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    /// <summary>How the attempt ended as its history records it (null while it runs).</summary>
+    public async Task<string?> OutcomeAsync(long runId, int attempt, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""SELECT "Outcome" FROM hc.run_attempts WHERE "RunId" = @run AND "Attempt" = @attempt""");
+        Bind(cmd, runId, attempt);
+        return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
     /// <summary>

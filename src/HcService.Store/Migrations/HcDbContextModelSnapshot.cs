@@ -284,6 +284,9 @@ namespace HcService.Store.Migrations
                     b.Property<long>("TotalSteps")
                         .HasColumnType("bigint");
 
+                    b.Property<string>("TraceParent")
+                        .HasColumnType("text");
+
                     b.Property<DateTimeOffset>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");
 
