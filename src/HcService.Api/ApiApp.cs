@@ -87,8 +87,10 @@ public static class ApiApp
     }
 
     /// <summary>The API on a loopback URL for a given database and folders (`hc up`, the service tests).</summary>
-    public static WebApplication BuildLocal(string connectionString, string dataRoot, string checkpointRoot, string url) => Build([], b =>
+    public static WebApplication BuildLocal(string connectionString, string dataRoot, string checkpointRoot, string url,
+        Action<WebApplicationBuilder>? configure = null) => Build([], b =>
     {
+        configure?.Invoke(b);
         b.Configuration["ConnectionStrings:hc"] = connectionString;
         b.Configuration["Hc:DataRoot"] = dataRoot;
         b.Configuration["Hc:CheckpointRoot"] = checkpointRoot;

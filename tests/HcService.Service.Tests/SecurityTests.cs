@@ -200,5 +200,26 @@ public class SecurityTests(ServiceFixture svc)
         using (var r = await svc.Http.PostAsync($"api/runs/{created!["id"]}/cancel", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
     }
 
+    [Fact]
+    public async Task ASpecWhoseMemoryCannotFitItsDeviceIsRejectedWithTheEstimate()
+    {
+        // OLMo-7B: weights and AdamW state alone (16 bytes a parameter, 6.9B parameters) exceed one 80 GiB GPU.
+        using var response = await svc.Http.PostAsync("api/runs?queue=cuda", new StringContent(
+            """{ "model": { "preset": "olmo-7b" }, "architecture": "dense", "connection": { "type": "dynamic-hc", "rate": 4 }, "training": { "tokenBudget": "1B" }, "data": { "train": "corpus-bytes", "validation": ["valid-austen-bytes"] } }""",
+            Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Contains("training.microBatch", text);
+        Assert.Matches(@"the estimate is \d+\.\d GiB \(weights \+ AdamW state \d+\.\d GiB", text);
+        Assert.Contains("of the device's 80.0 GiB is usable", text);
+        // OLMo-1B with one sequence per micro-batch fits (to the cuda queue, which no test worker serves; cancelled at once).
+        using var fits = await svc.Http.PostAsync("api/runs?queue=cuda", new StringContent(
+            """{ "model": { "preset": "olmo-1b" }, "architecture": "dense", "connection": { "type": "residual" }, "training": { "tokenBudget": "40M", "microBatch": 1 }, "data": { "train": "corpus-bytes", "validation": ["valid-austen-bytes"] } }""",
+            Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, fits.StatusCode);
+        using var cancel = await svc.Http.PostAsync($"api/runs/{(await fits.Content.ReadFromJsonAsync<JsonNode>())!["id"]}/cancel", null);
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+    }
+
     async Task<int> RunCount() => (await svc.Http.GetFromJsonAsync<JsonNode>("api/runs?pageSize=1"))!["total"]!.GetValue<int>();
 }

@@ -8,6 +8,7 @@ using HcService.Core.Data;
 using HcService.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace HcService.Service.Tests;
 
@@ -50,7 +51,8 @@ public sealed class ServiceFixture : IAsyncLifetime
         Url = $"http://127.0.0.1:{port}";
         // The API (in this process) and the workers (children, which inherit it) read the lease length from here.
         Environment.SetEnvironmentVariable("HC_LEASE_SECONDS", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        api = ApiApp.BuildLocal(Postgres.ConnectionString, DataRoot, CheckpointRoot, Url);
+        api = ApiApp.BuildLocal(Postgres.ConnectionString, DataRoot, CheckpointRoot, Url,
+            b => b.Logging.AddProvider(new ErrorLog(serverErrors)));
         await ApiApp.MigrateAsync(api.Services);
         AdminKey = (await ApiKeys.BootstrapAsync(api.Services))!;
         await api.StartAsync();
@@ -96,6 +98,22 @@ public sealed class ServiceFixture : IAsyncLifetime
     }
 
     public string WorkerLog { get { lock (workerLog) return workerLog.ToString(); } }
+    /// <summary>Errors the API logged (unhandled exceptions behind a 500), for test failure messages.</summary>
+    public string ServerErrors { get { lock (serverErrors) return serverErrors.ToString(); } }
+    readonly System.Text.StringBuilder serverErrors = new();
+
+    sealed class ErrorLog(System.Text.StringBuilder sink) : Microsoft.Extensions.Logging.ILoggerProvider, Microsoft.Extensions.Logging.ILogger
+    {
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Error;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (!IsEnabled(logLevel)) return;
+            lock (sink) sink.AppendLine($"{formatter(state, exception)} {exception}");
+        }
+        public void Dispose() { }
+    }
     /// <summary>Worker processes still running.</summary>
     public IReadOnlyList<Process> LiveWorkers { get { lock (workers) return workers.Where(w => !w.HasExited).ToList(); } }
     public bool WorkerAlive => LiveWorkers.Count > 0;

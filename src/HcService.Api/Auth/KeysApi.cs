@@ -38,7 +38,7 @@ public static class KeysApi
         if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200) errors.Add(new("name", request.Name, "a non-empty name of at most 200 characters"));
         if (!Scopes.All.Contains(request.Scope)) errors.Add(new("scope", request.Scope, "one of " + string.Join(", ", Scopes.All)));
         if (errors.Count > 0)
-            return TypedResults.ValidationProblem(errors.ToDictionary(e => e.Field, e => new[] { e.ToString() }), title: "The key request is invalid");
+            return Problems.Invalid(errors, "The key request is invalid");
         var (entity, key) = await ApiKeys.CreateAsync(db, request.Name!.Trim(), request.Scope!, ct: ct);
         return TypedResults.Created($"/api/keys/{entity.Id}", new CreatedApiKey(entity.Id, entity.Name, entity.Scope, key));
     }

@@ -142,5 +142,5 @@ public static class ComparisonsApi
     }
 
     static ValidationProblem Invalid(ConfigError e) =>
-        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [e.Field] = [e.ToString()] }, title: "The comparison request is invalid", detail: e.ToString());
+        Problems.Invalid([e], "The comparison request is invalid");
 }

@@ -66,8 +66,7 @@ public static class EvaluationsApi
         if (!checkpoints.Contains(step))
             errors.Add(new("step", request.Step, checkpoints.Count == 0 ? "a checkpoint step (run " + id + " has no checkpoint yet)" : "one of the run's checkpoint steps: " + string.Join(", ", checkpoints)));
         if (errors.Count > 0)
-            return TypedResults.ValidationProblem(errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.ToString()).ToArray()),
-                title: "The evaluation request is invalid", detail: string.Join("; ", errors));
+            return Problems.Invalid(errors, "The evaluation request is invalid");
 
         var job = new EvaluationJob
         {
@@ -98,7 +97,7 @@ public static class EvaluationsApi
     static Results<PhysicalFileHttpResult, NotFound<ProblemDetails>, ValidationProblem> Heatmap(long id, long? step, string? source, HcPaths paths)
     {
         if (source is not (null or "static" or "dynamic"))
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["source"] = [new ConfigError("source", source, "static or dynamic").ToString()] });
+            return Problems.Invalid([new ConfigError("source", source, "static or dynamic")], "The heatmap request is invalid");
         return AnalysisFile(paths, id, step, $"-{source ?? "static"}.svg") is { } path ? TypedResults.PhysicalFile(path, "image/svg+xml")
             : TypedResults.NotFound(new ProblemDetails { Title = "No heatmap", Detail = $"run {id} has no {source ?? "static"} connection matrix{(step is null ? "" : $" at step {step}")} (residual and post-norm runs have a static one only for residual)", Status = 404 });
     }

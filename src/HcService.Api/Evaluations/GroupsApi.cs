@@ -80,14 +80,7 @@ public static class GroupsApi
             return TypedResults.Conflict(new ProblemDetails { Title = "The group exists", Detail = $"group '{name}' has runs already; pick another name", Status = 409 });
 
         var now = DateTimeOffset.UtcNow;
-        var runs = specs.Select(s => new Run
-        {
-            Name = s.Plan.Name, Spec = s.Spec.ToJson(), Preset = s.Plan.Model.Name, Architecture = Names.Of(s.Plan.Model.Architecture),
-            Connection = Names.Of(s.Plan.Model.Connection.Type), Rate = s.Plan.Model.Connection.Rate, Tags = [.. s.Plan.Tags],
-            Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = s.Plan.Training.Steps,
-            TokenBudget = s.Plan.Training.Steps * s.Plan.Training.BatchTokens, MaxAttempts = leases.MaxAttempts, CreatedAt = now, UpdatedAt = now,
-            TraceParent = System.Diagnostics.Activity.Current?.Id,
-        }).ToList();
+        var runs = specs.Select(s => RunsApi.NewRun(s.Spec, s.Plan, device!.Value, leases, now)).ToList();
         db.Runs.AddRange(runs);
         await db.SaveChangesAsync(ct);
         foreach (var run in runs) run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
@@ -136,7 +129,5 @@ public static class GroupsApi
         return target;
     }
 
-    static ValidationProblem Problem(IEnumerable<ConfigError> errors) =>
-        TypedResults.ValidationProblem(errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.ToString()).ToArray()),
-            title: "The group is invalid", detail: string.Join("; ", errors));
+    static ValidationProblem Problem(IEnumerable<ConfigError> errors) => Problems.Invalid(errors, "The group is invalid");
 }

@@ -56,14 +56,8 @@ public static class RunsApi
             if (existing is not null) return TypedResults.Ok(RunSummary.Of(existing));
         }
         var now = DateTimeOffset.UtcNow;
-        var run = new Run
-        {
-            Name = plan.Name, Spec = spec.ToJson(), Preset = plan.Model.Name, Architecture = Names.Of(plan.Model.Architecture),
-            Connection = Names.Of(plan.Model.Connection.Type), Rate = plan.Model.Connection.Rate, Tags = [.. plan.Tags],
-            Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = plan.Training.Steps,
-            TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, IdempotencyKey = idempotencyKey, MaxAttempts = leases.MaxAttempts, TraceParent = System.Diagnostics.Activity.Current?.Id,
-            CreatedAt = now, UpdatedAt = now,
-        };
+        var run = NewRun(spec, plan, device.Value, leases, now);
+        run.IdempotencyKey = idempotencyKey;
         db.Runs.Add(run);
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException) when (idempotencyKey is not null)
@@ -77,10 +71,17 @@ public static class RunsApi
         return TypedResults.Created($"/api/runs/{run.Id}", RunSummary.Of(run));
     }
 
-    static ValidationProblem Problem(IEnumerable<ConfigError> errors) =>
-        TypedResults.ValidationProblem(
-            errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.ToString()).ToArray()),
-            title: "The job spec is invalid", detail: string.Join("; ", errors));
+    /// <summary>A queued run of a validated spec, carrying the trace of the request that creates it.</summary>
+    internal static Run NewRun(JobSpec spec, JobPlan plan, DeviceKind device, LeaseOptions leases, DateTimeOffset now) => new()
+    {
+        Name = plan.Name, Spec = spec.ToJson(), Preset = plan.Model.Name, Architecture = Names.Of(plan.Model.Architecture),
+        Connection = Names.Of(plan.Model.Connection.Type), Rate = plan.Model.Connection.Rate, Tags = [.. plan.Tags],
+        Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = plan.Training.Steps,
+        TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, MaxAttempts = leases.MaxAttempts,
+        TraceParent = System.Diagnostics.Activity.Current?.Id, CreatedAt = now, UpdatedAt = now,
+    };
+
+    static ValidationProblem Problem(IEnumerable<ConfigError> errors) => Problems.Invalid(errors, "The job spec is invalid");
 
     static async Task<Results<Ok<RunPage>, ValidationProblem>> List(HcDbContext db, string? status, string? connection, string? architecture,
         string? preset, string? tag, int page = 1, int pageSize = 50, CancellationToken ct = default)

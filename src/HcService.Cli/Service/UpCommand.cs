@@ -57,6 +57,7 @@ static class UpCommand
         Console.WriteLine($"API:       {url}");
         Console.WriteLine($"Swagger:   {url}/swagger");
         Console.WriteLine($"Dashboard: {url}/hangfire");
+        Console.WriteLine($"Metrics:   {url}/metrics (Prometheus; the worker's is in its log)");
         Console.WriteLine($"Data root: {dataRoot}");
         Console.WriteLine($"Worker:    process {worker.Id} on queue cpu (log: {Path.Combine(home, "worker.log")})");
         Console.WriteLine($"PostgreSQL: {pg.ConnectionString}");

@@ -1,0 +1,16 @@
+using HcService.Core.Config;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace HcService.Api;
+
+/// <summary>Bad input as one kind of answer everywhere: 400 ValidationProblem, errors grouped by field, each naming the
+/// field, the value and what is allowed (STYLE.md point 7).</summary>
+public static class Problems
+{
+    public static ValidationProblem Invalid(IEnumerable<ConfigError> errors, string title)
+    {
+        var list = errors.ToList();
+        return TypedResults.ValidationProblem(list.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.ToString()).ToArray()),
+            title: title, detail: string.Join("; ", list));
+    }
+}
