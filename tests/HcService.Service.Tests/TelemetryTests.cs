@@ -102,7 +102,7 @@ public class TelemetryTests(ServiceFixture svc)
         foreach (var w in svc.LiveWorkers) { w.Kill(); await w.WaitForExitAsync(); }
         var spans = new List<Activity>();
         var url = $"http://127.0.0.1:{HcService.Store.EmbeddedPostgres.FreePort()}";
-        await using var worker = HcService.Cli.Service.WorkerCommand.CreateHost(svc.Postgres.ConnectionString,
+        var worker = HcService.Cli.Service.WorkerCommand.CreateHost(svc.Postgres.ConnectionString,
             new HcPaths { DataRoot = svc.DataRoot, CheckpointRoot = svc.CheckpointRoot }, "cpu", url, t => t.AddInMemoryExporter(spans));
         await worker.StartAsync();
         try
@@ -129,6 +129,10 @@ public class TelemetryTests(ServiceFixture svc)
         finally
         {
             await worker.StopAsync();
+            await worker.DisposeAsync();
+            // Hangfire keeps one log provider per process, and this host's is disposed now: back to the default, so
+            // that the API in this process (the fixture's) keeps creating jobs. (In production each process has one host.)
+            Hangfire.Logging.LogProvider.SetCurrentLogProvider(null);
             svc.EnsureWorker();
         }
     }
