@@ -7,7 +7,8 @@ namespace HcService.Cli.Service;
 /// <summary>
 /// The worker's side of an evaluation job: claim it (queued -> running), score the checkpoint in a child process
 /// (`hc run-eval`, which loads libtorch; the worker never does), and fail the job with the exit code and stderr tail if
-/// the child dies without recording an end. A job left running by a lost worker is taken again after 10 minutes.
+/// the child dies without recording an end. A job left running by a worker whose Hangfire server has stopped beating
+/// (lost) is taken again when Hangfire dispatches it again (after its invisibility timeout).
 /// </summary>
 public sealed class EvaluationExecutor(NpgsqlDataSource db, string connectionString, HcPaths paths, WorkerState state) : IEvaluationExecutor
 {
@@ -15,22 +16,35 @@ public sealed class EvaluationExecutor(NpgsqlDataSource db, string connectionStr
     {
         await using (var claim = db.CreateCommand("""
             UPDATE hc.evaluation_jobs SET "Status" = 'running', "Worker" = @worker, "StartedAt" = now()
-            WHERE "Id" = @id AND ("Status" = 'queued' OR ("Status" = 'running' AND "StartedAt" < now() - interval '10 minutes'))
+            WHERE "Id" = @id AND ("Status" = 'queued' OR ("Status" = 'running' AND NOT EXISTS (
+                SELECT 1 FROM hangfire.server s WHERE s.id LIKE "Worker" || ':%' AND s.lastheartbeat > now() - interval '1 minute')))
             """))
         {
             claim.Parameters.AddWithValue("id", evaluationId);
             claim.Parameters.AddWithValue("worker", state.Name);
             if (await claim.ExecuteNonQueryAsync(shutdown) == 0) return;
         }
-        using var child = ChildRunner.Start(["run-eval", "--eval-id", evaluationId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
-            connectionString, paths, $"eval {evaluationId}");
-        await child.Process.WaitForExitAsync(shutdown);
-        if (child.Process.ExitCode == 0) return;
+        string reason;
+        try
+        {
+            using var child = ChildRunner.Start(["run-eval", "--eval-id", evaluationId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+                connectionString, paths, $"eval {evaluationId}");
+            try { await child.Process.WaitForExitAsync(shutdown); }
+            catch (OperationCanceledException)
+            {
+                // The worker is stopping: the job is taken again once this worker's Hangfire server is gone.
+                child.Process.Kill(entireProcessTree: true);
+                throw;
+            }
+            if (child.Process.ExitCode == 0) return;
+            reason = $"evaluation process exited with code {child.Process.ExitCode}; stderr tail: {child.StderrTail()}";
+        }
+        catch (Exception e) when (e is not OperationCanceledException) { reason = $"worker error: {e.GetType().Name}: {e.Message}"; }
         await using var fail = db.CreateCommand("""
             UPDATE hc.evaluation_jobs SET "Status" = 'failed', "FailureReason" = @reason, "FinishedAt" = now() WHERE "Id" = @id AND "Status" = 'running'
             """);
         fail.Parameters.AddWithValue("id", evaluationId);
-        fail.Parameters.AddWithValue("reason", $"evaluation process exited with code {child.Process.ExitCode}; stderr tail: {child.StderrTail()}");
+        fail.Parameters.AddWithValue("reason", reason);
         await fail.ExecuteNonQueryAsync(CancellationToken.None);
     }
 }
