@@ -115,6 +115,11 @@ public class EvaluationTests(ServiceFixture svc)
             Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
             Assert.Contains("variants[0].connection.type", await bad.Content.ReadAsStringAsync());
         }
+        using (var nullVariant = await svc.Http.PostAsJsonAsync("api/groups", new { name = "grid-null", @base = baseSpec, variants = new object?[] { null } }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, nullVariant.StatusCode);
+            Assert.Contains("variants[0]", await nullVariant.Content.ReadAsStringAsync());
+        }
         var name = $"grid-{Guid.NewGuid():N}"[..20];
         using var created = await svc.Http.PostAsJsonAsync("api/groups", new { name, @base = baseSpec, variants = new[] { variant("dynamic-hc", 2), variant("static-hc", 2) } });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);

@@ -61,6 +61,9 @@ public class SecurityTests(ServiceFixture svc)
             basic.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("me:" + svc.AdminKey)));
             using var r = await basic.GetAsync("hangfire");
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            // ... and nowhere else: a browser sends Basic credentials with any request to the origin (CSRF).
+            using var post = await basic.PostAsync("api/runs/1/cancel", null);
+            Assert.Equal(HttpStatusCode.Unauthorized, post.StatusCode);
         }
         // Reads are open by default; a submit key submits; a revoked key stops working.
         using (var r = await anonymous.GetAsync("api/runs")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);

@@ -69,7 +69,7 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        if (PresentedKey(Request.Headers.Authorization.ToString()) is not { } presented) return AuthenticateResult.NoResult();
+        if (PresentedKey(Request.Headers.Authorization.ToString(), basicAllowed: Dashboard) is not { } presented) return AuthenticateResult.NoResult();
         var hash = ApiKeys.Hash(presented);
         if (!Cache.TryGetValue(hash, out var cached) || cached.Until < DateTime.UtcNow)
         {
@@ -84,10 +84,14 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 
-    static string? PresentedKey(string header)
+    /// <summary>Basic credentials are taken on the dashboard only: a browser that logged in there sends them to the whole
+    /// origin, and a hostile page could then make it POST to the API (a bearer token is never sent by itself).</summary>
+    bool Dashboard => Request.Path.StartsWithSegments("/hangfire");
+
+    static string? PresentedKey(string header, bool basicAllowed)
     {
         if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return header[7..].Trim() is { Length: > 0 } k ? k : null;
-        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return null;
+        if (!basicAllowed || !header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return null;
         try
         {
             var pair = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
@@ -99,7 +103,7 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
         Response.StatusCode = 401;
-        Response.Headers.WWWAuthenticate = "Bearer realm=\"HcService\", Basic realm=\"HcService\"";
+        Response.Headers.WWWAuthenticate = Dashboard ? "Basic realm=\"HcService\"" : "Bearer realm=\"HcService\"";
         return Response.WriteAsJsonAsync(new { title = "An API key is required", status = 401,
             detail = "send Authorization: Bearer <key> (a key with the needed scope: read, submit or admin)" });
     }

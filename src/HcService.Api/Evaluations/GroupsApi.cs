@@ -51,6 +51,8 @@ public static class GroupsApi
         if (request.Base is null) errors.Add(new("base", null, "a job spec (the baseline's)"));
         var variants = request.Variants ?? [];
         if (variants.Count is < 1 or > 32) errors.Add(new("variants", variants.Count, "a list of 1 to 32 objects merged onto the base spec"));
+        for (var i = 0; i < variants.Count; i++)
+            if (variants[i] is null) errors.Add(new($"variants[{i}]", null, "an object merged onto the base spec"));
         var device = queue switch { null or "cpu" => DeviceKind.Cpu, "cuda" => DeviceKind.Cuda, _ => (DeviceKind?)null };
         if (device is null) errors.Add(new("queue", queue, "cpu or cuda"));
         if (errors.Count > 0) return Problem(errors);

@@ -144,7 +144,7 @@ public static class RunsApi
         // A retry gets a fresh allowance of attempts.
         var updated = await db.Runs.Where(r => r.Id == id && (r.Status == RunStatus.Failed || r.Status == RunStatus.Cancelled)).ExecuteUpdateAsync(s => s
             .SetProperty(r => r.Status, RunStatus.Queued).SetProperty(r => r.CancelRequested, false).SetProperty(r => r.FailureReason, (string?)null)
-            .SetProperty(r => r.MaxAttempts, r => r.Attempt + leases.MaxAttempts)
+            .SetProperty(r => r.MaxAttempts, r => r.Attempt + leases.MaxAttempts).SetProperty(r => r.HangfireJobId, (string?)null)
             .SetProperty(r => r.FinishedAt, (DateTimeOffset?)null).SetProperty(r => r.UpdatedAt, now), ct);
         var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
         if (run is null) return RunNotFound(id);

@@ -17,7 +17,7 @@ public sealed class EvaluationExecutor(NpgsqlDataSource db, string connectionStr
         await using (var claim = db.CreateCommand("""
             UPDATE hc.evaluation_jobs SET "Status" = 'running', "Worker" = @worker, "StartedAt" = now()
             WHERE "Id" = @id AND ("Status" = 'queued' OR ("Status" = 'running' AND NOT EXISTS (
-                SELECT 1 FROM hangfire.server s WHERE s.id LIKE "Worker" || ':%' AND s.lastheartbeat > now() - interval '1 minute')))
+                SELECT 1 FROM hangfire.server s WHERE starts_with(s.id, lower("Worker") || ':') AND s.lastheartbeat > now() - interval '1 minute')))
             """))
         {
             claim.Parameters.AddWithValue("id", evaluationId);

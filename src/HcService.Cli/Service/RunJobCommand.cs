@@ -49,7 +49,6 @@ static class RunJobCommand
             CheckpointRoot = Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? throw new InvalidOperationException("HC_CHECKPOINT_ROOT is not set"),
         };
         var parent = getppid();
-        if (parent == 1) { Console.Error.WriteLine($"run {runId} attempt {attempt}: the worker is gone already; the lease will expire"); return ExitRequeue; }
         using var db = NpgsqlDataSource.Create(connectionString);
         var leases = new RunLeases(db, LeaseOptions.FromEnvironment());
 
@@ -67,7 +66,15 @@ static class RunJobCommand
         using var cancel = new CancellationTokenSource();    // checkpoint, then stop
         using var abandon = new CancellationTokenSource();   // stop now: a newer attempt owns the run
         var why = "";   // the first reason to stop wins
-        void Stop(CancellationTokenSource source, string reason) { Interlocked.CompareExchange(ref why, reason, ""); source.Cancel(); }
+        void Stop(CancellationTokenSource source, string reason)
+        {
+            Interlocked.CompareExchange(ref why, reason, "");
+            try { source.Cancel(); } catch (ObjectDisposedException) { /* the run has ended */ }
+        }
+        // Self-fencing: when this attempt cannot confirm it still owns the run for most of a lease (a partition from the
+        // database), a reaper elsewhere may have requeued it; stop without writing another checkpoint file.
+        var confirmed = System.Diagnostics.Stopwatch.StartNew();
+        var unconfirmedLimit = leases.Options.Duration - leases.Options.Heartbeat;
         using var onTerminate = terminate.Register(() => Stop(cancel, "worker stopping"));
         using var watcher = new Timer(_ =>
         {
@@ -79,9 +86,17 @@ static class RunJobCommand
                 cmd.Parameters.AddWithValue("a", attempt);
                 using var reader = cmd.ExecuteReader();
                 if (!reader.Read() || !reader.GetBoolean(1)) Stop(abandon, "superseded");
-                else if (reader.GetBoolean(0)) Stop(cancel, "cancel requested");
+                else
+                {
+                    confirmed.Restart();
+                    if (reader.GetBoolean(0)) Stop(cancel, "cancel requested");
+                }
             }
-            catch (Exception e) when (DbRetry.IsTransient(e)) { /* the database is away: keep training, ask again next tick */ }
+            catch (Exception e) when (DbRetry.IsTransient(e) || e is ObjectDisposedException or PostgresException)
+            {
+                // The database is away (or the run has just ended): keep training, ask again next tick, unless too long.
+                if (confirmed.Elapsed > unconfirmedLimit) Stop(abandon, "superseded");
+            }
         }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
 
         var sink = new PostgresRunSink(db, runId, attempt, paths.CheckpointRoot, Console.Error.WriteLine);

@@ -166,6 +166,8 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
                 model.train();
                 foreach (var s in sinks) s.OnEvaluation(new HcService.Core.Evaluation.EvaluationMetrics(step, tokens, results));
             }
+            if (abandon.IsCancellationRequested)   // never write into a folder another attempt now owns
+                return new RunResult(RunOutcome.Cancelled, step, tokens, "abandoned without a checkpoint: a newer attempt has the run", lastValidation);
             if (step % t.CheckpointEverySteps == 0 || step == t.Steps) Checkpoint();
         }
         return new RunResult(RunOutcome.Succeeded, step, tokens, null, lastValidation);

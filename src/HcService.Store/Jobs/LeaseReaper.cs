@@ -30,11 +30,17 @@ public sealed class LeaseReaper(NpgsqlDataSource db, RunLeases leases, IBackgrou
 
     public async Task<IReadOnlyList<ReapedRun>> ReapOnceAsync(CancellationToken ct)
     {
+        foreach (var run in await leases.UnenqueuedAsync(ct))
+        {
+            log($"run {run.RunId}: queued without a job; enqueueing it");
+            await RunQueue.EnqueueAsync(db, jobs, run.RunId, run.Queue, ct);
+        }
         var reaped = await leases.ReapAsync(ct);
         foreach (var run in reaped)
         {
             log($"run {run.RunId}: its worker's lease expired -> {run.Status}");
             if (run.Status != RunStatus.Queued) continue;
+            // A failure here leaves the run queued without a job: the next tick's UnenqueuedAsync picks it up.
             await RunQueue.EnqueueAsync(db, jobs, run.RunId, run.Queue, ct);
             Interlocked.Increment(ref requeued);
             HcInstruments.RunsRequeued.Add(1);

@@ -88,12 +88,13 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
         return await cmd.ExecuteNonQueryAsync(ct) == 1;
     }
 
-    /// <summary>Gives the lease up at once (the worker is stopping, or its parent is gone): the next reap requeues the run.</summary>
+    /// <summary>Gives the lease up at once (the worker is stopping, or its parent is gone): the next reap requeues the run.
+    /// The attempt checkpointed before handing back, so it does not count against the run's attempts.</summary>
     public async Task ReleaseAsync(long runId, int attempt, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            UPDATE hc.runs SET "LeaseExpiresAt" = now() - interval '1 millisecond'
-            WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')
+            UPDATE hc.runs SET "LeaseExpiresAt" = now() - interval '1 millisecond', "MaxAttempts" = "MaxAttempts" + 1
+            WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling') AND "LeaseExpiresAt" > now()
             """);
         Bind(cmd, runId, attempt);
         await cmd.ExecuteNonQueryAsync(ct);
@@ -140,6 +141,8 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
                 SELECT "Id", "Attempt", "MaxAttempts", "Status" AS was, coalesce("LeaseOwner", 'unknown worker') AS owner
                 FROM hc.runs
                 WHERE "Status" IN ('running', 'cancelling') AND "LeaseExpiresAt" < now()
+                  -- Right after a database restart no lease could be renewed: give the workers one lease to come back.
+                  AND pg_postmaster_start_time() < now() - @lease
                 FOR UPDATE SKIP LOCKED),
             history AS (
                 UPDATE hc.run_attempts a SET "EndedAt" = now(), "Outcome" = 'lost',
@@ -155,15 +158,31 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
                     THEN format('lost its worker on attempt %s of %s, so no attempts are left (%s)', lost."Attempt", lost."MaxAttempts", coalesce(summary.attempts, 'no history'))
                     ELSE r."FailureReason" END,
                 "FinishedAt" = CASE WHEN lost.was = 'cancelling' OR lost."Attempt" >= lost."MaxAttempts" THEN now() ELSE NULL END,
-                "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL, "UpdatedAt" = now()
+                "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL, "HangfireJobId" = NULL, "UpdatedAt" = now()
             FROM lost LEFT JOIN summary ON summary."RunId" = lost."Id"
             WHERE r."Id" = lost."Id"
             RETURNING r."Id", r."Status", r."Queue"
             """);
+        cmd.Parameters.AddWithValue("lease", options.Duration);
         var reaped = new List<ReapedRun>();
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) reaped.Add(new ReapedRun(reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
         return reaped;
+    }
+
+    /// <summary>Queued runs without a Hangfire job for 30 s (the process that queued them died, or the database dropped,
+    /// between committing the run and enqueueing its job): they get one now. A duplicate job is harmless.</summary>
+    public async Task<IReadOnlyList<ReapedRun>> UnenqueuedAsync(CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT "Id", "Status", "Queue" FROM hc.runs
+            WHERE "Status" = 'queued' AND "HangfireJobId" IS NULL AND "UpdatedAt" < now() - interval '30 seconds'
+            ORDER BY "Id" LIMIT 100
+            """);
+        var runs = new List<ReapedRun>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) runs.Add(new ReapedRun(reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
+        return runs;
     }
 
     static void Bind(NpgsqlCommand cmd, long runId, int attempt)
