@@ -11,7 +11,8 @@ namespace HcService.Api.Runs;
 /// <item>longer: each bucket is the mean of its first <see cref="ProbePoints"/> points, found by index probes, so the work
 /// is maxPoints x 16 rows whatever the length (TensorBoard and MLflow likewise sample long series).</item>
 /// </list>
-/// Every lookup uses the primary key (RunId, Name, Step).
+/// A bucket's point sits at the mean step and tokens of the points it averages (its centre), so that a trend is not
+/// shifted by half a bucket. Every lookup uses the primary key (RunId, Name, Step).
 /// </summary>
 public static class MetricQueries
 {
@@ -50,14 +51,14 @@ public static class MetricQueries
         var buckets = maxPoints - 2;
         var inner = span <= (long)ExactFactor * maxPoints
             ? await Query(conn, """
-                SELECT max("Step"), max("Tokens"), avg("Value") FROM hc.metric_points
+                SELECT round(avg("Step"))::bigint, round(avg("Tokens"))::bigint, avg("Value") FROM hc.metric_points
                 WHERE "RunId" = @run AND "Name" = @name AND "Step" > @lo AND "Step" < @hi
                 GROUP BY ("Step" - @lo - 1) * @buckets / (@hi - @lo - 1) ORDER BY 1
                 """, runId, name, first.Step, last.Step, buckets, ct)
             : await Query(conn, $"""
                 SELECT p.step, p.tokens, p.value FROM generate_series(0, @buckets - 1) AS b(i)
                 CROSS JOIN LATERAL (
-                    SELECT max(s."Step") AS step, max(s."Tokens") AS tokens, avg(s."Value") AS value FROM (
+                    SELECT round(avg(s."Step"))::bigint AS step, round(avg(s."Tokens"))::bigint AS tokens, avg(s."Value") AS value FROM (
                         SELECT "Step", "Tokens", "Value" FROM hc.metric_points
                         WHERE "RunId" = @run AND "Name" = @name
                           AND "Step" >= @lo + 1 + b.i * (@hi - @lo - 1) / @buckets AND "Step" < @lo + 1 + (b.i + 1) * (@hi - @lo - 1) / @buckets
