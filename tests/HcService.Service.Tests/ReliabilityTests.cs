@@ -206,7 +206,7 @@ public class ReliabilityTests(ServiceFixture svc)
         var id = await svc.SubmitOk(Resumable.Replace("NAME", "pg-restart"));
         await svc.WaitFor(id, ["running"], TimeSpan.FromMinutes(2));
         await svc.WaitForStep(id, 5);
-        await svc.Postgres.RestartAsync(TimeSpan.FromSeconds(2));
+        await svc.Postgres.RestartAsync(TimeSpan.FromSeconds(1));
 
         Assert.Equal("succeeded", (await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(5))).Status);
         var run = await svc.Run(id);

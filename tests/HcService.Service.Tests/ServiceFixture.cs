@@ -27,7 +27,7 @@ public sealed class ServiceFixture : IAsyncLifetime
     public string Url { get; private set; } = "";
     public string DataRoot => Path.Combine(Home, "datasets");
     public string CheckpointRoot => Path.Combine(Home, "checkpoints");
-    public const int LeaseSeconds = 10;
+    public const int LeaseSeconds = 12;
     public string AdminKey { get; private set; } = "";
     WebApplication? api;
     readonly List<Process> workers = [];
