@@ -76,20 +76,17 @@ public sealed class ServiceFixture : IAsyncLifetime
         return (await response.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonNode>())!["key"]!.GetValue<string>();
     }
 
-    /// <summary>The /metrics URL of the latest worker started.</summary>
-    public string WorkerMetricsUrl { get; private set; } = "";
-
     /// <summary>Starts one more worker process on the cpu queue (its /metrics on a free loopback port).</summary>
     public Process StartWorker()
     {
         var metricsPort = EmbeddedPostgres.FreePort();
-        WorkerMetricsUrl = $"http://127.0.0.1:{metricsPort}/metrics";
+
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "hc.dll"), "worker", "--connection", Postgres.ConnectionString,
                      "--queue", "cpu", "--data-root", DataRoot, "--checkpoint-root", CheckpointRoot, "--metrics-port", metricsPort.ToString(System.Globalization.CultureInfo.InvariantCulture) })
             psi.ArgumentList.Add(a);
         var worker = Process.Start(psi)!;
-        lock (workers) { workers.Add(worker); metricsUrls[worker] = WorkerMetricsUrl; }
+        lock (workers) { workers.Add(worker); metricsUrls[worker] = $"http://127.0.0.1:{metricsPort}/metrics"; }
         worker.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (workerLog) workerLog.AppendLine(e.Data); };
         worker.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (workerLog) workerLog.AppendLine(e.Data); };
         worker.BeginOutputReadLine();

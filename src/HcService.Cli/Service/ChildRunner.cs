@@ -45,6 +45,28 @@ public sealed class ChildRunner : IDisposable
         lock (tail) return (tail.Length > StderrTailChars ? tail.ToString(tail.Length - StderrTailChars, StderrTailChars) : tail.ToString()).Trim();
     }
 
+    /// <summary>The settings a worker passes to its child (<see cref="Start"/>), read back in the child: the connection
+    /// string and the data and checkpoint roots.</summary>
+    public static (string ConnectionString, HcPaths Paths) Settings()
+    {
+        static string Get(string name) => Environment.GetEnvironmentVariable(name) ?? throw new InvalidOperationException($"{name} is not set");
+        return (Get("ConnectionStrings__hc"), new HcPaths { DataRoot = Get("HC_DATA_ROOT"), CheckpointRoot = Get("HC_CHECKPOINT_ROOT") });
+    }
+
+    /// <summary>SIGTERM (the process checkpoints or shuts down cleanly), then SIGKILL of its tree after <paramref name="grace"/>.</summary>
+    public static async Task StopGracefully(Process process, TimeSpan grace)
+    {
+        if (process.HasExited) return;
+        _ = kill(process.Id, SIGTERM);
+        using var timeout = new CancellationTokenSource(grace);
+        try { await process.WaitForExitAsync(timeout.Token); }
+        catch (OperationCanceledException) { process.Kill(entireProcessTree: true); }
+    }
+
+    const int SIGTERM = 15;
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int sig);
+
     /// <summary>How to start this same `hc` program again: the apphost, or `dotnet hc.dll`.</summary>
     internal static ProcessStartInfo StartInfo()
     {

@@ -67,9 +67,6 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
         TryFlush();
     }
 
-    /// <summary>Points waiting for the database.</summary>
-    public int Buffered => buffer.Count;
-
     /// <summary>Writes what is buffered unless the database was found away moments ago; an outage only delays writes.</summary>
     public void TryFlush()
     {

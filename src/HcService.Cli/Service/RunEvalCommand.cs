@@ -36,12 +36,7 @@ static class RunEvalCommand
 
     static int Run(long evaluationId)
     {
-        var connectionString = Environment.GetEnvironmentVariable("ConnectionStrings__hc") ?? throw new InvalidOperationException("ConnectionStrings__hc is not set");
-        var paths = new HcPaths
-        {
-            DataRoot = Environment.GetEnvironmentVariable("HC_DATA_ROOT") ?? throw new InvalidOperationException("HC_DATA_ROOT is not set"),
-            CheckpointRoot = Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? throw new InvalidOperationException("HC_CHECKPOINT_ROOT is not set"),
-        };
+        var (connectionString, paths) = ChildRunner.Settings();
         using var db = NpgsqlDataSource.Create(connectionString);
         long runId, step;
         string requestJson, spec, queue, location, sha;
@@ -103,8 +98,8 @@ static class RunEvalCommand
     /// </summary>
     static void Analyse(LanguageModel model, JobPlan plan, HcPaths paths, long runId, long step)
     {
-        var (_, defaultValid) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
-        var set = (plan.ValidationData ?? defaultValid).FirstOrDefault() ?? (plan.TrainData ?? DataCatalog.ShippedDefaults(plan.Model.Vocab).Train);
+        var (defaultTrain, defaultValid) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
+        var set = (plan.ValidationData ?? defaultValid).FirstOrDefault() ?? plan.TrainData ?? defaultTrain;
         using var data = new TokenDataset(new DataCatalog(paths.DataRoot).Resolve(set, "data.validation[0]"));
         int batch = 8, seq = (int)Math.Min(plan.Training.SeqLen, data.Length / 8);
         var ids = new long[batch * seq];

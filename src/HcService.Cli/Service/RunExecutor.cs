@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using System.Runtime.InteropServices;
 using HcService.Store;
 using HcService.Store.Jobs;
 
@@ -61,10 +60,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         {
             // The worker is stopping: let the child checkpoint and hand the run back (it is requeued at once).
             Console.WriteLine($"run {runId} attempt {attempt}: worker stopping; asking the child to checkpoint");
-            _ = kill(child.Id, SIGTERM);
-            using var grace = new CancellationTokenSource(GracefulStop);
-            try { await child.WaitForExitAsync(grace.Token); }
-            catch (OperationCanceledException) { child.Kill(entireProcessTree: true); }
+            await ChildRunner.StopGracefully(child, GracefulStop);
             await stopHeartbeat.CancelAsync();
             try { await leases.ReleaseAsync(runId, attempt, CancellationToken.None); }
             catch (Exception e) when (DbRetry.IsTransient(e)) { /* the lease then simply expires */ }
@@ -116,10 +112,6 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         catch (OperationCanceledException) { }
     }
 
-    const int SIGTERM = 15;
-    [DllImport("libc", SetLastError = true)]
-    static extern int kill(int pid, int sig);
-
     static string Signal(int exitCode) => exitCode switch
     {
         137 => " (SIGKILL: killed, e.g. out of memory)",
@@ -136,7 +128,6 @@ public sealed class WorkerState
 {
     public WorkerState(string queue)
     {
-        Queue = queue;
         Name = $"{Environment.MachineName}:{Environment.ProcessId}:{queue}";
         HcInstruments.Meter.CreateObservableGauge("hc.worker.busy", () => new Measurement<int>(CurrentRun is null ? 0 : 1, new KeyValuePair<string, object?>("worker", Name)),
             description: "1 while the worker trains a run, else 0");
@@ -148,7 +139,6 @@ public sealed class WorkerState
 
     /// <summary>host:pid:queue; the lease owner of its runs (the pid lets an operator find the process).</summary>
     public string Name { get; }
-    public string Queue { get; }
     public long? CurrentRun { get; private set; }
     public TrainingGauges Training { get; } = new();
 

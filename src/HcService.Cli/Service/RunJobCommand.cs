@@ -42,12 +42,7 @@ static class RunJobCommand
 
     static int Run(long runId, int attempt, CancellationToken terminate)
     {
-        var connectionString = Environment.GetEnvironmentVariable("ConnectionStrings__hc") ?? throw new InvalidOperationException("ConnectionStrings__hc is not set");
-        var paths = new HcPaths
-        {
-            DataRoot = Environment.GetEnvironmentVariable("HC_DATA_ROOT") ?? throw new InvalidOperationException("HC_DATA_ROOT is not set"),
-            CheckpointRoot = Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? throw new InvalidOperationException("HC_CHECKPOINT_ROOT is not set"),
-        };
+        var (connectionString, paths) = ChildRunner.Settings();
         var parent = getppid();
         using var db = NpgsqlDataSource.Create(connectionString);
         var leases = new RunLeases(db, LeaseOptions.FromEnvironment());

@@ -144,17 +144,7 @@ static class UpCommand
         return p;
     }
 
-    [DllImport("libc", SetLastError = true)]
-    static extern int kill(int pid, int sig);
-
     /// <summary>SIGTERM (Hangfire shuts down gracefully), then SIGKILL after 20 s.</summary>
-    static async Task StopWorker(Process worker)
-    {
-        if (worker.HasExited) return;
-        kill(worker.Id, 15);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        try { await worker.WaitForExitAsync(timeout.Token); }
-        catch (OperationCanceledException) { worker.Kill(entireProcessTree: true); }
-    }
+    static Task StopWorker(Process worker) => ChildRunner.StopGracefully(worker, TimeSpan.FromSeconds(20));
 
 }

@@ -15,8 +15,6 @@ public sealed record EvaluationMetrics(long Step, long Tokens, IReadOnlyList<Tas
 /// </summary>
 public sealed class DownstreamEvaluator(IReadOnlyList<EvalTask> tasks, ITextTokenizer tokenizer, int batchSize)
 {
-    public IReadOnlyList<EvalTask> Tasks => tasks;
-
     /// <summary>Loads every task spec (errors name the field: evaluation.tasks[i]).</summary>
     public static IReadOnlyList<EvalTask> Load(string dataRoot, IReadOnlyList<EvalTaskSpec> specs, int? limit, string field = "evaluation.tasks")
     {

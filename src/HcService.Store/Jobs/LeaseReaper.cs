@@ -11,10 +11,6 @@ namespace HcService.Store.Jobs;
 /// </summary>
 public sealed class LeaseReaper(NpgsqlDataSource db, RunLeases leases, IBackgroundJobClient jobs, Action<string> log)
 {
-    /// <summary>Runs requeued by this process since it started.</summary>
-    public long Requeued => Interlocked.Read(ref requeued);
-    long requeued;
-
     public async Task RunAsync(CancellationToken stop)
     {
         using var timer = new PeriodicTimer(leases.Options.ReapInterval);
@@ -42,7 +38,6 @@ public sealed class LeaseReaper(NpgsqlDataSource db, RunLeases leases, IBackgrou
             if (run.Status != RunStatus.Queued) continue;
             // A failure here leaves the run queued without a job: the next tick's UnenqueuedAsync picks it up.
             await RunQueue.EnqueueAsync(db, jobs, run.RunId, run.Queue, ct);
-            Interlocked.Increment(ref requeued);
             HcInstruments.RunsRequeued.Add(1);
         }
         return reaped;

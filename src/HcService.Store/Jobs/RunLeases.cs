@@ -164,10 +164,7 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
             RETURNING r."Id", r."Status", r."Queue"
             """);
         cmd.Parameters.AddWithValue("lease", options.Duration);
-        var reaped = new List<ReapedRun>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) reaped.Add(new ReapedRun(reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
-        return reaped;
+        return await ReadRuns(cmd, ct);
     }
 
     /// <summary>Queued runs without a Hangfire job for 30 s (the process that queued them died, or the database dropped,
@@ -179,6 +176,11 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
             WHERE "Status" = 'queued' AND "HangfireJobId" IS NULL AND "UpdatedAt" < now() - interval '30 seconds'
             ORDER BY "Id" LIMIT 100
             """);
+        return await ReadRuns(cmd, ct);
+    }
+
+    static async Task<List<ReapedRun>> ReadRuns(NpgsqlCommand cmd, CancellationToken ct)
+    {
         var runs = new List<ReapedRun>();
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) runs.Add(new ReapedRun(reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
