@@ -28,7 +28,7 @@ public static class ApiApp
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton<SpecValidator>();
         builder.Services.AddSingleton<DeviceMemory>();
-        builder.Services.AddDbContext<HcDbContext>(o => o.UseNpgsql(connectionString));
+        builder.Services.AddDbContext<HcDbContext>(o => o.UseHcNpgsql(connectionString));
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
         builder.Services.AddSingleton(LeaseOptions.FromEnvironment());
         builder.Services.AddSingleton<RunLeases>();
@@ -100,11 +100,12 @@ public static class ApiApp
         b.WebHost.UseUrls(url);
     });
 
-    /// <summary>Applies the EF Core migrations (the service and `hc up` do this at start-up).</summary>
-    public static async Task MigrateAsync(IServiceProvider services)
+    /// <summary>Repairs an old migrations history and applies the missing migrations (the service and `hc up` do this at
+    /// start-up, on a new or an existing database).</summary>
+    public static async Task MigrateAsync(IServiceProvider services, CancellationToken ct = default)
     {
         using var scope = services.CreateScope();
-        await scope.ServiceProvider.GetRequiredService<HcDbContext>().Database.MigrateAsync();
+        await DatabaseMigrator.MigrateAsync(scope.ServiceProvider.GetRequiredService<HcDbContext>(), ct);
     }
 
     static void LogLeaseEvent(this ILogger logger, string message) => logger.LogWarning("{Message}", message);

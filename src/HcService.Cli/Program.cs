@@ -1,5 +1,6 @@
 using System.CommandLine;
 using HcService.Cli.Commands;
+using HcService.Cli;
 using HcService.Core.Config;
 
 var root = new RootCommand("hc: hyper-connection pre-training experiments (HcService)");
@@ -16,14 +17,43 @@ root.Add(HcService.Cli.Service.UpCommand.Create());
 root.Add(HcService.Cli.Service.KeysCommand.Create());
 root.Add(HcService.Cli.Service.CompareCommand.Create());
 
+using var interrupted = new CancellationTokenSource();
 try
 {
-    // Ctrl+C cancels the command's token; `hc up` then needs time to stop its worker, API and PostgreSQL cleanly.
-    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
+    // Ctrl+C and SIGTERM cancel the command's token; the command stops what it started (`hc up`: worker, API and
+    // PostgreSQL; a worker: its training process checkpoints and hands the run back) within its own bounds.
+    var invocation = new InvocationConfiguration
+    {
+        EnableDefaultExceptionHandler = false,
+        ProcessTerminationTimeout = HcService.Cli.Service.WorkerCommand.StopTimeout + TimeSpan.FromSeconds(60),
+    };
+    return root.Parse(args).Invoke(invocation);
 }
 catch (ConfigException e)
 {
     // Invalid input: name every field, its value and what is allowed; no stack trace.
     foreach (var error in e.Errors) Console.Error.WriteLine($"error: {error}");
-    return 2;
+    return ExitCodes.BadInput;
+}
+catch (HttpRequestException e)
+{
+    // No answer at all (connection refused, no route, reset): one line, with what to do.
+    Console.Error.WriteLine($"error: cannot reach the service: {e.Message} (is it running? `hc up` starts one; --server or HC_SERVER point elsewhere)");
+    return ExitCodes.Unreachable;
+}
+catch (TaskCanceledException e) when (e.InnerException is TimeoutException)
+{
+    Console.Error.WriteLine($"error: the service did not answer in time ({e.InnerException.Message})");
+    return ExitCodes.Unreachable;
+}
+catch (OperationCanceledException)
+{
+    // Ctrl+C or SIGTERM while a command waited: nothing half-done to report.
+    Console.Error.WriteLine("interrupted");
+    return ExitCodes.Interrupted;
+}
+catch (Exception e) when (Environment.GetEnvironmentVariable("HC_DEBUG") != "1")
+{
+    Console.Error.WriteLine($"error: {e.GetType().Name}: {e.Message} (an internal error of hc; HC_DEBUG=1 shows where)");
+    return ExitCodes.Internal;
 }

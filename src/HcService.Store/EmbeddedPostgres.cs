@@ -48,6 +48,10 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             : throw new InvalidOperationException("PostgreSQL server binaries not found: install postgresql (scripts/setup.sh does) or set HC_PG_BIN");
     }
 
+    /// <summary>True when <see cref="StartAsync"/> found the server already running on this folder (left by a process that
+    /// was killed before it could stop it) and took it over: it is stopped like one this instance started.</summary>
+    public bool Adopted { get; private set; }
+
     public async Task StartAsync(CancellationToken ct = default)
     {
         Directory.CreateDirectory(DataDir);
@@ -55,10 +59,20 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         if (asPostgresUser) await Exec("chown", ["-R", "postgres:postgres", DataDir], asPostgres: false, ct);
         if (!File.Exists(Path.Combine(pgData, "PG_VERSION")))
             await Exec(Path.Combine(binDir, "initdb"), ["-D", pgData, "-U", "hc", "--auth=trust", "-E", "UTF8", "--no-instructions"], asPostgresUser, ct);
-        if (Port == 0) Port = FreePort();   // a restart keeps its port, so that connection strings stay valid
-        var options = $"-p {Port} -h 127.0.0.1 -k {DataDir} -c fsync=on -c max_connections=200";
-        await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", pgData, "-l", Path.Combine(DataDir, "postgres.log"), "-o", options, "-w", "-t", "60", "start"], asPostgresUser, ct);
-        started = true;
+        if (await RunningPort(pgData, ct) is { } running)
+        {
+            // pg_ctl start would refuse ("another server might be running"): use the server where it is.
+            (Port, Adopted, started) = (running, true, true);
+        }
+        else
+        {
+            if (Port == 0) Port = FreePort();   // a restart keeps its port, so that connection strings stay valid
+            var options = $"-p {Port} -h 127.0.0.1 -k {DataDir} -c fsync=on -c max_connections=200";
+            started = true;   // from here on StopAsync stops it, even if this start is interrupted
+            // Not cancellable half-way (a cancelled wait would leave a server nobody stops); pg_ctl gives up after 60 s.
+            await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", pgData, "-l", Path.Combine(DataDir, "postgres.log"), "-o", options, "-w", "-t", "60", "start"], asPostgresUser, CancellationToken.None);
+            ct.ThrowIfCancellationRequested();
+        }
         await using var conn = new NpgsqlConnection($"Host=127.0.0.1;Port={Port};Username=hc;Database=postgres;Pooling=false");
         await conn.OpenAsync(ct);
         await using var check = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = 'hc'", conn);
@@ -69,12 +83,25 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops the server (fast shutdown: open transactions roll back, data is flushed).</summary>
+    /// <summary>Stops the server (fast shutdown: open transactions roll back, data is flushed); nothing when it is not running.</summary>
     public async Task StopAsync()
     {
         if (!started) return;
         started = false;
-        await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", Path.Combine(DataDir, "pgdata"), "-m", "fast", "-w", "stop"], asPostgresUser, default);
+        var pgData = Path.Combine(DataDir, "pgdata");
+        if (await RunningPort(pgData, default) is null) return;
+        await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", pgData, "-m", "fast", "-w", "stop"], asPostgresUser, default);
+    }
+
+    /// <summary>The port of the server running on <paramref name="pgData"/> (`pg_ctl status`, then line 4 of
+    /// postmaster.pid), or null when none runs.</summary>
+    async Task<int?> RunningPort(string pgData, CancellationToken ct)
+    {
+        var pidFile = Path.Combine(pgData, "postmaster.pid");
+        if (!File.Exists(pidFile)) return null;
+        if (await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", pgData, "status"], asPostgresUser, ct, check: false) != 0) return null;
+        var lines = await File.ReadAllLinesAsync(pidFile, ct);
+        return lines.Length > 3 && int.TryParse(lines[3].Trim(), out var port) ? port : null;
     }
 
     /// <summary>Stops the server, waits, and starts it again on the same port (a database restart, for the tests).</summary>
@@ -97,7 +124,9 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         return port;
     }
 
-    static async Task Exec(string file, string[] args, bool asPostgres, CancellationToken ct)
+    /// <summary>Runs a server tool (as the postgres user when root); a non-zero exit throws with its output, unless
+    /// <paramref name="check"/> is false. Returns the exit code.</summary>
+    static async Task<int> Exec(string file, string[] args, bool asPostgres, CancellationToken ct, bool check = true)
     {
         var psi = new ProcessStartInfo(asPostgres ? "runuser" : file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = "/" };
         if (asPostgres) { psi.ArgumentList.Add("-u"); psi.ArgumentList.Add("postgres"); psi.ArgumentList.Add("--"); psi.ArgumentList.Add(file); }
@@ -106,7 +135,8 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         var stdout = p.StandardOutput.ReadToEndAsync(ct);
         var stderr = p.StandardError.ReadToEndAsync(ct);
         await p.WaitForExitAsync(ct);
-        if (p.ExitCode != 0)
+        if (check && p.ExitCode != 0)
             throw new InvalidOperationException($"{Path.GetFileName(file)} {string.Join(' ', args)} exited with {p.ExitCode}: {(await stderr).Trim()} {(await stdout).Trim()}");
+        return p.ExitCode;
     }
 }

@@ -5,6 +5,9 @@ namespace HcService.Store;
 
 public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbContext(options)
 {
+    /// <summary>The schema of the service's tables and of their migrations history.</summary>
+    public const string Schema = "hc";
+
     public DbSet<Run> Runs => Set<Run>();
     public DbSet<MetricPoint> Metrics => Set<MetricPoint>();
     public DbSet<CheckpointEntry> Checkpoints => Set<CheckpointEntry>();
@@ -15,7 +18,7 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
 
     protected override void OnModelCreating(ModelBuilder b)
     {
-        b.HasDefaultSchema("hc");
+        b.HasDefaultSchema(Schema);
         b.Entity<Run>(e =>
         {
             e.ToTable("runs");
@@ -78,7 +81,22 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
     }
 
     public static DbContextOptions<HcDbContext> Options(string connectionString) =>
-        new DbContextOptionsBuilder<HcDbContext>().UseNpgsql(connectionString).Options;
+        new DbContextOptionsBuilder<HcDbContext>().UseHcNpgsql(connectionString).Options;
+}
+
+public static class HcDbContextOptions
+{
+    /// <summary>Npgsql with the migrations history in schema <c>hc</c>, beside the tables it describes. Left unqualified,
+    /// the history table lands wherever the search path points: in <c>public</c> on a new database (schema <c>hc</c>
+    /// does not exist yet), in <c>hc</c> once it does (the user is called hc), so the second start found an empty history
+    /// and applied the first migration again. <see cref="MigrationHistoryRepair"/> moves an old history here.</summary>
+    public static DbContextOptionsBuilder UseHcNpgsql(this DbContextOptionsBuilder builder, string connectionString) =>
+        builder.UseNpgsql(connectionString, o => o.MigrationsHistoryTable(HistoryTable, HcDbContext.Schema));
+
+    public const string HistoryTable = "__EFMigrationsHistory";
+
+    public static DbContextOptionsBuilder<T> UseHcNpgsql<T>(this DbContextOptionsBuilder<T> builder, string connectionString) where T : DbContext =>
+        (DbContextOptionsBuilder<T>)((DbContextOptionsBuilder)builder).UseHcNpgsql(connectionString);
 }
 
 /// <summary>For `dotnet ef migrations add`: a context without a live database.</summary>

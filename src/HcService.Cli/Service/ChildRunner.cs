@@ -53,14 +53,20 @@ public sealed class ChildRunner : IDisposable
         return (Get("ConnectionStrings__hc"), new HcPaths { DataRoot = Get("HC_DATA_ROOT"), CheckpointRoot = Get("HC_CHECKPOINT_ROOT") });
     }
 
-    /// <summary>SIGTERM (the process checkpoints or shuts down cleanly), then SIGKILL of its tree after <paramref name="grace"/>.</summary>
-    public static async Task StopGracefully(Process process, TimeSpan grace)
+    /// <summary>SIGTERM (the process checkpoints or shuts down cleanly), then SIGKILL of its tree after <paramref name="grace"/>.
+    /// True when it stopped by itself.</summary>
+    public static async Task<bool> StopGracefully(Process process, TimeSpan grace)
     {
-        if (process.HasExited) return;
+        if (process.HasExited) return true;
         _ = kill(process.Id, SIGTERM);
         using var timeout = new CancellationTokenSource(grace);
-        try { await process.WaitForExitAsync(timeout.Token); }
-        catch (OperationCanceledException) { process.Kill(entireProcessTree: true); }
+        try { await process.WaitForExitAsync(timeout.Token); return true; }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            return false;
+        }
     }
 
     const int SIGTERM = 15;

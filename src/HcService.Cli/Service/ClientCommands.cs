@@ -139,9 +139,18 @@ static class ClientCommands
         }
     }
 
+    /// <summary>Prints the service's error answer (every invalid field of a 400, else its detail) and returns the exit code
+    /// for it (<see cref="ExitCodes.ForStatus"/>).</summary>
     internal static int Fail(HttpResponseMessage response, string body)
     {
-        Console.Error.WriteLine($"error: {(int)response.StatusCode} {response.ReasonPhrase}");
+        var status = (int)response.StatusCode;
+        var hint = status switch
+        {
+            401 => " (pass an API key with --api-key or HC_API_KEY; `hc up` prints one)",
+            403 => " (the key's scope does not allow this; an admin can create one with `hc keys create --scope submit|admin`)",
+            _ => "",
+        };
+        Console.Error.WriteLine($"error: {status} {response.ReasonPhrase}{hint}");
         try
         {
             var problem = JsonNode.Parse(body);
@@ -149,8 +158,8 @@ static class ClientCommands
                 foreach (var (_, messages) in errors) foreach (var m in messages!.AsArray()) Console.Error.WriteLine($"error: {m}");
             else if (problem?["detail"] is { } detail) Console.Error.WriteLine($"error: {detail}");
         }
-        catch (JsonException) { Console.Error.WriteLine(body); }
-        return 2;
+        catch (JsonException) { if (body.Length > 0) Console.Error.WriteLine($"error: {body[..Math.Min(body.Length, 500)]}"); }
+        return ExitCodes.ForStatus(response.StatusCode);
     }
 
     internal static Option<string?> ServerOption() => new("--server") { Description = "Service URL (default: $HC_SERVER, else http://127.0.0.1:5080)" };

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using HcService.Store;
 using HcService.Store.Jobs;
+using Hangfire;
+using Npgsql;
 
 namespace HcService.Cli.Service;
 
@@ -12,11 +14,10 @@ namespace HcService.Cli.Service;
 /// asked to checkpoint and hand the run back; when the child dies without recording an end (native crash, OOM kill,
 /// SIGKILL) the run fails with the exit code and the tail of its stderr. A crash never takes the worker down.
 /// </summary>
-public sealed class RunExecutor(string connectionString, HcPaths paths, RunLeases leases, WorkerState state) : IRunExecutor
+public sealed class RunExecutor(string connectionString, HcPaths paths, RunLeases leases, WorkerState state, NpgsqlDataSource db,
+    IBackgroundJobClient jobs, TimeSpan stopTimeout) : IRunExecutor
 {
     static readonly TimeSpan WriteBudget = TimeSpan.FromMinutes(5);
-    /// <summary>How long a stopping worker lets its child checkpoint (below the Hangfire server's shutdown timeout).</summary>
-    static readonly TimeSpan GracefulStop = TimeSpan.FromSeconds(10);
 
     public async Task ExecuteAsync(long runId, CancellationToken shutdown)
     {
@@ -45,7 +46,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         finally { state.Idle(); }
     }
 
-    /// <summary>Runs the attempt's child; returns how the attempt ended (succeeded, failed, cancelled, lost).</summary>
+    /// <summary>Runs the attempt's child; returns how the attempt ended (succeeded, failed, cancelled, stopped, lost).</summary>
     async Task<string> RunChild(long runId, int attempt, CancellationToken shutdown)
     {
         using var runner = ChildRunner.Start(["run-job", "--run-id", runId.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -58,12 +59,16 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         try { await child.WaitForExitAsync(shutdown); }
         catch (OperationCanceledException)
         {
-            // The worker is stopping: let the child checkpoint and hand the run back (it is requeued at once).
-            Console.WriteLine($"run {runId} attempt {attempt}: worker stopping; asking the child to checkpoint");
-            await ChildRunner.StopGracefully(child, GracefulStop);
+            // The worker is stopping: the child checkpoints its current step and hands the run back (SIGTERM).
+            Console.WriteLine($"run {runId} attempt {attempt}: worker stopping; asking the training process to checkpoint and hand the run back");
+            if (!await ChildRunner.StopGracefully(child, stopTimeout))
+            {
+                // It did not stop in time and was killed: hand the run back from here; it resumes from its latest checkpoint.
+                try { await leases.HandBackAsync(runId, attempt, $"worker stopping: the training process did not stop within {stopTimeout.TotalSeconds:0} s and was killed", CancellationToken.None); }
+                catch (Exception e) when (DbRetry.IsTransient(e)) { /* the lease then simply expires */ }
+            }
             await stopHeartbeat.CancelAsync();
-            try { await leases.ReleaseAsync(runId, attempt, CancellationToken.None); }
-            catch (Exception e) when (DbRetry.IsTransient(e)) { /* the lease then simply expires */ }
+            await EnqueueHandedBack(runId);
             throw;
         }
         await stopHeartbeat.CancelAsync();
@@ -71,14 +76,30 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
 
         if (child.ExitCode == RunJobCommand.ExitRequeue)
         {
-            Console.WriteLine($"run {runId} attempt {attempt}: handed back for requeue");
-            return "lost";
+            await EnqueueHandedBack(runId);
+            return "stopped";
         }
         var reason = $"training process exited with code {child.ExitCode}{Signal(child.ExitCode)} without recording an end; stderr tail: {runner.StderrTail()}";
         // Fenced: a no-op when the child recorded its end (or a newer attempt has the run).
         var failed = await DbRetry.RunAsync(ct => leases.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct), WriteBudget, Console.Error.WriteLine, CancellationToken.None);
         Console.WriteLine($"run {runId} attempt {attempt}: child exited with {child.ExitCode}{(failed ? " -> failed" : "")}");
         return failed ? "failed" : await leases.OutcomeAsync(runId, attempt, CancellationToken.None) ?? "lost";
+    }
+
+    /// <summary>A run its attempt handed back is queued without a Hangfire job: give it one now, so that it resumes at once
+    /// (on this worker, or on any other when this one is stopping). When the database is away the reaper does it later.</summary>
+    async Task EnqueueHandedBack(long runId)
+    {
+        try
+        {
+            await using var cmd = db.CreateCommand("""SELECT "Queue" FROM hc.runs WHERE "Id" = @id AND "Status" = 'queued' AND "HangfireJobId" IS NULL""");
+            cmd.Parameters.AddWithValue("id", runId);
+            if (await cmd.ExecuteScalarAsync() is string queue) await RunQueue.EnqueueAsync(db, jobs, runId, queue, CancellationToken.None);
+        }
+        catch (Exception e) when (DbRetry.IsTransient(e))
+        {
+            Console.Error.WriteLine($"run {runId}: not enqueued ({e.Message.Split('\n')[0]}); the lease reaper will");
+        }
     }
 
     /// <summary>Renews the lease every third of its duration. A lease found lost means another attempt owns the run:
@@ -132,7 +153,7 @@ public sealed class WorkerState
         HcInstruments.Meter.CreateObservableGauge("hc.worker.busy", () => new Measurement<int>(CurrentRun is null ? 0 : 1, new KeyValuePair<string, object?>("worker", Name)),
             description: "1 while the worker trains a run, else 0");
         // Counters appear in the scrape from the start (0), not only after their first event.
-        foreach (var outcome in new[] { "succeeded", "failed", "cancelled", "lost" }) HcInstruments.RunAttempts.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
+        foreach (var outcome in new[] { "succeeded", "failed", "cancelled", "stopped", "lost" }) HcInstruments.RunAttempts.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
         HcInstruments.WorkerHeartbeats.Add(0, new KeyValuePair<string, object?>("worker", Name));
         HcInstruments.RunsRequeued.Add(0);
     }

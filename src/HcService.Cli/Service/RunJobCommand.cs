@@ -13,10 +13,10 @@ namespace HcService.Cli.Service;
 /// `hc run-job --run-id N --attempt A`: the training child process a worker starts for one run attempt (DESIGN.md
 /// section 2). It reads the run's spec from PostgreSQL, trains with the core, writes metrics, checkpoint records and the
 /// final status (all fenced by the attempt), and stops within seconds of a cancel request after a final checkpoint.
-/// It also stops, after a checkpoint and without a final status, when its worker asks (SIGTERM: the worker is
-/// shutting down) or disappears (SIGKILL, a crash: the child notices its parent is gone); it then gives the lease up
-/// so that the run is requeued at once and resumes from that checkpoint on any worker (exit code
-/// <see cref="ExitRequeue"/>). When a newer attempt has taken the run over, it stops at once without a checkpoint.
+/// It also stops, after a checkpoint of its current step and without a final status, on SIGTERM or SIGINT (its worker is
+/// shutting down, or an operator asked) or when its worker disappears (SIGKILL, a crash: the child notices its parent is
+/// gone); it then hands the run back, so that it is queued again at once and resumes from that step on any worker (exit
+/// code <see cref="ExitRequeue"/>). When a newer attempt has taken the run over, it stops at once without a checkpoint.
 /// A database restart is waited out: points are buffered and every write is retried.
 /// Settings come from the environment the worker passes: ConnectionStrings__hc, HC_DATA_ROOT, HC_CHECKPOINT_ROOT.
 /// </summary>
@@ -25,6 +25,9 @@ static class RunJobCommand
     /// <summary>The attempt ended without a final status and its run should be requeued (EX_TEMPFAIL).</summary>
     public const int ExitRequeue = 75;
     static readonly TimeSpan WriteBudget = TimeSpan.FromMinutes(10);
+    /// <summary>Reasons to stop that hand the run back instead of ending it: SIGTERM or SIGINT (from the worker, which is
+    /// stopping, or from an operator), or the worker process gone.</summary>
+    const string StopSignal = "stop requested (SIGTERM/SIGINT)", WorkerGone = "worker gone";
 
     public static Command Create()
     {
@@ -33,7 +36,9 @@ static class RunJobCommand
         var cmd = new Command("run-job", "(internal) Train one run attempt for a worker") { Hidden = true };
         cmd.Add(runId);
         cmd.Add(attempt);
-        cmd.SetAction((r, ct) => Task.FromResult(Run(r.GetValue(runId), r.GetValue(attempt), ct)));
+        // On a thread of its own: the command line turns SIGTERM/SIGINT into the token only once the action has returned
+        // its task, and training inline would leave the runtime's default (exit 143 at once, no checkpoint) in place.
+        cmd.SetAction((r, ct) => Task.Run(() => Run(r.GetValue(runId), r.GetValue(attempt), ct), CancellationToken.None));
         return cmd;
     }
 
@@ -70,10 +75,10 @@ static class RunJobCommand
         // database), a reaper elsewhere may have requeued it; stop without writing another checkpoint file.
         var confirmed = System.Diagnostics.Stopwatch.StartNew();
         var unconfirmedLimit = leases.Options.Duration - leases.Options.Heartbeat;
-        using var onTerminate = terminate.Register(() => Stop(cancel, "worker stopping"));
+        using var onTerminate = terminate.Register(() => Stop(cancel, StopSignal));
         using var watcher = new Timer(_ =>
         {
-            if (getppid() != parent) Stop(cancel, "worker gone");
+            if (getppid() != parent) Stop(cancel, WorkerGone);
             try
             {
                 using var cmd = db.CreateCommand("""SELECT "CancelRequested", "Attempt" = @a AND "Status" IN ('running', 'cancelling') FROM hc.runs WHERE "Id" = @id""");
@@ -109,11 +114,12 @@ static class RunJobCommand
                 return ExitRequeue;
             }
             sink.Flush(WriteBudget);
-            if (why is "worker stopping" or "worker gone" && result.Outcome == RunOutcome.Cancelled)
+            if (why is StopSignal or WorkerGone && result.Outcome == RunOutcome.Cancelled)
             {
-                // Not a user's cancel: hand the run back, to resume from the checkpoint just written.
-                DbRetry.Run(() => leases.ReleaseAsync(runId, attempt, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
-                Console.WriteLine($"run {runId} attempt {attempt}: {why} at step {result.Step}; checkpointed and handed back for requeue");
+                // Not a user's cancel: hand the run back, to resume from the checkpoint of this very step.
+                var handback = $"{why} at step {result.Step}: checkpointed and handed back";
+                var run = DbRetry.Run(() => leases.HandBackAsync(runId, attempt, handback, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
+                Console.WriteLine($"run {runId} attempt {attempt}: {handback}{(run is null ? " (the run had moved on)" : $"; the run is {run.Status}")}");
                 return ExitRequeue;
             }
             (status, reason) = result.Outcome switch

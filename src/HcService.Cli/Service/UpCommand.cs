@@ -15,8 +15,10 @@ namespace HcService.Cli.Service;
 
 /// <summary>
 /// `hc up`: the whole service on one machine. An embedded PostgreSQL (initdb into --home once, pg_ctl on a free
-/// loopback port), migrations, the API in this process, and a worker as a child process. Ctrl+C or SIGTERM stops
-/// everything cleanly. With --demo it submits a `tiny` residual run and a `tiny` DHC x4 run on the shipped corpus,
+/// loopback port; a server left running by a killed `hc up` is taken over), migrations, the API in this process, and a
+/// supervised worker as a child process (restarted when it dies; it stops by itself when this process is killed).
+/// Ctrl+C or SIGTERM stops everything cleanly in any phase; a run in progress is checkpointed at its current step and
+/// handed back, and resumes on the next `hc up` on the same home. With --demo it submits a `tiny` residual run and a `tiny` DHC x4 run on the shipped corpus,
 /// waits for both, prints their final losses and the links, and exits (0 only if both succeeded).
 /// </summary>
 static class UpCommand
@@ -38,53 +40,84 @@ static class UpCommand
         dataRoot = Path.GetFullPath(dataRoot);
         var checkpointRoot = Path.Combine(home, "checkpoints");
         Directory.CreateDirectory(checkpointRoot);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-
+        // SIGTERM and Ctrl+C cancel ct (the command line's handler), in every phase; everything started so far is stopped.
         await using var pg = new EmbeddedPostgres(Path.Combine(home, "postgres"));
-        Console.WriteLine($"starting PostgreSQL ({pg.DataDir})...");
-        await pg.StartAsync(stop.Token);
-
-        if (port == 0) port = EmbeddedPostgres.FreePort();
-        var url = $"http://127.0.0.1:{port}";
-        var app = ApiApp.BuildLocal(pg.ConnectionString, dataRoot, checkpointRoot, url);
-        await ApiApp.MigrateAsync(app.Services);
-        // The first admin key of this installation, printed once; the demo submits with a key of its own.
-        var adminKey = await HcService.Api.Auth.ApiKeys.BootstrapAsync(app.Services, stop.Token);
-        await app.StartAsync(stop.Token);
-
-        var worker = StartWorker(pg.ConnectionString, dataRoot, checkpointRoot, Path.Combine(home, "worker.log"));
-        Console.WriteLine($"API:       {url}");
-        Console.WriteLine($"Swagger:   {url}/swagger");
-        Console.WriteLine($"Dashboard: {url}/hangfire");
-        Console.WriteLine($"Metrics:   {url}/metrics (Prometheus; the worker's is in its log)");
-        Console.WriteLine($"Data root: {dataRoot}");
-        Console.WriteLine($"Worker:    process {worker.Id} on queue cpu (log: {Path.Combine(home, "worker.log")})");
-        Console.WriteLine($"PostgreSQL: {pg.ConnectionString}");
-        Console.WriteLine(adminKey is not null
-            ? $"API key: {adminKey}\n           (admin scope, shown only now: export HC_API_KEY=<key> for the hc client, or paste it into Swagger's Authorize)"
-            : "API key:   keys exist already in this home (hc keys create makes more)");
-
+        WebApplication? app = null;
+        WorkerSupervisor? worker = null;
         var exit = 0;
         try
         {
-            if (demo) exit = await Demo(url, adminKey ?? await DemoKey(app.Services, stop.Token), stop.Token);
+            Console.WriteLine($"starting PostgreSQL ({pg.DataDir})...");
+            await pg.StartAsync(ct);
+            if (pg.Adopted) Console.WriteLine($"PostgreSQL was still running on port {pg.Port} (an earlier hc up did not stop it): using it");
+
+            if (port == 0) port = EmbeddedPostgres.FreePort();
+            var url = $"http://127.0.0.1:{port}";
+            app = ApiApp.BuildLocal(pg.ConnectionString, dataRoot, checkpointRoot, url);
+            await ApiApp.MigrateAsync(app.Services, ct);
+            var (adminKey, keyNote) = await AdminKey(home, app.Services, ct);
+            await app.StartAsync(ct);
+
+            var log = Path.Combine(home, "worker.log");
+            worker = new WorkerSupervisor(() => StartWorker(pg.ConnectionString, dataRoot, checkpointRoot, log, Environment.ProcessId),
+                message => Console.WriteLine($"{DateTime.Now:HH:mm:ss} {message}"));
+            worker.Start();
+            Console.WriteLine($"API:       {url}");
+            Console.WriteLine($"Swagger:   {url}/swagger");
+            Console.WriteLine($"Dashboard: {url}/hangfire");
+            Console.WriteLine($"Metrics:   {url}/metrics (Prometheus; the worker's is in its log)");
+            Console.WriteLine($"Data root: {dataRoot}");
+            Console.WriteLine($"Worker:    process {worker.Current.Id} on queue cpu, restarted if it exits (log: {log})");
+            Console.WriteLine($"PostgreSQL: {pg.ConnectionString}");
+            if (adminKey is not null) Console.WriteLine($"API key: {adminKey}");
+            Console.WriteLine($"           {keyNote}");
+            Console.WriteLine("For the hc client in another shell:");
+            Console.WriteLine($"export HC_SERVER={url}");
+            if (adminKey is not null) Console.WriteLine($"export HC_API_KEY={adminKey}");
+
+            if (demo) exit = await Demo(url, adminKey ?? await DemoKey(app.Services, ct), ct);
             else
             {
-                Console.WriteLine("serving; Ctrl+C stops everything");
-                await Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+                Console.WriteLine("serving; Ctrl+C or SIGTERM stops everything (a run in progress is checkpointed and resumes on the next hc up)");
+                await Task.Delay(Timeout.Infinite, ct);
             }
         }
-        catch (OperationCanceledException) { exit = 130; }
+        // Asked to stop: a clean stop, 0 while serving; 130 when it interrupted the demo.
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { exit = demo ? 130 : 0; }
         finally
         {
             Console.WriteLine("stopping worker, API and PostgreSQL...");
-            await StopWorker(worker);
-            await app.StopAsync(CancellationToken.None);
-            await app.DisposeAsync();
+            if (worker is not null)
+            {
+                await worker.StopAsync(WorkerCommand.StopTimeout + TimeSpan.FromSeconds(20));
+                await worker.DisposeAsync();
+            }
+            if (app is not null)
+            {
+                await app.StopAsync(CancellationToken.None);
+                await app.DisposeAsync();
+            }
             await pg.StopAsync();
+            Console.WriteLine("stopped");
         }
         return exit;
+    }
+
+    /// <summary>The installation's admin key for the export lines. A new database's first key is created here and kept in
+    /// <c>HOME/api-key</c> (mode 600; the database holds only its hash), so that every later `hc up` on the home prints
+    /// it again. Returns the key (null when this home has keys but no file: an older home) and a line about it.</summary>
+    static async Task<(string? Key, string Note)> AdminKey(string home, IServiceProvider services, CancellationToken ct)
+    {
+        var file = Path.Combine(home, "api-key");
+        if (await HcService.Api.Auth.ApiKeys.BootstrapAsync(services, ct) is { } created)
+        {
+            await File.WriteAllTextAsync(file, "", CancellationToken.None);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);   // before the key is in it
+            await File.WriteAllTextAsync(file, created + "\n", CancellationToken.None);
+            return (created, $"(admin scope; kept in {file}: hc keys create makes more, Swagger's Authorize takes it)");
+        }
+        if (File.Exists(file)) return ((await File.ReadAllTextAsync(file, ct)).Trim(), $"(admin scope, from {file})");
+        return (null, "keys exist already in this home and none is kept in it (hc keys create makes more)");
     }
 
     static async Task<string> DemoKey(IServiceProvider services, CancellationToken ct)
@@ -128,23 +161,19 @@ static class UpCommand
         return exit;
     }
 
-    internal static Process StartWorker(string connectionString, string dataRoot, string checkpointRoot, string log)
+    /// <summary>Starts `hc worker` on the cpu queue, its output appended to <paramref name="log"/> by the shell that
+    /// execs it (not through a pipe of this process: the log goes on when this process is killed).</summary>
+    /// <param name="parentPid">The worker stops (handing its run back) when this process is gone.</param>
+    internal static Process StartWorker(string connectionString, string dataRoot, string checkpointRoot, string log, int? parentPid = null)
     {
-        var psi = ChildRunner.StartInfo();
+        var hc = ChildRunner.StartInfo();
+        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        foreach (var a in new[] { "-c", "log=$1; shift; exec \"$@\" >>\"$log\" 2>&1", "sh", log, hc.FileName }) psi.ArgumentList.Add(a);
+        foreach (var a in hc.ArgumentList) psi.ArgumentList.Add(a);
         foreach (var a in new[] { "worker", "--connection", connectionString, "--queue", "cpu", "--data-root", dataRoot, "--checkpoint-root", checkpointRoot })
             psi.ArgumentList.Add(a);
-        psi.RedirectStandardOutput = true;
-        psi.RedirectStandardError = true;
-        var p = Process.Start(psi)!;
-        var writer = new StreamWriter(log, append: true) { AutoFlush = true };
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
+        if (parentPid is { } pid) { psi.ArgumentList.Add("--parent-pid"); psi.ArgumentList.Add(pid.ToString(CultureInfo.InvariantCulture)); }
+        return Process.Start(psi)!;
     }
-
-    /// <summary>SIGTERM (Hangfire shuts down gracefully), then SIGKILL after 20 s.</summary>
-    static Task StopWorker(Process worker) => ChildRunner.StopGracefully(worker, TimeSpan.FromSeconds(20));
 
 }

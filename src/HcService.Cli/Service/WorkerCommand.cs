@@ -28,8 +28,10 @@ static class WorkerCommand
         {
             Description = "Serve /metrics (Prometheus) and /healthz on 127.0.0.1:PORT (default: $HC_WORKER_METRICS_PORT on all interfaces, for containers; else a free loopback port)",
         };
-        var cmd = new Command("worker", "Run a worker: a Hangfire server that trains queued runs, one at a time, in child processes");
-        foreach (var o in new Option[] { connection, queue, root, checkpoints, metricsPort }) cmd.Add(o);
+        var parent = new Option<int?>("--parent-pid") { Description = "Stop (handing the run back) when this process, the worker's parent, is gone (`hc up` passes its own)", Hidden = true };
+        var cmd = new Command("worker", "Run a worker: a Hangfire server that trains queued runs, one at a time, in child processes. " +
+            "SIGTERM/Ctrl+C: the run in progress is checkpointed at its current step and handed back, then the worker exits 0");
+        foreach (var o in new Option[] { connection, queue, root, checkpoints, metricsPort, parent }) cmd.Add(o);
         cmd.SetAction(async (r, ct) =>
         {
             var cs = ConnectionOption.Resolve(r.GetValue(connection));
@@ -37,13 +39,34 @@ static class WorkerCommand
             var url = r.GetValue(metricsPort) is { } port ? $"http://127.0.0.1:{port}"
                 : Environment.GetEnvironmentVariable("HC_WORKER_METRICS_PORT") is { Length: > 0 } env ? $"http://0.0.0.0:{env}" : "http://127.0.0.1:0";
             var host = CreateHost(cs, paths, r.GetValue(queue)!, url);
-            await host.StartAsync(ct);
+            try { await host.StartAsync(ct); }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return 0; }   // stopped while starting
             Console.WriteLine($"worker: queue {r.GetValue(queue)}, data root {paths.DataRoot}, checkpoints {paths.CheckpointRoot}, metrics {string.Join(" ", host.Urls)}/metrics");
+            using var orphan = r.GetValue(parent) is { } pid ? WatchParent(pid, host.Lifetime) : null;
             await host.WaitForShutdownAsync(ct);
+            Console.WriteLine("worker: stopped");
             return 0;
         });
         return cmd;
     }
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    static extern int getppid();
+
+    /// <summary>Stops the worker when its parent (the `hc up` that started it) is gone, e.g. killed with SIGKILL: the run in
+    /// progress is checkpointed and handed back, so that the next `hc up` on the same home resumes it.</summary>
+    static Timer WatchParent(int parentPid, IHostApplicationLifetime lifetime) => new(_ =>
+    {
+        if (getppid() == parentPid || lifetime.ApplicationStopping.IsCancellationRequested) return;
+        Console.WriteLine($"worker: parent process {parentPid} is gone; stopping");
+        lifetime.StopApplication();
+    }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+
+    /// <summary>How long a stopping worker lets its training process checkpoint and hand the run back before killing it
+    /// ($HC_STOP_TIMEOUT_SECONDS, default 60): a deployment's stop grace period (compose's stop_grace_period, Kubernetes'
+    /// terminationGracePeriodSeconds) must exceed it by some seconds.</summary>
+    public static TimeSpan StopTimeout => TimeSpan.FromSeconds(
+        Environment.GetEnvironmentVariable("HC_STOP_TIMEOUT_SECONDS") is { Length: > 0 } s ? double.Parse(s, System.Globalization.CultureInfo.InvariantCulture) : 60);
 
     /// <summary>The worker: a Hangfire server, the lease reaper, and /metrics + /healthz on <paramref name="url"/>.</summary>
     /// <param name="configureTracing">Extra tracing setup (tests add an in-memory exporter).</param>
@@ -58,7 +81,11 @@ static class WorkerCommand
         builder.Services.AddSingleton(state);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
         builder.Services.AddSingleton(sp => new RunLeases(sp.GetRequiredService<NpgsqlDataSource>(), leases));
-        builder.Services.AddSingleton<IRunExecutor>(sp => new RunExecutor(connectionString, paths, sp.GetRequiredService<RunLeases>(), state));
+        var stopTimeout = StopTimeout;
+        builder.Services.AddSingleton<IRunExecutor>(sp => new RunExecutor(connectionString, paths, sp.GetRequiredService<RunLeases>(), state,
+            sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<IBackgroundJobClient>(), stopTimeout));
+        // Stopping waits for the training process's hand-back: Hangfire's and the host's shutdown outlast it.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = stopTimeout + TimeSpan.FromSeconds(15));
         builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<RunLeases>(),
             sp.GetRequiredService<IBackgroundJobClient>(), Console.WriteLine));
         builder.Services.AddHostedService<LeaseReaperService>();
@@ -72,7 +99,7 @@ static class WorkerCommand
             o.Queues = [queue];
             o.ServerName = state.Name;
             o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
-            o.ShutdownTimeout = TimeSpan.FromSeconds(15);
+            o.ShutdownTimeout = stopTimeout + TimeSpan.FromSeconds(10);
         });
         var app = builder.Build();
         app.MapPrometheusScrapingEndpoint();

@@ -88,16 +88,36 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
         return await cmd.ExecuteNonQueryAsync(ct) == 1;
     }
 
-    /// <summary>Gives the lease up at once (the worker is stopping, or its parent is gone): the next reap requeues the run.
-    /// The attempt checkpointed before handing back, so it does not count against the run's attempts.</summary>
-    public async Task ReleaseAsync(long runId, int attempt, CancellationToken ct)
+    /// <summary>
+    /// Ends an attempt that stopped without finishing the run (its worker is stopping, or gone) after writing a checkpoint
+    /// of its current step: the run goes back to <c>queued</c> at once, without waiting for the lease to expire, and
+    /// resumes from that checkpoint on the next claim; a run that was being cancelled ends <c>cancelled</c> instead. The
+    /// attempt is recorded as <c>stopped</c> with <paramref name="reason"/> (also the reason of the run's status event)
+    /// and does not count against the run's attempts. The run has no Hangfire job afterwards: the caller enqueues it (or
+    /// the reaper does, 30 s later). Fenced: null when this attempt no longer holds the run.
+    /// </summary>
+    public async Task<ReapedRun?> HandBackAsync(long runId, int attempt, string reason, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
-            UPDATE hc.runs SET "LeaseExpiresAt" = now() - interval '1 millisecond', "MaxAttempts" = "MaxAttempts" + 1
-            WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling') AND "LeaseExpiresAt" > now()
-            """);
-        Bind(cmd, runId, attempt);
-        await cmd.ExecuteNonQueryAsync(ct);
+        await using var batch = db.CreateBatch();
+        // In one implicit transaction: the reason travels to the status-event trigger through a transaction-local setting.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('hc.event_reason', $1, true)") { Parameters = { new() { Value = reason } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            WITH handed AS (
+                UPDATE hc.runs SET
+                    "Status" = CASE WHEN "Status" = 'cancelling' THEN 'cancelled' ELSE 'queued' END,
+                    "FinishedAt" = CASE WHEN "Status" = 'cancelling' THEN now() END,
+                    "MaxAttempts" = "MaxAttempts" + 1,
+                    "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL, "HangfireJobId" = NULL, "UpdatedAt" = now()
+                WHERE "Id" = $2 AND "Attempt" = $3 AND "Status" IN ('running', 'cancelling')
+                RETURNING "Id", "Status", "Queue"),
+            history AS (
+                UPDATE hc.run_attempts SET "EndedAt" = now(), "Outcome" = 'stopped', "Reason" = $1
+                WHERE "RunId" IN (SELECT "Id" FROM handed) AND "Attempt" = $3)
+            SELECT "Id", "Status", "Queue" FROM handed
+            """) { Parameters = { new() { Value = reason }, new() { Value = runId }, new() { Value = attempt } } });
+        await using var r = await batch.ExecuteReaderAsync(ct);
+        await r.NextResultAsync(ct);
+        return await r.ReadAsync(ct) ? new ReapedRun(r.GetInt64(0), r.GetString(1), r.GetString(2)) : null;
     }
 
     /// <summary>Ends an attempt with its final status (succeeded, failed, cancelled); fenced, so false for a stale attempt.</summary>
@@ -167,13 +187,16 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
         return await ReadRuns(cmd, ct);
     }
 
-    /// <summary>Queued runs without a Hangfire job for 30 s (the process that queued them died, or the database dropped,
-    /// between committing the run and enqueueing its job): they get one now. A duplicate job is harmless.</summary>
+    /// <summary>Queued runs without a Hangfire job: new ones after 30 s (the process that queued them died, or the database
+    /// dropped, between committing the run and enqueueing its job), runs that were handed back or retried after 2 s (a
+    /// training process whose worker died handed its run back, and nobody else will enqueue it). They get one now; a
+    /// duplicate job is harmless (a claim only takes a queued run).</summary>
     public async Task<IReadOnlyList<ReapedRun>> UnenqueuedAsync(CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
             SELECT "Id", "Status", "Queue" FROM hc.runs
-            WHERE "Status" = 'queued' AND "HangfireJobId" IS NULL AND "UpdatedAt" < now() - interval '30 seconds'
+            WHERE "Status" = 'queued' AND "HangfireJobId" IS NULL
+              AND "UpdatedAt" < now() - CASE WHEN "Attempt" = 0 THEN interval '30 seconds' ELSE interval '2 seconds' END
             ORDER BY "Id" LIMIT 100
             """);
         return await ReadRuns(cmd, ct);

@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace HcService.Tests.Shared;
+
+/// <summary>
+/// A long-running `hc` process (hc up, hc worker, hc watch) as a user runs it in a terminal: its output is collected as it
+/// comes, a test waits for a line matching a pattern (woken by the line itself, not by polling), sends it signals and
+/// waits for its exit code.
+/// </summary>
+public sealed class HcLiveProcess : IAsyncDisposable
+{
+    readonly Process process;
+    readonly StringBuilder output = new();
+    readonly List<(Regex Pattern, TaskCompletionSource<Match> Found)> waiters = [];
+    readonly TaskCompletionSource outputClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    int open = 2;
+
+    HcLiveProcess(Process process) => this.process = process;
+
+    public int Id => process.Id;
+    public string Output { get { lock (output) return output.ToString(); } }
+
+    public static HcLiveProcess Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "hc.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var live = new HcLiveProcess(new Process { StartInfo = psi });
+        live.process.OutputDataReceived += (_, e) => live.Line(e.Data);
+        live.process.ErrorDataReceived += (_, e) => live.Line(e.Data);
+        live.process.Start();
+        live.process.BeginOutputReadLine();
+        live.process.BeginErrorReadLine();
+        return live;
+    }
+
+    void Line(string? line)
+    {
+        if (line is null)
+        {
+            if (Interlocked.Decrement(ref open) == 0) outputClosed.TrySetResult();
+            return;
+        }
+        lock (output)
+        {
+            output.AppendLine(line);
+            foreach (var (pattern, found) in waiters)
+                if (!found.Task.IsCompleted && pattern.Match(line) is { Success: true } m) found.TrySetResult(m);
+        }
+    }
+
+    /// <summary>The first line (already printed or still to come) that matches <paramref name="pattern"/>; fails the test
+    /// when the process exits first or <paramref name="timeout"/> passes.</summary>
+    public async Task<Match> WaitForLine(string pattern, TimeSpan timeout)
+    {
+        var regex = new Regex(pattern);
+        var found = new TaskCompletionSource<Match>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (output)
+        {
+            foreach (var line in output.ToString().Split('\n'))
+                if (regex.Match(line.TrimEnd('\r')) is { Success: true } m) return m;
+            waiters.Add((regex, found));
+        }
+        var done = await Task.WhenAny(found.Task, outputClosed.Task, Task.Delay(timeout));
+        if (done == found.Task) return await found.Task;
+        Assert.Fail($"no line matching '{pattern}' {(done == outputClosed.Task ? "before the process exited" : $"within {timeout}")}; output:\n{Output}");
+        throw new UnreachableException();
+    }
+
+    /// <summary>Sends a signal (15 SIGTERM, 2 SIGINT, 9 SIGKILL).</summary>
+    public void Signal(int signal) => Kill(process.Id, signal);
+
+    public static void Kill(int pid, int signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+    }
+
+    /// <summary>Waits for the process to exit (and its output to be read to the end); its exit code.</summary>
+    public async Task<int> WaitForExit(TimeSpan timeout)
+    {
+        try { await process.WaitForExitAsync().WaitAsync(timeout); await outputClosed.Task.WaitAsync(timeout); }
+        catch (TimeoutException) { Assert.Fail($"the process did not exit within {timeout}; output:\n{Output}"); }
+        return process.ExitCode;
+    }
+
+    public bool HasExited => process.HasExited;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+        process.Dispose();
+    }
+}
