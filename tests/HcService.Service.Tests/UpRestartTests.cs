@@ -15,88 +15,7 @@ namespace HcService.Service.Tests;
 [Collection("service")]
 public class UpRestartTests
 {
-    static readonly TimeSpan Start = TimeSpan.FromMinutes(2), RunTime = TimeSpan.FromMinutes(4);
-
-    /// <summary>200 steps with a checkpoint every 25: an interruption between two checkpoints shows whether the stop
-    /// checkpointed its current step.</summary>
-    const string Long = """
-        { "name": "NAME", "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "dynamic-hc", "rate": 2 },
-          "training": { "tokenBudget": 204800, "evalTokens": "2K", "evalInterval": 102400, "checkpointInterval": 25600 } }
-        """;
-    const string Quick = """
-        { "name": "NAME", "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
-          "training": { "tokenBudget": 20480, "evalTokens": "2K", "evalInterval": 10240, "checkpointInterval": 10240 } }
-        """;
-
-    /// <summary>One `hc up` on the home, with a client of its API (server and key from its export lines).</summary>
-    sealed class Up : IAsyncDisposable
-    {
-        public required HcLiveProcess Process { get; init; }
-        public required HttpClient Http { get; init; }
-        public required string Key { get; init; }
-        public required string Database { get; init; }
-
-        public static async Task<Up> StartAsync(string home)
-        {
-            var process = HcLiveProcess.Start("up", "--home", home, "--port", "0", "--data-root", RepoPaths.DataRoot);
-            var server = (await process.WaitForLine(@"^export HC_SERVER=(\S+)$", Start)).Groups[1].Value;
-            var key = (await process.WaitForLine(@"^export HC_API_KEY=(\S+)$", Start)).Groups[1].Value;
-            var database = (await process.WaitForLine(@"^PostgreSQL: (\S+)$", Start)).Groups[1].Value;
-            await process.WaitForLine("^serving", Start);
-            var http = new HttpClient { BaseAddress = new Uri(server + "/"), Timeout = TimeSpan.FromSeconds(60) };
-            http.DefaultRequestHeaders.Authorization = new("Bearer", key);
-            return new Up { Process = process, Http = http, Key = key, Database = database };
-        }
-
-        public async Task<long> Submit(string spec, string name)
-        {
-            using var response = await Http.PostAsync("api/runs", new StringContent(spec.Replace("NAME", name), Encoding.UTF8, "application/json"));
-            Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-            return (await response.Content.ReadFromJsonAsync<JsonNode>())!["id"]!.GetValue<long>();
-        }
-
-        public async Task<JsonNode> Run(long id) => (await Http.GetFromJsonAsync<JsonNode>($"api/runs/{id}"))!;
-
-        public async Task<string> WaitForEnd(long id)
-        {
-            var sw = Stopwatch.StartNew();
-            while (true)
-            {
-                var status = (await Run(id))["run"]!["status"]!.GetValue<string>();
-                if (RunClient.Ended.Contains(status)) return status;
-                Assert.True(sw.Elapsed < RunTime, $"run {id} still {status}; hc up output:\n{Process.Output}");
-                await Task.Delay(250);
-            }
-        }
-
-        /// <summary>Waits until the run has recorded at least <paramref name="step"/> steps; the step it shows then.</summary>
-        public async Task<long> WaitForStep(long id, long step)
-        {
-            var sw = Stopwatch.StartNew();
-            while (true)
-            {
-                var run = (await Run(id))["run"]!;
-                var now = run["step"]!.GetValue<long>();
-                if (now >= step) return now;
-                Assert.True(sw.Elapsed < RunTime && run["status"]!.GetValue<string>() is "queued" or "running", $"run {id} at step {now}: {run}; output:\n{Process.Output}");
-                await Task.Delay(100);
-            }
-        }
-
-        public async Task<List<long>> LossSteps(long id)
-        {
-            var series = (await Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/metrics?names=train/loss&maxPoints=100000"))!;
-            return series.Count == 0 ? [] : series[0]!["points"]!.AsArray().Select(p => p!["step"]!.GetValue<long>()).ToList();
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Http.Dispose();
-            await Process.DisposeAsync();
-        }
-    }
-
-    /// <summary>Everything stored about a run: (metric points, checkpoint steps, evaluation results).</summary>
+        /// <summary>Everything stored about a run: (metric points, checkpoint steps, evaluation results).</summary>
     static async Task<(long Points, string Checkpoints, long Evaluations)> Stored(string database, long id)
     {
         await using var db = NpgsqlDataSource.Create(database);
@@ -112,7 +31,7 @@ public class UpRestartTests
     }
 
     /// <summary>The stopped attempt's step (from its reason) and the step the next attempt resumed from (its log).</summary>
-    static async Task AssertResumedFromTheStepReached(Up up, string home, long id, string reasonStart, long atLeast)
+    static async Task AssertResumedFromTheStepReached(UpProcess up, string home, long id, string reasonStart, long atLeast)
     {
         var attempts = (await up.Run(id))["attempts"]!.AsArray();
         Assert.True(attempts.Count >= 2, attempts.ToJsonString());
@@ -145,23 +64,23 @@ public class UpRestartTests
         var home = RepoPaths.TempDir("up-restart");
 
         // Day 1: a finished run; a run whose worker is killed (the supervisor restarts it); a run stopped by SIGTERM to hc up.
-        await using var up1 = await Up.StartAsync(home);
-        var finished = await up1.Submit(Quick, "finished");
+        await using var up1 = await UpProcess.StartAsync(home);
+        var finished = await up1.Submit(UpProcess.Quick, "finished");
         Assert.Equal("succeeded", await up1.WaitForEnd(finished));
         var before = await Stored(up1.Database, finished);
         Assert.True(before.Points > 100 && before.Checkpoints.Length > 0, before.ToString());
         var keys = (await up1.Http.GetFromJsonAsync<JsonArray>("api/keys"))!.ToJsonString();
 
-        var workerKilled = await up1.Submit(Long, "worker-killed");
+        var workerKilled = await up1.Submit(UpProcess.Long, "worker-killed");
         var shown = await up1.WaitForStep(workerKilled, 30);
         var workerPid = int.Parse((await up1.Run(workerKilled))["lease"]!["owner"]!.GetValue<string>().Split(':')[1]);
         HcLiveProcess.Kill(workerPid, 9);
-        await up1.Process.WaitForLine($@"worker process {workerPid} exited with code 137; restarting it in \d+ s", Start);
-        await up1.Process.WaitForLine(@"worker restarted: process \d+", Start);
+        await up1.Process.WaitForLine($@"worker process {workerPid} exited with code 137; restarting it in \d+ s", UpProcess.Start);
+        await up1.Process.WaitForLine(@"worker restarted: process \d+", UpProcess.Start);
         Assert.Equal("succeeded", await up1.WaitForEnd(workerKilled));
         await AssertResumedFromTheStepReached(up1, home, workerKilled, "worker gone", shown);
 
-        var sigtermed = await up1.Submit(Long, "up-sigtermed");
+        var sigtermed = await up1.Submit(UpProcess.Long, "up-sigtermed");
         var shownAtSigterm = await up1.WaitForStep(sigtermed, 30);
         up1.Process.Signal(15);
         Assert.Equal(0, await up1.Process.WaitForExit(TimeSpan.FromMinutes(2)));
@@ -170,7 +89,7 @@ public class UpRestartTests
         AssertNothingLeftRunning(home);
 
         // Day 2: the same home. Everything is there, the same key works, the stopped run resumes from its step.
-        await using var up2 = await Up.StartAsync(home);
+        await using var up2 = await UpProcess.StartAsync(home);
         Assert.Equal(up1.Key, up2.Key);
         Assert.Equal(before, await Stored(up2.Database, finished));
         Assert.Equal(keys, (await up2.Http.GetFromJsonAsync<JsonArray>("api/keys"))!.ToJsonString());
@@ -178,7 +97,7 @@ public class UpRestartTests
         await AssertResumedFromTheStepReached(up2, home, sigtermed, "stop requested (SIGTERM/SIGINT)", shownAtSigterm);
 
         // hc up killed with SIGKILL mid-run: its worker notices, checkpoints and hands the run back; PostgreSQL stays up.
-        var sigkilled = await up2.Submit(Long, "up-sigkilled");
+        var sigkilled = await up2.Submit(UpProcess.Long, "up-sigkilled");
         var shownAtSigkill = await up2.WaitForStep(sigkilled, 30);
         up2.Process.Signal(9);
         await up2.Process.WaitForExit(TimeSpan.FromSeconds(30));
@@ -190,12 +109,12 @@ public class UpRestartTests
         }
 
         // Day 3: hc up takes the running PostgreSQL over and the run resumes to success; a new run succeeds.
-        await using var up3 = await Up.StartAsync(home);
+        await using var up3 = await UpProcess.StartAsync(home);
         Assert.Contains("PostgreSQL was still running", up3.Process.Output);
         Assert.Equal("succeeded", await up3.WaitForEnd(sigkilled));
         // (The worker stopped its training process the way a stopping worker does: by SIGTERM.)
         await AssertResumedFromTheStepReached(up3, home, sigkilled, "stop requested (SIGTERM/SIGINT)", shownAtSigkill);
-        var fresh = await up3.Submit(Quick, "day-3");
+        var fresh = await up3.Submit(UpProcess.Quick, "day-3");
         Assert.Equal("succeeded", await up3.WaitForEnd(fresh));
         Assert.Equal(before, await Stored(up3.Database, finished));
         up3.Process.Signal(2);   // Ctrl+C
