@@ -69,9 +69,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             if (Port == 0) Port = FreePort();   // a restart keeps its port, so that connection strings stay valid
             var options = $"-p {Port} -h 127.0.0.1 -k {DataDir} -c fsync=on -c max_connections=200";
             started = true;   // from here on StopAsync stops it, even if this start is interrupted
-            // Not cancellable half-way (a cancelled wait would leave a server nobody stops); pg_ctl gives up after 60 s.
-            await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", pgData, "-l", Path.Combine(DataDir, "postgres.log"), "-o", options, "-w", "-t", "60", "start"], asPostgresUser, CancellationToken.None);
-            ct.ThrowIfCancellationRequested();
+            await Exec(Path.Combine(binDir, "pg_ctl"), ["-D", pgData, "-l", Path.Combine(DataDir, "postgres.log"), "-o", options, "-w", "-t", "60", "start"], asPostgresUser, ct);
         }
         await using var conn = new NpgsqlConnection($"Host=127.0.0.1;Port={Port};Username=hc;Database=postgres;Pooling=false");
         await conn.OpenAsync(ct);
@@ -132,9 +130,12 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         if (asPostgres) { psi.ArgumentList.Add("-u"); psi.ArgumentList.Add("postgres"); psi.ArgumentList.Add("--"); psi.ArgumentList.Add(file); }
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
-        var stdout = p.StandardOutput.ReadToEndAsync(ct);
-        var stderr = p.StandardError.ReadToEndAsync(ct);
-        await p.WaitForExitAsync(ct);
+        var stdout = p.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var stderr = p.StandardError.ReadToEndAsync(CancellationToken.None);
+        // Never abandoned half-way (an interrupted initdb or pg_ctl leaves a broken folder or a server nobody stops): a
+        // cancel takes effect when the tool is done. Each of them bounds its own time (pg_ctl -t 60).
+        await p.WaitForExitAsync(CancellationToken.None);
+        ct.ThrowIfCancellationRequested();
         if (check && p.ExitCode != 0)
             throw new InvalidOperationException($"{Path.GetFileName(file)} {string.Join(' ', args)} exited with {p.ExitCode}: {(await stderr).Trim()} {(await stdout).Trim()}");
         return p.ExitCode;

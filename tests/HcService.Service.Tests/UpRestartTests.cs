@@ -46,7 +46,7 @@ public class UpRestartTests
         Assert.Equal(Enumerable.Range(1, 200).Select(s => (long)s), await up.LossSteps(id));   // every step once
     }
 
-    static void AssertNothingLeftRunning(string home)
+    internal static void AssertNothingLeftRunning(string home)
     {
         Assert.False(File.Exists(Path.Combine(home, "postgres", "pgdata", "postmaster.pid")), "PostgreSQL is still running");
         var left = Process.GetProcesses().Where(p =>

@@ -61,12 +61,13 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         {
             // The worker is stopping: the child checkpoints its current step and hands the run back (SIGTERM).
             Console.WriteLine($"run {runId} attempt {attempt}: worker stopping; asking the training process to checkpoint and hand the run back");
-            if (!await ChildRunner.StopGracefully(child, stopTimeout))
-            {
-                // It did not stop in time and was killed: hand the run back from here; it resumes from its latest checkpoint.
-                try { await leases.HandBackAsync(runId, attempt, $"worker stopping: the training process did not stop within {stopTimeout.TotalSeconds:0} s and was killed", CancellationToken.None); }
-                catch (Exception e) when (DbRetry.IsTransient(e)) { /* the lease then simply expires */ }
-            }
+            var stoppedInTime = await ChildRunner.StopGracefully(child, stopTimeout);
+            // Normally the child has handed the run back itself (then this is fenced out). If it was killed after the
+            // timeout, or died before it could handle the signal, hand it back from here: it resumes from its latest checkpoint.
+            var why = stoppedInTime ? $"the training process exited with code {child.ExitCode} before it could checkpoint"
+                : $"the training process did not stop within {stopTimeout.TotalSeconds:0} s and was killed";
+            try { await leases.HandBackAsync(runId, attempt, $"worker stopping: {why}", CancellationToken.None); }
+            catch (Exception e) when (DbRetry.IsTransient(e)) { /* the lease then simply expires */ }
             await stopHeartbeat.CancelAsync();
             await EnqueueHandedBack(runId);
             throw;

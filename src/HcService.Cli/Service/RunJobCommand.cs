@@ -36,17 +36,17 @@ static class RunJobCommand
         var cmd = new Command("run-job", "(internal) Train one run attempt for a worker") { Hidden = true };
         cmd.Add(runId);
         cmd.Add(attempt);
-        // On a thread of its own: the command line turns SIGTERM/SIGINT into the token only once the action has returned
-        // its task, and training inline would leave the runtime's default (exit 143 at once, no checkpoint) in place.
-        cmd.SetAction((r, ct) => Task.Run(() => Run(r.GetValue(runId), r.GetValue(attempt), ct), CancellationToken.None));
+        cmd.SetAction(r => Run(r.GetValue(runId), r.GetValue(attempt)));
         return cmd;
     }
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     static extern int getppid();
 
-    static int Run(long runId, int attempt, CancellationToken terminate)
+    static int Run(long runId, int attempt)
     {
+        using var signals = new StopSignals();   // SIGTERM/SIGINT: checkpoint this step and hand the run back
+        var terminate = signals.Token;
         var (connectionString, paths) = ChildRunner.Settings();
         var parent = getppid();
         using var db = NpgsqlDataSource.Create(connectionString);

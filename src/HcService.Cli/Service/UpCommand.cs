@@ -34,13 +34,15 @@ static class UpCommand
         return cmd;
     }
 
-    static async Task<int> Run(string homeArg, int port, string dataRoot, bool demo, CancellationToken ct)
+    static async Task<int> Run(string homeArg, int port, string dataRoot, bool demo, CancellationToken cancel)
     {
+        // SIGTERM and Ctrl+C cancel ct in every phase; everything started so far is stopped.
+        using var signals = new StopSignals(cancel);
+        var ct = signals.Token;
         var home = Path.GetFullPath(homeArg);
         dataRoot = Path.GetFullPath(dataRoot);
         var checkpointRoot = Path.Combine(home, "checkpoints");
         Directory.CreateDirectory(checkpointRoot);
-        // SIGTERM and Ctrl+C cancel ct (the command line's handler), in every phase; everything started so far is stopped.
         await using var pg = new EmbeddedPostgres(Path.Combine(home, "postgres"));
         WebApplication? app = null;
         WorkerSupervisor? worker = null;

@@ -32,8 +32,10 @@ static class WorkerCommand
         var cmd = new Command("worker", "Run a worker: a Hangfire server that trains queued runs, one at a time, in child processes. " +
             "SIGTERM/Ctrl+C: the run in progress is checkpointed at its current step and handed back, then the worker exits 0");
         foreach (var o in new Option[] { connection, queue, root, checkpoints, metricsPort, parent }) cmd.Add(o);
-        cmd.SetAction(async (r, ct) =>
+        cmd.SetAction(async (r, cancel) =>
         {
+            using var signals = new StopSignals(cancel);
+            var ct = signals.Token;
             var cs = ConnectionOption.Resolve(r.GetValue(connection));
             var paths = new HcPaths { DataRoot = Commands.DataRootOption.Resolve(r.GetValue(root)), CheckpointRoot = CheckpointRootOption.Resolve(r.GetValue(checkpoints)) };
             var url = r.GetValue(metricsPort) is { } port ? $"http://127.0.0.1:{port}"
