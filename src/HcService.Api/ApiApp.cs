@@ -35,6 +35,8 @@ public static class ApiApp
         builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<RunLeases>(),
             sp.GetRequiredService<IBackgroundJobClient>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("HcService.Leases").LogLeaseEvent));
         builder.Services.AddHostedService<LeaseReaperService>();
+        builder.Services.AddSingleton<HcService.Api.Runs.RunEventHub>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<HcService.Api.Runs.RunEventHub>());
         builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
         builder.Services.AddProblemDetails();
         // A diverged run's loss is NaN: serialise it as "NaN" rather than failing the response.

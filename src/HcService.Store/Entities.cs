@@ -64,6 +64,29 @@ public sealed class MetricPoint
     public long Tokens { get; set; }
     public double Value { get; set; }
     public DateTimeOffset Time { get; set; }
+    /// <summary>Where the point stands in the order its run's writes committed (from sequence <c>hc.metric_point_seq</c>;
+    /// a writer takes the run's row lock before drawing): the event stream's cursor. A rewrite with a new value takes a new
+    /// number, so a client following the stream receives the corrected point.</summary>
+    public long Seq { get; set; }
+}
+
+/// <summary>
+/// One status transition of a run, recorded by a trigger on <c>hc.runs</c> in the transaction that made it (so none is
+/// missed and they are in commit order per run): submitted (queued), claimed (running at an attempt), cancelling,
+/// handed back or requeued after a lost worker (queued), retried (queued), and the final state with its reason.
+/// </summary>
+public sealed class RunEvent
+{
+    public long Id { get; set; }
+    public long RunId { get; set; }
+    public required string Status { get; set; }
+    /// <summary>The status before the transition (null when the run was created).</summary>
+    public string? Previous { get; set; }
+    public int Attempt { get; set; }
+    public long Step { get; set; }
+    public long TotalSteps { get; set; }
+    public string? Reason { get; set; }
+    public DateTimeOffset Time { get; set; }
 }
 
 /// <summary>A checkpoint file in the checkpoint store, verified by its sha256.</summary>

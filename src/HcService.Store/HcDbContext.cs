@@ -15,6 +15,10 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
     public DbSet<RunAttempt> Attempts => Set<RunAttempt>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<EvaluationJob> EvaluationJobs => Set<EvaluationJob>();
+    public DbSet<RunEvent> RunEvents => Set<RunEvent>();
+
+    /// <summary>The sequence of <see cref="MetricPoint.Seq"/>.</summary>
+    public const string MetricPointSequence = "metric_point_seq";
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -64,7 +68,19 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
             e.ToTable("metric_points");
             e.HasKey(m => new { m.RunId, m.Name, m.Step });
             e.Property(m => m.Name).HasMaxLength(200);
+            e.Property(m => m.Seq).HasDefaultValueSql($"nextval('{Schema}.{MetricPointSequence}')");
+            e.HasIndex(m => new { m.RunId, m.Seq });
             e.HasOne<Run>().WithMany().HasForeignKey(m => m.RunId).OnDelete(DeleteBehavior.Cascade);
+        });
+        b.HasSequence<long>(MetricPointSequence, Schema);
+        b.Entity<RunEvent>(e =>
+        {
+            e.ToTable("run_events");
+            e.Property(x => x.Status).HasMaxLength(16);
+            e.Property(x => x.Previous).HasMaxLength(16);
+            e.Property(x => x.Time).HasDefaultValueSql("now()");
+            e.HasIndex(x => new { x.RunId, x.Id });
+            e.HasOne<Run>().WithMany().HasForeignKey(x => x.RunId).OnDelete(DeleteBehavior.Cascade);
         });
         b.Entity<CheckpointEntry>(e =>
         {

@@ -46,6 +46,16 @@ public class DeployTests
         foreach (var name in new[] { "api", "worker" })
             Assert.Contains("checkpoints:/var/lib/hc/checkpoints",
                 compose.GetProperty("services").GetProperty(name).GetProperty("volumes").EnumerateArray().Select(v => v.GetString()));
+
+        // Restarts: every long-lived service comes back by itself, and healthy PostgreSQL / API gate what depends on them.
+        foreach (var service in compose.GetProperty("services").EnumerateObject())
+            Assert.Equal("unless-stopped", service.Value.GetProperty("restart").GetString());
+        Assert.Equal("service_healthy", worker.GetProperty("depends_on").GetProperty("api").GetProperty("condition").GetString());
+        // A stop keeps the work: Docker waits longer than the child's checkpoint-and-hand-back timeout before it kills.
+        var stopTimeout = int.Parse(worker.GetProperty("environment").GetProperty("HC_STOP_TIMEOUT_SECONDS").GetString()!);
+        var grace = worker.GetProperty("stop_grace_period").GetString()!;
+        Assert.EndsWith("s", grace);
+        Assert.True(int.Parse(grace[..^1]) >= stopTimeout + 20, $"worker stop_grace_period {grace} leaves under 20 s beyond HC_STOP_TIMEOUT_SECONDS={stopTimeout}");
     }
 
     [Fact]

@@ -89,54 +89,53 @@ static class ClientCommands
     }
 
     /// <summary>
-    /// Follows the run through its server-sent events (GET /api/runs/{id}/events): prints status changes, and the
-    /// training loss and validation losses as they arrive; reconnects if the stream drops. 0 only for succeeded.
+    /// Follows the run through its server-sent events (<see cref="RunEventStream"/>, which resumes a dropped stream where
+    /// it stopped): prints every status transition, and the training loss and validation losses as they arrive.
+    /// 0 only for succeeded.
     /// </summary>
     internal static async Task<int> Wait(HttpClient http, long id, CancellationToken ct)
     {
-        while (true)
+        using var stream = new RunEventStream(http, id, "train/loss,val/", note => Console.Error.WriteLine(note));
+        JsonNode? lastStatus = null;
+        long lastPrinted = -1;
+        try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/runs/{id}/events?names=train/loss,val/");
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-            if (!response.IsSuccessStatusCode) return Fail(response, await response.Content.ReadAsStringAsync(ct));
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
-            string? kind = null;
-            JsonNode? lastStatus = null;
-            long lastPrinted = -1;
-            while (await reader.ReadLineAsync(ct) is { } line)
+            while (await stream.NextAsync(ct) is { } e)
             {
-                if (line.StartsWith("event: ", StringComparison.Ordinal)) { kind = line[7..]; continue; }
-                if (!line.StartsWith("data: ", StringComparison.Ordinal)) continue;
-                var data = JsonNode.Parse(line[6..])!;
-                if (kind == "status")
+                var data = e.Data;
+                if (e.Kind == "status")
                 {
-                    if (lastStatus?["status"]?.GetValue<string>() != data["status"]!.GetValue<string>())
-                        Console.WriteLine($"run {id}: {data["status"]} (attempt {data["attempt"]})");
+                    var reason = data["reason"]?.GetValue<string>();
+                    var said = data["status"]!.GetValue<string>() switch
+                    {
+                        // A transition worth its reason: back to the queue (handed back, lost worker, retried), a cancel.
+                        "queued" when data["previous"] is not null => $": {reason}",
+                        "cancelling" => $": {reason}",
+                        _ => "",
+                    };
+                    Console.WriteLine($"run {id}: {data["status"]} (attempt {data["attempt"]}){said}");
                     lastStatus = data;
                 }
-                else if (kind == "metric")
+                else if (e.Kind == "metric")
                 {
                     var name = data["name"]!.GetValue<string>();
                     var step = data["step"]!.GetValue<long>();
                     var value = data["value"]!.GetValue<double>();
                     if (name.StartsWith("val/", StringComparison.Ordinal) && name.EndsWith("/loss", StringComparison.Ordinal))
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step} {name} {value:F4}"));
-                    else if (name == "train/loss" && step >= lastPrinted + 10)
+                    else if (name == "train/loss" && (step >= lastPrinted + 10 || step < lastPrinted))
                     {
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step}, tokens {data["tokens"]}, loss {value:F4}"));
                         lastPrinted = step;
                     }
                 }
             }
-            var state = lastStatus?["status"]?.GetValue<string>();
-            if (state is not null && Terminal.Contains(state))
-            {
-                if (lastStatus!["failureReason"]?.GetValue<string>() is { } why) Console.WriteLine($"run {id}: {why}");
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: {state} at step {lastStatus["step"]}/{lastStatus["totalSteps"]}"));
-                return state == "succeeded" ? 0 : 1;
-            }
-            await Task.Delay(1000, ct);   // the stream dropped before the end: reconnect
         }
+        catch (StreamRefusedException refused) { return Fail(refused.Response, refused.Body); }
+        var state = lastStatus?["status"]?.GetValue<string>() ?? "unknown";
+        if (lastStatus?["reason"]?.GetValue<string>() is { } why && state != "succeeded") Console.WriteLine($"run {id}: {why}");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: {state} at step {lastStatus?["step"]}/{lastStatus?["totalSteps"]}"));
+        return state == "succeeded" ? 0 : 1;
     }
 
     /// <summary>Prints the service's error answer (every invalid field of a 400, else its detail) and returns the exit code

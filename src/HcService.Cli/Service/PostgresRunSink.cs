@@ -7,7 +7,7 @@ namespace HcService.Cli.Service;
 
 /// <summary>
 /// The training child's sink: metric points batched into PostgreSQL (upsert on (run, name, step), so a replayed step
-/// overwrites and never duplicates), the run's progress, and checkpoint records, each batch in one transaction.
+/// overwrites and never duplicates; each point numbered in commit order for the event stream), the run's progress, and checkpoint records, each batch in one transaction.
 /// Every write is fenced: it happens only while the run is still running at this attempt, so a zombie attempt writes
 /// nothing. When the database is away (a restart), points stay buffered and are written when it is back; training
 /// goes on. The buffer is bounded: past <see cref="MaxBufferedPoints"/> the attempt fails rather than eat the memory.
@@ -100,6 +100,9 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
     {
         using var conn = db.OpenConnection();
         using var tx = conn.BeginTransaction();
+        // The run's row lock first: the points' sequence numbers are then drawn in the order the run's writes commit, so
+        // an event stream reading "after number N" can never skip a point that commits late.
+        Execute(conn, """SELECT 1 FROM hc.runs WHERE "Id" = @run FOR NO KEY UPDATE""", _ => { });
         for (var from = 0; from < buffer.Count; from += 50_000)
         {
             var batch = buffer.GetRange(from, Math.Min(50_000, buffer.Count - from));
@@ -107,7 +110,9 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
                 INSERT INTO hc.metric_points ("RunId", "Name", "Step", "Tokens", "Value", "Time")
                 SELECT @run, n, s, t, v, now() FROM unnest(@names, @steps, @tokens, @values) AS x(n, s, t, v)
                 WHERE {Fence}
-                ON CONFLICT ("RunId", "Name", "Step") DO UPDATE SET "Value" = excluded."Value", "Tokens" = excluded."Tokens", "Time" = excluded."Time"
+                ON CONFLICT ("RunId", "Name", "Step") DO UPDATE SET "Value" = excluded."Value", "Tokens" = excluded."Tokens", "Time" = excluded."Time",
+                    -- A replayed step with the same value is not news; a new value is streamed again.
+                    "Seq" = CASE WHEN hc.metric_points."Value" IS DISTINCT FROM excluded."Value" THEN excluded."Seq" ELSE hc.metric_points."Seq" END
                 """, cmd =>
             {
                 cmd.Parameters.AddWithValue("names", batch.Select(b => b.Name).ToArray());
@@ -145,6 +150,8 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
             cmd.Parameters.AddWithValue("step", step);
             cmd.Parameters.AddWithValue("tok", tokens);
         });
+        // Wakes the event streams following this run, on commit.
+        Execute(conn, "SELECT pg_notify('hc_run_metrics', @run::text)", _ => { });
         tx.Commit();
         buffer.Clear();
         checkpoints.Clear();

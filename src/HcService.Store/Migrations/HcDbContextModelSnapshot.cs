@@ -23,6 +23,8 @@ namespace HcService.Store.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.HasSequence("metric_point_seq", "hc");
+
             modelBuilder.Entity("HcService.Store.ApiKey", b =>
                 {
                     b.Property<long>("Id")
@@ -178,6 +180,11 @@ namespace HcService.Store.Migrations
                     b.Property<long>("Step")
                         .HasColumnType("bigint");
 
+                    b.Property<long>("Seq")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasDefaultValueSql("nextval('hc.metric_point_seq')");
+
                     b.Property<DateTimeOffset>("Time")
                         .HasColumnType("timestamp with time zone");
 
@@ -188,6 +195,8 @@ namespace HcService.Store.Migrations
                         .HasColumnType("double precision");
 
                     b.HasKey("RunId", "Name", "Step");
+
+                    b.HasIndex("RunId", "Seq");
 
                     b.ToTable("metric_points", "hc");
                 });
@@ -335,6 +344,50 @@ namespace HcService.Store.Migrations
                     b.ToTable("run_attempts", "hc");
                 });
 
+            modelBuilder.Entity("HcService.Store.RunEvent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<int>("Attempt")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Previous")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("text");
+
+                    b.Property<long>("RunId")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.Property<long>("Step")
+                        .HasColumnType("bigint");
+
+                    b.Property<DateTimeOffset>("Time")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("timestamp with time zone")
+                        .HasDefaultValueSql("now()");
+
+                    b.Property<long>("TotalSteps")
+                        .HasColumnType("bigint");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("RunId", "Id");
+
+                    b.ToTable("run_events", "hc");
+                });
+
             modelBuilder.Entity("HcService.Store.CheckpointEntry", b =>
                 {
                     b.HasOne("HcService.Store.Run", null)
@@ -372,6 +425,15 @@ namespace HcService.Store.Migrations
                 });
 
             modelBuilder.Entity("HcService.Store.RunAttempt", b =>
+                {
+                    b.HasOne("HcService.Store.Run", null)
+                        .WithMany()
+                        .HasForeignKey("RunId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("HcService.Store.RunEvent", b =>
                 {
                     b.HasOne("HcService.Store.Run", null)
                         .WithMany()
