@@ -13,18 +13,19 @@ public static class DatabaseMigrator
 {
     public static async Task MigrateAsync(HcDbContext db, CancellationToken ct = default)
     {
-        await RepairHistoryAsync(db.Database.GetConnectionString()!, ct);
+        await RepairHistoryAsync(db.Database.GetConnectionString()!, db.Database.GetMigrations().ToList(), ct);
         await db.Database.MigrateAsync(ct);
     }
 
     /// <summary>
     /// Versions before the history table was pinned to schema <c>hc</c> wrote it to <c>public</c> on the first start and,
     /// on the second, created an empty one in <c>hc</c> and failed re-applying the first migration. Both states are
-    /// repaired the same way: the rows of <c>public</c>'s history move into <c>hc</c>'s (created like it when missing)
-    /// and <c>public</c>'s is dropped. Only when schema <c>hc</c> holds the service's tables: a <c>public</c> history of
-    /// some other application in the same database is left alone. Returns how many history rows were moved.
+    /// repaired the same way: the rows of <c>public</c>'s history that name this service's migrations
+    /// (<paramref name="ourMigrations"/>) move into <c>hc</c>'s (created like it when missing), and <c>public</c>'s is
+    /// dropped once empty. Only when schema <c>hc</c> holds the service's tables; the rows of another application that
+    /// shares the database stay where they are. Returns how many history rows were moved.
     /// </summary>
-    public static async Task<int> RepairHistoryAsync(string connectionString, CancellationToken ct = default)
+    public static async Task<int> RepairHistoryAsync(string connectionString, IReadOnlyCollection<string> ourMigrations, CancellationToken ct = default)
     {
         var history = $"\"{HcDbContextOptions.HistoryTable}\"";
         await using var conn = new NpgsqlConnection(connectionString);
@@ -44,9 +45,13 @@ public static class DatabaseMigrator
         if (!broken) return 0;
         await using var move = new NpgsqlCommand($"""
             CREATE TABLE IF NOT EXISTS {HcDbContext.Schema}.{history} (LIKE public.{history} INCLUDING ALL);
-            INSERT INTO {HcDbContext.Schema}.{history} SELECT * FROM public.{history} ON CONFLICT DO NOTHING;
-            DROP TABLE public.{history};
+            WITH ours AS (DELETE FROM public.{history} WHERE "MigrationId" = ANY(@ours) RETURNING *)
+            INSERT INTO {HcDbContext.Schema}.{history} SELECT * FROM ours ON CONFLICT DO NOTHING;
+            DO $$ BEGIN
+                IF NOT EXISTS (SELECT 1 FROM public.{history}) THEN DROP TABLE public.{history}; END IF;
+            END $$;
             """, conn, tx);
+        move.Parameters.AddWithValue("ours", ourMigrations.ToArray());
         var moved = await move.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
         return moved;

@@ -208,6 +208,8 @@ public class ReliabilityTests(ServiceFixture svc)
         var id = await svc.SubmitOk(Resumable.Replace("NAME", "pg-restart"));
         await svc.WaitFor(id, ["running"], TimeSpan.FromMinutes(2));
         await svc.WaitForStep(id, 5);
+        // A client following the run through the restart: its stream pauses, stays open, and misses nothing.
+        var stream = SseReader.Read(svc.Http, $"api/runs/{id}/events?names=train/loss", timeout: TimeSpan.FromMinutes(6));
         await svc.Postgres.RestartAsync(TimeSpan.FromSeconds(1));
 
         Assert.Equal("succeeded", (await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(5))).Status);
@@ -218,6 +220,9 @@ public class ReliabilityTests(ServiceFixture svc)
         Assert.Equal([0L, 100L, 200L], (await svc.Series(id, "val/valid-austen-bytes/loss")).Select(p => p.Step));
         var checkpoints = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/checkpoints"))!;
         Assert.Contains(checkpoints, c => c!["step"]!.GetValue<long>() == Steps);
+        var events = await stream;
+        Assert.Equal(["queued", "running", "succeeded"], events.Where(e => e.Kind == "status").Select(e => e.Status));
+        Assert.Equal(Enumerable.Range(1, (int)Steps).Select(s => (long)s), events.Where(e => e.Kind == "metric").Select(e => e.Point.Step));
     }
 
     static async Task<string> Status(NpgsqlDataSource db, long id)

@@ -170,8 +170,24 @@ public class ServiceTests(ServiceFixture svc)
 
         // Retry resumes a cancelled run from its latest checkpoint (attempt 2) and a finished run cannot be retried.
         using (var r = await svc.Http.PostAsync($"api/runs/{queued}/retry", null)) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        // hc watch of a retried run follows it to its new end: the "cancelled" in its history is not the end of the stream.
+        var watched = await HcProcess.RunAsync("watch", queued.ToString(), "--server", svc.Url);
+        Assert.True(watched.ExitCode == 0, watched.Output);
+        Assert.Contains($"run {queued}: succeeded at step 20/20", watched.Output);
         Assert.Equal("succeeded", (await WaitFor(queued, Ended, TimeSpan.FromMinutes(3))).Status);
         using (var r = await svc.Http.PostAsync($"api/runs/{next}/retry", null)) Assert.Equal(HttpStatusCode.Conflict, r.StatusCode);
+
+        // The event log holds every transition of both runs, in order, with its attempt and (where it says more) reason.
+        var history = (await SseReader.Read(svc.Http, $"api/runs/{running}/events?names=train/loss")).ToList();
+        var statuses = history.Where(e => e.Kind == "status").ToList();
+        Assert.Equal(["queued", "running", "cancelling", "cancelled", "queued", "running", "cancelling", "cancelled"], statuses.Select(e => e.Status));
+        Assert.Equal([0, 1, 1, 1, 1, 2, 2, 2], statuses.Select(e => e.Data["attempt"]!.GetValue<int>()));
+        Assert.Equal("retried", statuses[4].Data["reason"]!.GetValue<string>());
+        Assert.StartsWith("cancel requested", statuses[2].Data["reason"]!.GetValue<string>());
+        Assert.Equal((await svc.Series(running, "train/loss")).Select(p => p.Step), history.Where(e => e.Kind == "metric").Select(e => e.Point.Step));
+        var queuedHistory = (await SseReader.Read(svc.Http, $"api/runs/{queued}/events")).Where(e => e.Kind == "status").ToList();
+        Assert.Equal(["queued", "cancelled", "queued", "running", "succeeded"], queuedHistory.Select(e => e.Status));
+        Assert.Equal("cancelled before it started", queuedHistory[1].Data["reason"]!.GetValue<string>());
     }
 
     [Fact]

@@ -26,6 +26,7 @@ public class StopTests(ServiceFixture svc)
     {
         svc.EnsureWorker();
         var id = await svc.SubmitOk(Spec.Replace("NAME", $"sigterm-{target.Replace(' ', '-')}"));
+        var stream = SseReader.Read(svc.Http, $"api/runs/{id}/events?names=train/loss", timeout: TimeSpan.FromMinutes(6));
         await svc.WaitForStep(id, 30);   // between the checkpoints of steps 25 and 50
         var run = await svc.Run(id);
         var shown = run["run"]!["step"]!.GetValue<long>();
@@ -65,5 +66,14 @@ public class StopTests(ServiceFixture svc)
         Assert.Contains($"[run {id}] resumed from ckpt-{step:D9}.hcckpt: step {step},", svc.WorkerLog);
         Assert.Equal("succeeded", attempts[1]!["outcome"]!.GetValue<string>());
         Assert.Equal(Enumerable.Range(1, 200).Select(s => (long)s), (await svc.Series(id, "train/loss")).Select(p => p.Step));
+
+        // A client watching all along saw the hand-back as a transition with its reason, and every step exactly once.
+        var events = await stream;
+        SseReader.AssertIdsIncrease(events);
+        var statuses = events.Where(e => e.Kind == "status").ToList();
+        Assert.Equal(["queued", "running", "queued", "running", "succeeded"], statuses.Select(e => e.Status));
+        Assert.Equal([0, 1, 1, 2, 2], statuses.Select(e => e.Data["attempt"]!.GetValue<int>()));
+        Assert.Equal(attempts[0]!["reason"]!.GetValue<string>(), statuses[2].Data["reason"]!.GetValue<string>());
+        Assert.Equal(Enumerable.Range(1, 200).Select(s => (long)s), events.Where(e => e.Kind == "metric").Select(e => e.Point.Step));
     }
 }

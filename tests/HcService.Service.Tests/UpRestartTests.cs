@@ -71,6 +71,12 @@ public class UpRestartTests
         Assert.True(before.Points > 100 && before.Checkpoints.Length > 0, before.ToString());
         var keys = (await up1.Http.GetFromJsonAsync<JsonArray>("api/keys"))!.ToJsonString();
 
+        // A second hc up on a home in use refuses at once and leaves the first one (and its PostgreSQL) alone.
+        var second = await HcProcess.RunAsync("up", "--home", home, "--port", "0");
+        Assert.Equal(2, second.ExitCode);
+        Assert.Contains($"another hc up is running on {home}", second.Output);
+        Assert.Equal("succeeded", (await up1.Run(finished))["run"]!["status"]!.GetValue<string>());
+
         var workerKilled = await up1.Submit(UpProcess.Long, "worker-killed");
         var shown = await up1.WaitForStep(workerKilled, 30);
         var workerPid = int.Parse((await up1.Run(workerKilled))["lease"]!["owner"]!.GetValue<string>().Split(':')[1]);

@@ -52,14 +52,14 @@ public sealed class HcLiveProcess : IAsyncDisposable
     }
 
     /// <summary>The first line (already printed or still to come) that matches <paramref name="pattern"/>; fails the test
-    /// when the process exits first or <paramref name="timeout"/> passes.</summary>
-    public async Task<Match> WaitForLine(string pattern, TimeSpan timeout)
+    /// when the process exits first or <paramref name="timeout"/> passes. <paramref name="onlyNew"/>: only a line still to come.</summary>
+    public async Task<Match> WaitForLine(string pattern, TimeSpan timeout, bool onlyNew = false)
     {
         var regex = new Regex(pattern);
         var found = new TaskCompletionSource<Match>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (output)
         {
-            foreach (var line in output.ToString().Split('\n'))
+            foreach (var line in onlyNew ? [] : output.ToString().Split('\n'))
                 if (regex.Match(line.TrimEnd('\r')) is { Success: true } m) return m;
             waiters.Add((regex, found));
         }

@@ -38,7 +38,7 @@ public static partial class RunEvents
         public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"s{S}.m{M}");
     }
 
-    [GeneratedRegex(@"^s(\d{1,18})\.m(\d{1,18})$")]
+    [GeneratedRegex(@"^s([0-9]{1,18})\.m([0-9]{1,18})$")]
     private static partial Regex CursorFormat();
 
     static async Task Stream(long id, HttpContext http, NpgsqlDataSource db, RunEventHub hub, ILoggerFactory logs,
@@ -106,7 +106,7 @@ public static partial class RunEvents
             var before = cursor;
             try
             {
-                var events = await ReadEvents(db, id, cursor.S, ct);
+                var (events, upTo) = await ReadEvents(db, id, cursor.S, ct);
                 if (outage) log.LogInformation("run {Run} event stream: database back", id);
                 outage = false;
                 // The final state waits until every point before it is sent; the transitions before it go first.
@@ -122,7 +122,7 @@ public static partial class RunEvents
                 await Write(http, text, ct);
                 while (true)
                 {
-                    var points = await ReadPoints(db, id, cursor.M, exact, prefixes, ct);
+                    var points = await ReadPoints(db, id, cursor.M, upTo, exact, prefixes, ct);
                     foreach (var p in points)
                     {
                         cursor = cursor with { M = p.Seq };
@@ -134,7 +134,7 @@ public static partial class RunEvents
                 if (last is not null)
                 {
                     cursor = cursor with { S = last.Id };
-                    Append(text, "status", cursor, last);
+                    Append(text, "status", cursor, last with { Final = true });
                     lastStatus = last.Status;
                     await Write(http, text, ct);
                 }
@@ -165,37 +165,49 @@ public static partial class RunEvents
     }
 
     /// <summary>The data of a status event.</summary>
-    sealed record StatusEvent(long Id, long RunId, string Status, string? Previous, int Attempt, long Step, long TotalSteps, string? Reason, DateTimeOffset Time);
+    /// <summary>The data of a status event. <c>Final</c>: the stream ends with it (a final state earlier in a run's
+    /// history, before a retry, is not final).</summary>
+    sealed record StatusEvent(long Id, long RunId, string Status, string? Previous, int Attempt, long Step, long TotalSteps, string? Reason, DateTimeOffset Time,
+        bool Final = false);
 
     sealed record Point(long Seq, string Name, long Step, long Tokens, double Value);
 
-    static async Task<List<StatusEvent>> ReadEvents(NpgsqlDataSource db, long id, long after, CancellationToken ct)
+    /// <summary>The status events after <paramref name="after"/> and, in the same snapshot, the number of the run's latest
+    /// committed point: the points to send with these events are those up to it, so a final state is sent after exactly
+    /// the points committed before it, never after points of an attempt that a retry started since. (Points are
+    /// numbered under the run's row lock, so none numbered below it can commit later.)</summary>
+    static async Task<(List<StatusEvent> Events, long UpTo)> ReadEvents(NpgsqlDataSource db, long id, long after, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
+        var events = new List<StatusEvent>();
+        await using (var cmd = new NpgsqlCommand("""
             SELECT "Id", "Status", "Previous", "Attempt", "Step", "TotalSteps", "Reason", "Time" FROM hc.run_events
             WHERE "RunId" = $1 AND "Id" > $2 ORDER BY "Id"
-            """);
-        cmd.Parameters.Add(new() { Value = id });
-        cmd.Parameters.Add(new() { Value = after });
-        var events = new List<StatusEvent>();
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        while (await r.ReadAsync(ct))
-            events.Add(new StatusEvent(r.GetInt64(0), id, r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetInt32(3), r.GetInt64(4),
-                r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), r.GetFieldValue<DateTimeOffset>(7)));
-        return events;
+            """, conn, tx) { Parameters = { new() { Value = id }, new() { Value = after } } })
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+                events.Add(new StatusEvent(r.GetInt64(0), id, r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetInt32(3), r.GetInt64(4),
+                    r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), r.GetFieldValue<DateTimeOffset>(7)));
+        await using var latest = new NpgsqlCommand("""SELECT coalesce(max("Seq"), 0) FROM hc.metric_points WHERE "RunId" = $1""", conn, tx)
+            { Parameters = { new() { Value = id } } };
+        var upTo = (long)(await latest.ExecuteScalarAsync(ct))!;
+        await tx.CommitAsync(ct);
+        return (events, upTo);
     }
 
-    static async Task<List<Point>> ReadPoints(NpgsqlDataSource db, long id, long after, string[] exact, string[] prefixes, CancellationToken ct)
+    static async Task<List<Point>> ReadPoints(NpgsqlDataSource db, long id, long after, long upTo, string[] exact, string[] prefixes, CancellationToken ct)
     {
         var filtered = exact.Length + prefixes.Length > 0;
         await using var cmd = db.CreateCommand($"""
             SELECT "Seq", "Name", "Step", "Tokens", "Value" FROM hc.metric_points
-            WHERE "RunId" = $1 AND "Seq" > $2
-            {(filtered ? """AND ("Name" = ANY($3) OR EXISTS (SELECT 1 FROM unnest($4::text[]) p WHERE starts_with("Name", p)))""" : "")}
+            WHERE "RunId" = $1 AND "Seq" > $2 AND "Seq" <= $3
+            {(filtered ? """AND ("Name" = ANY($4) OR EXISTS (SELECT 1 FROM unnest($5::text[]) p WHERE starts_with("Name", p)))""" : "")}
             ORDER BY "Seq" LIMIT {Page}
             """);
         cmd.Parameters.Add(new() { Value = id });
         cmd.Parameters.Add(new() { Value = after });
+        cmd.Parameters.Add(new() { Value = upTo });
         if (filtered)
         {
             cmd.Parameters.Add(new() { Value = exact });

@@ -120,7 +120,9 @@ static class ClientCommands
                 {
                     var name = data["name"]!.GetValue<string>();
                     var step = data["step"]!.GetValue<long>();
-                    var value = data["value"]!.GetValue<double>();
+                    // A diverged run's NaN/Infinity comes as a string ("NaN").
+                    var value = data["value"] is JsonValue v && v.TryGetValue<double>(out var d) ? d
+                        : double.Parse(data["value"]!.ToString(), CultureInfo.InvariantCulture);
                     if (name.StartsWith("val/", StringComparison.Ordinal) && name.EndsWith("/loss", StringComparison.Ordinal))
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step} {name} {value:F4}"));
                     else if (name == "train/loss" && (step >= lastPrinted + 10 || step < lastPrinted))

@@ -20,7 +20,7 @@ sealed class StreamRefusedException(HttpResponseMessage response, string body) :
 /// <c>Last-Event-ID</c>, so the events continue with no gap and no duplicate. The first connection fails at once (an
 /// unreachable server is the caller's error to report); later ones are retried with backoff for up to
 /// <see cref="GiveUpAfter"/>. <see cref="NextAsync"/> returns null once the server has sent the run's final status and
-/// ended the stream.
+/// ended the stream (the status marked <c>final</c>).
 /// </summary>
 sealed class RunEventStream(HttpClient http, long runId, string? names, Action<string>? note = null) : IDisposable
 {
@@ -99,7 +99,8 @@ sealed class RunEventStream(HttpClient http, long runId, string? names, Action<s
                 if (data.Length == 0) { kind = null; continue; }
                 if (id is not null) LastEventId = id;
                 var e = new RunEvent(kind ?? "message", id, JsonNode.Parse(data.ToString())!);
-                if (e.Kind == "status" && e.Data["status"]?.GetValue<string>() is "succeeded" or "failed" or "cancelled") ended = true;
+                // The server marks the status it ends with (a final state earlier in the history, before a retry, is not it).
+                if (e.Kind == "status" && e.Data["final"]?.GetValue<bool>() == true) ended = true;
                 return e;
             }
             if (line.StartsWith(':')) continue;

@@ -66,8 +66,9 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
             // timeout, or died before it could handle the signal, hand it back from here: it resumes from its latest checkpoint.
             var why = stoppedInTime ? $"the training process exited with code {child.ExitCode} before it could checkpoint"
                 : $"the training process did not stop within {stopTimeout.TotalSeconds:0} s and was killed";
+            // Best effort, and nothing here may replace the stop: if it fails, the lease simply expires.
             try { await leases.HandBackAsync(runId, attempt, $"worker stopping: {why}", CancellationToken.None); }
-            catch (Exception e) when (DbRetry.IsTransient(e)) { /* the lease then simply expires */ }
+            catch (Exception e) { Console.Error.WriteLine($"run {runId}: not handed back ({e.Message.Split('\n')[0]}); its lease will expire"); }
             await stopHeartbeat.CancelAsync();
             await EnqueueHandedBack(runId);
             throw;
@@ -97,8 +98,9 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
             cmd.Parameters.AddWithValue("id", runId);
             if (await cmd.ExecuteScalarAsync() is string queue) await RunQueue.EnqueueAsync(db, jobs, runId, queue, CancellationToken.None);
         }
-        catch (Exception e) when (DbRetry.IsTransient(e))
+        catch (Exception e) when (DbRetry.IsTransient(e) || e is Hangfire.BackgroundJobClientException)
         {
+            // Hangfire wraps its storage's errors: a database away now. Best effort: the reaper enqueues it within seconds.
             Console.Error.WriteLine($"run {runId}: not enqueued ({e.Message.Split('\n')[0]}); the lease reaper will");
         }
     }

@@ -43,6 +43,14 @@ static class UpCommand
         dataRoot = Path.GetFullPath(dataRoot);
         var checkpointRoot = Path.Combine(home, "checkpoints");
         Directory.CreateDirectory(checkpointRoot);
+        // One hc up per home: a second one would take over the first one's PostgreSQL and, stopping, stop it under it.
+        // The kernel drops the lock with the process, however it ends, so a killed hc up never blocks the next one.
+        using var homeLock = LockHome(home);
+        if (homeLock is null)
+        {
+            Console.Error.WriteLine($"error: another hc up is running on {home}; stop it first (Ctrl+C), or give this one its own --home");
+            return ExitCodes.BadInput;
+        }
         await using var pg = new EmbeddedPostgres(Path.Combine(home, "postgres"));
         WebApplication? app = null;
         WorkerSupervisor? worker = null;
@@ -178,4 +186,11 @@ static class UpCommand
         return Process.Start(psi)!;
     }
 
+
+    /// <summary>An exclusive lock on HOME/up.lock (flock; not inherited by child processes), or null when another process holds it.</summary>
+    static FileStream? LockHome(string home)
+    {
+        try { return new FileStream(Path.Combine(home, "up.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+        catch (IOException) { return null; }
+    }
 }

@@ -94,7 +94,7 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
     /// resumes from that checkpoint on the next claim; a run that was being cancelled ends <c>cancelled</c> instead. The
     /// attempt is recorded as <c>stopped</c> with <paramref name="reason"/> (also the reason of the run's status event)
     /// and does not count against the run's attempts. The run has no Hangfire job afterwards: the caller enqueues it (or
-    /// the reaper does, 30 s later). Fenced: null when this attempt no longer holds the run.
+    /// the reaper does, 2 s later: <see cref="UnenqueuedAsync"/>). Fenced: null when this attempt no longer holds the run.
     /// </summary>
     public async Task<ReapedRun?> HandBackAsync(long runId, int attempt, string reason, CancellationToken ct)
     {
