@@ -25,7 +25,8 @@ try
     var invocation = new InvocationConfiguration
     {
         EnableDefaultExceptionHandler = false,
-        ProcessTerminationTimeout = HcService.Cli.Service.WorkerCommand.StopTimeout + TimeSpan.FromSeconds(60),
+        // hc up stops its worker (the stop timeout and the worker's own exit), then the API and PostgreSQL, one after the other.
+        ProcessTerminationTimeout = HcService.Cli.Service.WorkerCommand.StopTimeout + TimeSpan.FromSeconds(150),
     };
     return root.Parse(args).Invoke(invocation);
 }

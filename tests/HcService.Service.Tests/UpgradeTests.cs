@@ -20,9 +20,10 @@ public class UpgradeTests
     const string FirstMigration = "20261129093344_Initial";
 
     [Theory]
-    [InlineData(false)]   // as the first release left it after its first start
-    [InlineData(true)]    // after that release's failed second start: an empty history in schema hc as well
-    public async Task ADatabaseOfTheFirstReleaseIsRepairedMigratedAndServedByTheCurrentService(bool failedSecondStart)
+    [InlineData(false, false)]   // as the first release left it after its first start
+    [InlineData(true, false)]    // after that release's failed second start: an empty history in schema hc as well
+    [InlineData(false, true)]    // in a database shared with another EF Core application, whose history is in public too
+    public async Task ADatabaseOfTheFirstReleaseIsRepairedMigratedAndServedByTheCurrentService(bool failedSecondStart, bool sharedDatabase)
     {
         var home = RepoPaths.TempDir("upgrade");
         var postgres = new EmbeddedPostgres(Path.Combine(home, "postgres"));
@@ -50,6 +51,11 @@ public class UpgradeTests
                 await using var empty = db.CreateCommand("""CREATE TABLE hc."__EFMigrationsHistory" (LIKE public."__EFMigrationsHistory" INCLUDING ALL)""");
                 await empty.ExecuteNonQueryAsync();
             }
+            if (sharedDatabase)
+            {
+                await using var other = db.CreateCommand("""INSERT INTO public."__EFMigrationsHistory" VALUES ('20240101000000_OtherAppInitial', '8.0.0')""");
+                await other.ExecuteNonQueryAsync();
+            }
         }
         await postgres.StopAsync();
 
@@ -68,14 +74,29 @@ public class UpgradeTests
             await using (var db = NpgsqlDataSource.Create(up.Database))
             {
                 await using var cmd = db.CreateCommand("""
-                    SELECT (SELECT count(*) FROM hc."__EFMigrationsHistory"), to_regclass('public."__EFMigrationsHistory"') IS NULL
+                    SELECT (SELECT count(*) FROM hc."__EFMigrationsHistory"), to_regclass('public."__EFMigrationsHistory"') IS NULL,
+                        (SELECT string_agg("MigrationId", ',') FROM hc."__EFMigrationsHistory" WHERE "MigrationId" LIKE '%OtherApp%')
                     """);
                 await using var reader = await cmd.ExecuteReaderAsync();
                 await reader.ReadAsync();
                 await using var current = new HcDbContext(HcDbContext.Options(up.Database));
                 Assert.Equal(current.Database.GetMigrations().Count(), reader.GetInt64(0));
-                Assert.True(reader.GetBoolean(1), "the old history table in schema public is still there");
+                Assert.True(reader.IsDBNull(2), "another application's history row was moved into schema hc");
+                if (!sharedDatabase) Assert.True(reader.GetBoolean(1), "the old history table in schema public is still there");
+                else
+                {
+                    // The other application's history stays where it was, with its row.
+                    Assert.False(reader.GetBoolean(1), "the other application's history table was dropped");
+                    await reader.DisposeAsync();
+                    await using var theirs = db.CreateCommand("""SELECT string_agg("MigrationId", ',') FROM public."__EFMigrationsHistory" """);
+                    Assert.Equal("20240101000000_OtherAppInitial", await theirs.ExecuteScalarAsync());
+                }
             }
+
+            // The run of the old release has its history as one event (its state when upgraded) and its points in order.
+            var old = await SseReader.Read(up.Http, "api/runs/1/events");
+            Assert.Equal(["succeeded"], old.Where(e => e.Kind == "status").Select(e => e.Status));
+            Assert.Equal(Enumerable.Range(1, 50).Select(s => (long)s), old.Where(e => e.Kind == "metric").Select(e => e.Point.Step));
 
             var fresh = await up.Submit(UpProcess.Quick, $"after-upgrade-{start}");
             Assert.Equal("succeeded", await up.WaitForEnd(fresh));
