@@ -91,8 +91,13 @@ public class ReliabilityTests(ServiceFixture svc)
         var attempts = run["attempts"]!.AsArray();
         Assert.True(attempts.Count >= 2, run.ToJsonString());
         // A killed worker's training process notices, checkpoints and hands the run back (stopped); a lost machine's
-        // attempt is found by its expired lease (lost).
-        Assert.Equal(what == "worker" ? "stopped" : "lost", attempts[0]!["outcome"]!.GetValue<string>());
+        // attempt is found by its expired lease (lost). A worker killed while its training process is still starting
+        // (k = 0) can go either way: the process hands back at its first step, and if starting took longer than the lease
+        // (a loaded machine: seen once under CPU load in CI), the reaper has requeued the run first (lost) and the process
+        // finds itself superseded. No step is lost either way; what follows checks that.
+        var outcome = attempts[0]!["outcome"]!.GetValue<string>();
+        if (what == "worker" && afterCheckpoints == 0) Assert.Contains(outcome, new[] { "stopped", "lost" });
+        else Assert.Equal(what == "worker" ? "stopped" : "lost", outcome);
         Assert.NotEqual(attempts[0]!["worker"]!.GetValue<string>(), attempts[^1]!["worker"]!.GetValue<string>());
         Assert.Equal("succeeded", attempts[^1]!["outcome"]!.GetValue<string>());
         if (afterCheckpoints > 0)
