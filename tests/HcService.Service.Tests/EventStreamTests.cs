@@ -107,8 +107,9 @@ public class EventStreamTests(ServiceFixture svc)
         AssertComplete(await early, stored, "the client there from the start", Steps / 2 + 1);
         AssertComplete(await midway, stored, "the client that connected mid-run", Steps / 2 + 1);
         AssertComplete(late, stored, "the client that connected after the end", Steps / 2 + 1);
-        // The mid-run client did connect mid-run: its first event came while the first writer was still writing.
-        Assert.InRange(Interlocked.Read(ref writtenWhenMidwayStarted), Steps / 4, Steps / 2 - 1);
+        // The mid-run client was started once the first writer had written a quarter of the run (its first event may
+        // come after either writer has finished: that is timing, not a property, so it is not asserted).
+        Assert.True(Interlocked.Read(ref writtenWhenMidwayStarted) >= Steps / 4);
     }
 
     [Fact]
