@@ -2,7 +2,10 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using HcService.Api.Telemetry;
 using HcService.Store.Jobs;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using OpenTelemetry.Trace;
 
 namespace HcService.Service.Tests;
@@ -92,6 +95,39 @@ public class TelemetryTests(ServiceFixture svc)
             }
             catch (HttpRequestException) when (sw.Elapsed < TimeSpan.FromSeconds(60)) { }
             await Task.Delay(500);
+        }
+    }
+
+    /// <summary>
+    /// Other hosts in the same process (the tests run a worker in-process; an embedding application could too) that
+    /// come and go take none of the API's metrics with them. OpenTelemetry merges same-named instruments of same-named
+    /// meters into one stream and drops the stream when any of them completes (its slot goes to the next instrument
+    /// published), so a provider that listened to every "Microsoft.AspNetCore.Hosting" meter in the process stopped
+    /// exporting the API's http.server.* metrics once a second host had been disposed and a third one started.
+    /// </summary>
+    [Fact]
+    public async Task HostsComingAndGoingInTheProcessKeepTheApisHttpMetrics()
+    {
+        for (var round = 0; round < 3; round++)
+        {
+            var url = $"http://127.0.0.1:{HcService.Store.EmbeddedPostgres.FreePort()}";
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.UseUrls(url);
+            builder.AddHcTelemetry("hc-other");
+            await using var other = builder.Build();
+            other.MapGet("/ping", () => "pong");
+            await other.StartAsync();
+            Assert.Equal("pong", await svc.Http.GetStringAsync(url + "/ping"));
+            await other.StopAsync();
+        }
+        for (var scrape = 0; scrape < 2; scrape++)
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await svc.Http.GetAsync(svc.Url + "/api/runs?limit=1")).StatusCode);
+            var api = await svc.Http.GetStringAsync(svc.Url + "/metrics");
+            var names = MetricNames(api).ToHashSet(StringComparer.Ordinal);
+            Assert.Contains("http_server_request_duration_seconds_count", names);
+            Assert.Contains("http_server_active_requests", names);
+            Assert.DoesNotContain("/ping", api);   // and none of the other hosts' requests are counted as the API's
         }
     }
 

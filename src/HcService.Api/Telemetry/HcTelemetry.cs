@@ -1,5 +1,6 @@
 using HcService.Store;
 using Npgsql;
+using Microsoft.Extensions.Diagnostics.Metrics;
 using OpenTelemetry;
 using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
@@ -35,9 +36,14 @@ public static class HcTelemetry
             })
             .WithMetrics(m =>
             {
-                m.AddMeter(HcInstruments.Name, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel").AddPrometheusExporter();
+                m.AddMeter(HcInstruments.Name).AddPrometheusExporter();
                 if (Otlp) m.AddOtlpExporter();
             });
+        // ASP.NET Core's and Kestrel's meters come from this host's IMeterFactory: listen to this host's only. A
+        // subscription by name (AddMeter) would take every host's same-named meter in the process into one stream,
+        // count the other hosts' requests as this one's, and lose the stream when another host is disposed.
+        foreach (var meter in (string[])["Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel"])
+            builder.Metrics.EnableMetrics(meter, instrumentName: null, listenerName: "OpenTelemetry", scopes: MeterScope.Local);
         return builder;
     }
 }
