@@ -46,13 +46,30 @@ public sealed class Run
     public string? FailureReason { get; set; }
     public bool CancelRequested { get; set; }
     public string? HangfireJobId { get; set; }
+    /// <summary>The experiment group the run was created in (POST /api/groups), the only way to join one.</summary>
+    public string? Group { get; set; }
     public string? IdempotencyKey { get; set; }
+    /// <summary>Whose Idempotency-Key it is: the calling API key ("key:ID"), or "anonymous" with keys turned off. Keys are
+    /// scoped to their owner: another caller's equal key is a different key.</summary>
+    public string? IdempotencyOwner { get; set; }
+    /// <summary>SHA-256 of the request the Idempotency-Key was first sent with (body and query): a reuse with another
+    /// request is refused (422).</summary>
+    public string? IdempotencyRequestSha256 { get; set; }
     /// <summary>W3C traceparent of the request that created the run: each attempt's span links to it.</summary>
     public string? TraceParent { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
+}
+
+/// <summary>An experiment group: a grid of runs created together by one POST /api/groups; its name is unique.</summary>
+public sealed class RunGroup
+{
+    public required string Name { get; set; }
+    /// <summary>The API key that created it (null for groups from before keys were recorded).</summary>
+    public long? CreatedByKeyId { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
 }
 
 /// <summary>One value of one metric at one step. Keyed by (run, name, step): a replayed step overwrites, never duplicates.</summary>

@@ -16,6 +16,7 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<EvaluationJob> EvaluationJobs => Set<EvaluationJob>();
     public DbSet<RunEvent> RunEvents => Set<RunEvent>();
+    public DbSet<RunGroup> Groups => Set<RunGroup>();
 
     /// <summary>The sequence of <see cref="MetricPoint.Seq"/>.</summary>
     public const string MetricPointSequence = "metric_point_seq";
@@ -30,12 +31,23 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
             e.Property(r => r.Name).HasMaxLength(200);
             e.Property(r => r.Status).HasMaxLength(16);
             e.Property(r => r.IdempotencyKey).HasMaxLength(200);
-            e.HasIndex(r => r.IdempotencyKey).IsUnique();
+            e.Property(r => r.IdempotencyOwner).HasMaxLength(40);
+            e.Property(r => r.IdempotencyRequestSha256).HasMaxLength(64);
+            e.HasIndex(r => new { r.IdempotencyOwner, r.IdempotencyKey }).IsUnique();
             e.HasIndex(r => new { r.Status, r.CreatedAt });
             e.HasIndex(r => r.CreatedAt);
             e.Property(r => r.LeaseOwner).HasMaxLength(200);
             // The reaper's scan: running runs by lease expiry.
             e.HasIndex(r => new { r.Status, r.LeaseExpiresAt });
+            e.Property(r => r.Group).HasMaxLength(60);
+            e.HasIndex(r => r.Group);
+            e.HasOne<RunGroup>().WithMany().HasForeignKey(r => r.Group).OnDelete(DeleteBehavior.Restrict);
+        });
+        b.Entity<RunGroup>(e =>
+        {
+            e.ToTable("groups");
+            e.HasKey(g => g.Name);
+            e.Property(g => g.Name).HasMaxLength(60);
         });
         b.Entity<RunAttempt>(e =>
         {

@@ -45,7 +45,7 @@ public class EventStreamTests(ServiceFixture svc)
     /// <summary>Writes steps [from, to] through the training process's sink, as its training loop does.</summary>
     void Train(NpgsqlDataSource db, long id, long from, long to, Action<long>? afterStep = null)
     {
-        var sink = new PostgresRunSink(db, id, 1, svc.CheckpointRoot, _ => { });
+        using var sink = new PostgresRunSink(db, id, 1, svc.CheckpointRoot, _ => { });
         for (var s = from; s <= to; s++)
         {
             sink.OnStep(Step(s));

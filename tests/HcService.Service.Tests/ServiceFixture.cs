@@ -61,6 +61,14 @@ public sealed class ServiceFixture : IAsyncLifetime
     }
 
     /// <summary>A client of the API with <paramref name="key"/> as its bearer token (none: anonymous).</summary>
+    /// <summary>Makes a new admin key the fixture's (a test that revoked the old one): from now on <see cref="Http"/> sends it.</summary>
+    public async Task AdoptAdminKey(HttpResponseMessage created)
+    {
+        created.EnsureSuccessStatusCode();
+        AdminKey = (await created.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonNode>())!["key"]!.GetValue<string>();
+        Http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
+    }
+
     public HttpClient Client(string? key)
     {
         var http = new HttpClient { BaseAddress = new Uri(Url + "/"), Timeout = TimeSpan.FromSeconds(60) };

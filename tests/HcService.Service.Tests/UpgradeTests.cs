@@ -35,7 +35,7 @@ public class UpgradeTests
             await using var cmd = db.CreateCommand("""
                 INSERT INTO hc.runs ("Id", "Name", "Spec", "Preset", "Architecture", "Connection", "Rate", "Tags", "Status", "Queue", "Attempt",
                     "TotalSteps", "TokenBudget", "Step", "Tokens", "CancelRequested", "CreatedAt", "StartedAt", "FinishedAt", "UpdatedAt")
-                VALUES (1, 'first-release', @spec::jsonb, 'tiny', 'dense', 'residual', 1, '{old}', 'succeeded',
+                VALUES (1, 'first-release', @spec::jsonb, 'tiny', 'dense', 'residual', 1, '{old,group:legacy-grid}', 'succeeded',
                     'cpu', 1, 50, 51200, 50, 51200, false, now(), now(), now(), now());
                 INSERT INTO hc.metric_points ("RunId", "Name", "Step", "Tokens", "Value", "Time")
                     SELECT 1, 'train/loss', s, s * 1024, 6.0 - s * 0.01, now() FROM generate_series(1, 50) s;
@@ -69,6 +69,9 @@ public class UpgradeTests
             Assert.Equal(Enumerable.Range(1, 50).Select(s => (long)s), await up.LossSteps(1));
             Assert.Equal(50, (await up.Http.GetFromJsonAsync<JsonArray>("api/runs/1/checkpoints"))!.Single()!["step"]!.GetValue<long>());
             Assert.Equal(0.25, (await up.Http.GetFromJsonAsync<JsonArray>("api/runs/1/evaluations"))!.Single()!["value"]!.GetValue<double>());
+            // A group of the old release (its runs' group: tag) is a group now, with its run as member.
+            var group = (await up.Http.GetFromJsonAsync<JsonNode>("api/groups/legacy-grid"))!;
+            Assert.Equal(1, group["rows"]!.AsArray().Single()!["run"]!["id"]!.GetValue<long>());
 
             // One history, in schema hc, with every migration of this version.
             await using (var db = NpgsqlDataSource.Create(up.Database))

@@ -27,6 +27,10 @@ public static class Scopes
 public static class ApiKeys
 {
     public static string NewKey() => "hck_" + Base64Url(RandomNumberGenerator.GetBytes(32));
+
+    /// <summary>The id of the key that authenticated the request; null when keys are turned off.</summary>
+    public static long? CallerId(ClaimsPrincipal user) =>
+        long.TryParse(user.FindFirstValue("key_id"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) ? id : null;
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
     static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
@@ -74,12 +78,14 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
         if (!Cache.TryGetValue(hash, out var cached) || cached.Until < DateTime.UtcNow)
         {
             var db = Context.RequestServices.GetRequiredService<HcDbContext>();
-            var key = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Hash == hash && k.RevokedAt == null, Context.RequestAborted);
+            var key = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Hash == hash, Context.RequestAborted);
             cached = (key, DateTime.UtcNow + CacheFor);
             if (Cache.Count > 10_000) Cache.Clear();
             Cache[hash] = cached;
         }
-        if (cached.Key is not { } found) return AuthenticateResult.Fail("the API key is not valid (unknown or revoked)");
+        if (cached.Key is not { } found) return AuthenticateResult.Fail("the API key is not known here (check for a typo or a key of another installation)");
+        if (found.RevokedAt is { } revoked)
+            return AuthenticateResult.Fail($"the API key '{found.Name}' ({found.Prefix}...) was revoked at {revoked.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC; ask an admin for a new one");
         var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, found.Name), new Claim("scope", found.Scope), new Claim("key_id", found.Id.ToString(System.Globalization.CultureInfo.InvariantCulture))], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
@@ -100,12 +106,15 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
         catch (FormatException) { return null; }
     }
 
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
         Response.StatusCode = 401;
         Response.Headers.WWWAuthenticate = Dashboard ? "Basic realm=\"HcService\"" : "Bearer realm=\"HcService\"";
-        return Response.WriteAsJsonAsync(new { title = "An API key is required", status = 401,
-            detail = "send Authorization: Bearer <key> (a key with the needed scope: read, submit or admin)" });
+        // A key that was sent and refused says why (unknown, revoked); no key asks for one.
+        var refused = (await HandleAuthenticateOnceSafeAsync()).Failure?.Message;
+        await Response.WriteAsJsonAsync(refused is null
+            ? new { title = "An API key is required", status = 401, detail = "send Authorization: Bearer <key> (a key with the needed scope: read, submit or admin)" }
+            : new { title = "The API key was refused", status = 401, detail = refused });
     }
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties)

@@ -43,10 +43,22 @@ public static class KeysApi
         return TypedResults.Created($"/api/keys/{entity.Id}", new CreatedApiKey(entity.Id, entity.Name, entity.Scope, key));
     }
 
-    static async Task<Results<NoContent, NotFound<ProblemDetails>>> Revoke(long id, HcDbContext db, CancellationToken ct)
+    /// <summary>Revokes a key, unless it is the last admin key (409): without one, nobody could manage keys again. The
+    /// active admin keys are locked while this is decided, so two concurrent revocations cannot leave none.</summary>
+    static async Task<Results<NoContent, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Revoke(long id, HcDbContext db, CancellationToken ct)
     {
-        var now = DateTimeOffset.UtcNow;
-        var n = await db.ApiKeys.Where(k => k.Id == id).ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, k => k.RevokedAt ?? now), ct);
-        return n == 0 ? TypedResults.NotFound(new ProblemDetails { Title = "API key not found", Detail = $"there is no key {id}", Status = 404 }) : TypedResults.NoContent();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var key = await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == id, ct);
+        if (key is null) return TypedResults.NotFound(new ProblemDetails { Title = "API key not found", Detail = $"there is no key {id}", Status = 404 });
+        if (key.RevokedAt is null && key.Scope == Scopes.Admin)
+        {
+            var admins = await db.ApiKeys.FromSql($"""SELECT * FROM hc.api_keys WHERE "Scope" = 'admin' AND "RevokedAt" IS NULL FOR UPDATE""").Select(k => k.Id).ToListAsync(ct);
+            if (admins.All(a => a == id))
+                return TypedResults.Conflict(new ProblemDetails { Title = "The last admin key cannot be revoked", Status = 409,
+                    Detail = $"key {id} is the only admin key left; create another admin key (POST /api/keys) before revoking this one" });
+        }
+        await db.ApiKeys.Where(k => k.Id == id).ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, k => k.RevokedAt ?? DateTimeOffset.UtcNow), ct);
+        await tx.CommitAsync(ct);
+        return TypedResults.NoContent();
     }
 }

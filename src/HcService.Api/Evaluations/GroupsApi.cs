@@ -30,19 +30,21 @@ public sealed record GroupTable(string Group, long? BaselineRunId, IReadOnlyList
 
 public static class GroupsApi
 {
-    const string TagPrefix = "group:";
+    /// <summary>The tag every member carries (list filters: ?tag=group:NAME); reserved: a run spec cannot carry it.</summary>
+    public const string TagPrefix = "group:";
 
     public static void MapGroups(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/groups").WithTags("Experiment groups");
         g.MapPost("/", Submit).RequireScope(Scopes.Submit)
-            .WithSummary("Submit a grid of runs as one call: a base spec and variants merged onto it; every run is tagged group:<name>");
+            .WithSummary("Submit a grid of runs as one call: a base spec and variants merged onto it; the runs are the group's members (and tagged group:<name>); a name is used once (409)");
         g.MapGet("/{name}", Table).RequireScope(Scopes.Read)
             .WithSummary("The group's table: validation loss and perplexity per set, downstream average, deltas to the baseline (the residual run)");
     }
 
     static async Task<Results<Created<GroupCreated>, ValidationProblem, Conflict<ProblemDetails>>> Submit(GroupRequest request, HcDbContext db,
-        NpgsqlDataSource dataSource, SpecValidator validator, IBackgroundJobClient jobs, LeaseOptions leases, [FromQuery] string? queue, CancellationToken ct)
+        NpgsqlDataSource dataSource, SpecValidator validator, IBackgroundJobClient jobs, LeaseOptions leases, System.Security.Claims.ClaimsPrincipal user,
+        [FromQuery] string? queue, CancellationToken ct)
     {
         var errors = new List<ConfigError>();
         var name = request.Name;
@@ -64,6 +66,8 @@ public static class GroupsApi
         {
             var field = i == 0 ? "base" : $"variants[{i - 1}]";
             var tags = merged[i]["tags"] as JsonArray ?? [];
+            if (tags.Any(t => t is JsonValue v && v.TryGetValue<string>(out var text) && text.StartsWith(TagPrefix, StringComparison.Ordinal)))
+                errors.Add(new($"{field}.tags", tags.ToJsonString(), $"tags not starting with '{TagPrefix}' (the group's tag is added to its runs here)"));
             tags.Add(TagPrefix + name);
             merged[i]["tags"] = tags;
             if (merged[i]["name"] is null) merged[i]["name"] = $"{name}-{i}";
@@ -77,14 +81,19 @@ public static class GroupsApi
             catch (ConfigException e) { errors.AddRange(e.Errors.Select(x => x with { Field = $"{field}.{x.Field}" })); }
         }
         if (errors.Count > 0) return Problem(errors);
-        var tag = TagPrefix + name;
-        if (await db.Runs.AnyAsync(r => r.Tags.Contains(tag), ct))
-            return TypedResults.Conflict(new ProblemDetails { Title = "The group exists", Detail = $"group '{name}' has runs already; pick another name", Status = 409 });
 
+        // The group and its runs in one transaction: of concurrent creations of one name, exactly one commits (the
+        // name is the groups table's key); membership is the runs' Group column, which nothing else writes.
         var now = DateTimeOffset.UtcNow;
         var runs = specs.Select(s => RunsApi.NewRun(s.Spec, s.Plan, device!.Value, leases, now)).ToList();
+        foreach (var run in runs) run.Group = name;
+        db.Groups.Add(new RunGroup { Name = name!, CreatedByKeyId = ApiKeys.CallerId(user), CreatedAt = now });
         db.Runs.AddRange(runs);
-        await db.SaveChangesAsync(ct);
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            return TypedResults.Conflict(new ProblemDetails { Title = "The group exists", Detail = $"group '{name}' exists already; pick another name", Status = 409 });
+        }
         foreach (var run in runs) run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
         HcInstruments.RunsSubmitted.Add(runs.Count);
         return TypedResults.Created($"/api/groups/{name}", new GroupCreated(name!, runs.Select(RunSummary.Of).ToList(), $"/api/groups/{name}"));
@@ -92,9 +101,8 @@ public static class GroupsApi
 
     static async Task<Results<Ok<GroupTable>, NotFound<ProblemDetails>>> Table(string name, HcDbContext db, CancellationToken ct)
     {
-        var tag = TagPrefix + name;
-        var runs = await db.Runs.AsNoTracking().Where(r => r.Tags.Contains(tag)).OrderBy(r => r.Id).ToListAsync(ct);
-        if (runs.Count == 0) return TypedResults.NotFound(new ProblemDetails { Title = "Group not found", Detail = $"no run is tagged {tag}", Status = 404 });
+        var runs = await db.Runs.AsNoTracking().Where(r => r.Group == name).OrderBy(r => r.Id).ToListAsync(ct);
+        if (runs.Count == 0) return TypedResults.NotFound(new ProblemDetails { Title = "Group not found", Detail = $"no group is named '{name}'", Status = 404 });
         var ids = runs.Select(r => r.Id).ToList();
         // The final validation point of each set: the latest step of each val/<set>/loss and /perplexity series.
         var finals = await db.Metrics.AsNoTracking().Where(m => ids.Contains(m.RunId) && m.Name.StartsWith("val/"))

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Hangfire;
 using Hangfire.States;
@@ -34,7 +35,7 @@ public static class RunsApi
         return g;
     }
 
-    static async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem>> Submit(
+    static async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem, UnprocessableEntity<ProblemDetails>>> Submit(
         HttpRequest request, HcDbContext db, NpgsqlDataSource dataSource, SpecValidator validator, IBackgroundJobClient jobs, LeaseOptions leases,
         [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, [FromQuery] string? queue, CancellationToken ct)
     {
@@ -45,26 +46,38 @@ public static class RunsApi
         catch (ConfigException e) { return Problem(e.Errors); }
         var device = queue switch { null or "cpu" => DeviceKind.Cpu, "cuda" => DeviceKind.Cuda, _ => (DeviceKind?)null };
         if (device is null) return Problem([new("queue", queue, "cpu or cuda")]);
+        if (spec.Tags?.FirstOrDefault(t => t?.StartsWith(HcService.Api.Evaluations.GroupsApi.TagPrefix, StringComparison.Ordinal) == true) is { } reserved)
+            return Problem([new("tags", reserved, $"tags not starting with '{HcService.Api.Evaluations.GroupsApi.TagPrefix}': group membership is given by POST /api/groups only")]);
         if (idempotencyKey is { Length: > 200 } || idempotencyKey?.Any(char.IsControl) == true)
-            return Problem([new("Idempotency-Key", idempotencyKey.Length > 40 ? idempotencyKey[..40] + "..." : idempotencyKey, "a header value of at most 200 printable characters")]);
+            return Problem([new("Idempotency-Key", Shorten(idempotencyKey), "a header value of at most 200 printable characters")]);
         var (plan, errors) = validator.Validate(spec, device.Value);
         if (plan is null) return Problem(errors);
 
-        if (idempotencyKey is not null)
+        // Idempotency-Key (IETF httpapi draft): scoped to the calling key and bound to the request it was first sent with.
+        var owner = ApiKeys.CallerId(request.HttpContext.User) is { } keyId ? $"key:{keyId}" : "anonymous";
+        var requestSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"{queue ?? "cpu"}\n{body}")));
+        async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem, UnprocessableEntity<ProblemDetails>>?> Replay()
         {
-            var existing = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.IdempotencyKey == idempotencyKey, ct);
-            if (existing is not null) return TypedResults.Ok(RunSummary.Of(existing));
+            var existing = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.IdempotencyOwner == owner && r.IdempotencyKey == idempotencyKey, ct);
+            if (existing is null) return null;
+            if (existing.IdempotencyRequestSha256 == requestSha) return TypedResults.Ok(RunSummary.Of(existing));
+            return TypedResults.UnprocessableEntity(new ProblemDetails
+            {
+                Title = "Idempotency-Key reused with another request", Status = 422,
+                Detail = $"Idempotency-Key '{Shorten(idempotencyKey!)}' was first sent with a different request (run {existing.Id}); use a new key for a new request",
+            });
         }
+        if (idempotencyKey is not null && await Replay() is { } replayed) return replayed;
         var now = DateTimeOffset.UtcNow;
         var run = NewRun(spec, plan, device.Value, leases, now);
-        run.IdempotencyKey = idempotencyKey;
+        (run.IdempotencyKey, run.IdempotencyOwner, run.IdempotencyRequestSha256) = idempotencyKey is null ? (null, null, null) : (idempotencyKey, owner, requestSha);
         db.Runs.Add(run);
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException) when (idempotencyKey is not null)
         {
-            // A concurrent request with the same key won the insert: answer with its run.
-            var winner = await db.Runs.AsNoTracking().FirstAsync(r => r.IdempotencyKey == idempotencyKey, ct);
-            return TypedResults.Ok(RunSummary.Of(winner));
+            // A concurrent request with the same key won the insert: answer as a replay of it.
+            if (await Replay() is { } winner) return winner;
+            throw;
         }
         run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
         HcInstruments.RunsSubmitted.Add(1);
@@ -82,6 +95,8 @@ public static class RunsApi
     };
 
     static ValidationProblem Problem(IEnumerable<ConfigError> errors) => Problems.Invalid(errors, "The job spec is invalid");
+
+    static string Shorten(string value) => value.Length > 40 ? value[..40] + "..." : value;
 
     static async Task<Results<Ok<RunPage>, ValidationProblem>> List(HcDbContext db, string? status, string? connection, string? architecture,
         string? preset, string? tag, int page = 1, int pageSize = 50, CancellationToken ct = default)

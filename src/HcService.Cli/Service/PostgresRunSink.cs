@@ -1,31 +1,89 @@
 using System.Diagnostics;
 using HcService.Core.Training;
 using HcService.Store;
+using HcService.Store.Jobs;
+using System.Text.Json;
 using Npgsql;
 
 namespace HcService.Cli.Service;
 
 /// <summary>
 /// The training child's sink: metric points batched into PostgreSQL (upsert on (run, name, step), so a replayed step
-/// overwrites and never duplicates; each point numbered in commit order for the event stream), the run's progress, and checkpoint records, each batch in one transaction.
-/// Every write is fenced: it happens only while the run is still running at this attempt, so a zombie attempt writes
-/// nothing. When the database is away (a restart), points stay buffered and are written when it is back; training
-/// goes on. The buffer is bounded: past <see cref="MaxBufferedPoints"/> the attempt fails rather than eat the memory.
+/// overwrites and never duplicates; each point numbered in commit order for the event stream), the run's progress, and
+/// checkpoint records, each batch in one transaction. Every write is fenced: it happens only while the run is still
+/// running at this attempt, so a zombie attempt writes nothing.
+/// Nothing measured is lost: every point and in-loop evaluation goes to the run folder's <see cref="PointJournal"/> as
+/// it is reported, the journal reaches the disk before a checkpoint is written, and it is emptied only once PostgreSQL
+/// has committed its content. When the database is away (a restart, an outage), training goes on and points stay
+/// buffered and journaled; if the outage outlasts the lease, the attempt stops and the next one takes over what it left
+/// (<see cref="Recover"/>): its journaled points and the checkpoints it wrote meanwhile. The buffer is bounded: past
+/// <see cref="MaxBufferedPoints"/> the attempt fails rather than eat the memory.
 /// </summary>
-public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt, string checkpointRoot, Action<string> log) : IMetricsSink
+public sealed class PostgresRunSink : IMetricsSink, IDisposable
 {
     /// <summary>About two days of a 1 s step with 10 metrics; at 50 bytes a point, 50 MB.</summary>
     public const int MaxBufferedPoints = 1_000_000;
     const int BatchPoints = 2000;
     const string Fence = """EXISTS (SELECT 1 FROM hc.runs WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling'))""";
 
-    readonly List<(string Name, long Step, long Tokens, double Value)> buffer = [];
+    readonly NpgsqlDataSource db;
+    readonly long runId;
+    readonly int attempt;
+    readonly string checkpointRoot;
+    readonly Action<string> log;
+    readonly PointJournal journal;
+    readonly List<MetricPoint> buffer = [];
+    readonly List<MetricPoint> recovered = [];
     readonly List<CheckpointRecord> checkpoints = [];
     readonly List<HcService.Core.Evaluation.EvaluationMetrics> evaluations = [];
     readonly Stopwatch sinceTry = Stopwatch.StartNew();
     readonly Stopwatch outage = new();
     TimeSpan backoff = TimeSpan.Zero;
     long step, tokens;
+    bool superseded;
+
+    /// <param name="checkpointRoot">The checkpoint store; the run's folder in it holds the journal (journal/).</param>
+    public PostgresRunSink(NpgsqlDataSource db, long runId, int attempt, string checkpointRoot, Action<string> log)
+    {
+        (this.db, this.runId, this.attempt, this.checkpointRoot, this.log) = (db, runId, attempt, checkpointRoot, log);
+        JournalFolder = Path.Combine(new HcPaths { DataRoot = "", CheckpointRoot = checkpointRoot }.RunFolder(runId), "journal");
+        journal = new PointJournal(JournalFolder, attempt);
+    }
+
+    /// <summary>Where the run's journals are.</summary>
+    public string JournalFolder { get; }
+
+    /// <summary>Points and evaluations not yet committed to PostgreSQL.</summary>
+    public int Pending => buffer.Count + recovered.Count + evaluations.Count;
+
+    /// <summary>
+    /// Before this attempt trains: takes over what earlier attempts of the run left — journaled points and evaluations
+    /// that never reached PostgreSQL (into this attempt's journal first, then the old files go) and the checkpoints in
+    /// <paramref name="checkpointFolder"/> when given (written while the database was away, or never recorded) — and
+    /// writes them.
+    /// </summary>
+    public void Recover(string? checkpointFolder)
+    {
+        var others = PointJournal.Others(JournalFolder, journal.Path);
+        long taken = 0;
+        foreach (var path in others)
+        {
+            var (points, evals, unreadable) = PointJournal.Read(path);
+            foreach (var p in points) { recovered.Add(p); journal.Append(p); }
+            foreach (var e in evals) { evaluations.Add(e); journal.Append(e); }
+            taken += points.Count + evals.Count;
+            if (unreadable > 0) log($"{Path.GetFileName(path)}: {unreadable} unreadable line(s) (cut short by a crash) skipped");
+        }
+        journal.Sync();
+        foreach (var path in others) File.Delete(path);
+        if (taken > 0) log($"recovered {taken} metric point(s) and evaluation(s) that an earlier attempt had not written");
+        foreach (var (_, path) in checkpointFolder is null ? [] : new CheckpointStore(checkpointFolder).List())
+        {
+            try { checkpoints.Add(CheckpointStore.ReadRecord(path)); }
+            catch (Exception e) when (e is IOException or InvalidDataException or JsonException) { log($"checkpoint {Path.GetFileName(path)} not recorded: {e.Message}"); }
+        }
+        if (taken > 0 || checkpoints.Count > 0) TryFlush();
+    }
 
     public void OnStep(StepMetrics m)
     {
@@ -43,16 +101,32 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
             for (var l = 0; l < experts.Count; l++)
                 for (var e = 0; e < experts[l].Length; e++) Add($"moe/expert_tokens/l{l}/e{e}", m, experts[l][e]);
         if (m.Hc is { } hc) foreach (var (name, value) in hc) Add(name.Replace('.', '/'), m, value);
+        journal.Flush();
         if (buffer.Count >= BatchPoints || sinceTry.Elapsed > TimeSpan.FromSeconds(2)) TryFlush();
     }
 
-    void Add(string name, StepMetrics m, double value) => buffer.Add((name, m.Step, m.Tokens, value));
+    void Add(string name, StepMetrics m, double value) => Add(new MetricPoint(name, m.Step, m.Tokens, value));
+
+    void Add(MetricPoint p)
+    {
+        buffer.Add(p);
+        journal.Append(p);
+    }
 
     public void OnValidation(ValidationMetrics m)
     {
-        buffer.Add(($"val/{m.Dataset}/loss", m.Step, m.Tokens, m.Loss));
-        buffer.Add(($"val/{m.Dataset}/perplexity", m.Step, m.Tokens, m.Perplexity));
+        Add(new MetricPoint($"val/{m.Dataset}/loss", m.Step, m.Tokens, m.Loss));
+        Add(new MetricPoint($"val/{m.Dataset}/perplexity", m.Step, m.Tokens, m.Perplexity));
+        journal.Flush();
         TryFlush();
+    }
+
+    /// <summary>The points of every step up to the checkpoint are in PostgreSQL, or on the disk in the journal, before the
+    /// checkpoint file exists: a resume from it never skips a step.</summary>
+    public void BeforeCheckpoint(long step)
+    {
+        TryFlush();
+        journal.Sync();
     }
 
     public void OnCheckpoint(CheckpointRecord c)
@@ -64,8 +138,13 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
     public void OnEvaluation(HcService.Core.Evaluation.EvaluationMetrics m)
     {
         evaluations.Add(m);
+        journal.Append(m);
+        journal.Flush();
         TryFlush();
     }
+
+    /// <summary>Closes the journal: removed when PostgreSQL has everything, kept on the disk for the next attempt otherwise.</summary>
+    public void Dispose() => journal.Dispose();
 
     /// <summary>Writes what is buffered unless the database was found away moments ago; an outage only delays writes.</summary>
     public void TryFlush()
@@ -102,25 +181,32 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
         using var tx = conn.BeginTransaction();
         // The run's row lock first: the points' sequence numbers are then drawn in the order the run's writes commit, so
         // an event stream reading "after number N" can never skip a point that commits late.
-        Execute(conn, """SELECT 1 FROM hc.runs WHERE "Id" = @run FOR NO KEY UPDATE""", _ => { });
-        for (var from = 0; from < buffer.Count; from += 50_000)
+        bool ours;
+        using (var fence = new NpgsqlCommand("""SELECT "Attempt" = @attempt AND "Status" IN ('running', 'cancelling') FROM hc.runs WHERE "Id" = @run FOR NO KEY UPDATE""", conn))
         {
-            var batch = buffer.GetRange(from, Math.Min(50_000, buffer.Count - from));
-            Execute(conn, $"""
-                INSERT INTO hc.metric_points ("RunId", "Name", "Step", "Tokens", "Value", "Time")
-                SELECT @run, n, s, t, v, now() FROM unnest(@names, @steps, @tokens, @values) AS x(n, s, t, v)
-                WHERE {Fence}
-                ON CONFLICT ("RunId", "Name", "Step") DO UPDATE SET "Value" = excluded."Value", "Tokens" = excluded."Tokens", "Time" = excluded."Time",
-                    -- A replayed step with the same value is not news; a new value is streamed again.
-                    "Seq" = CASE WHEN hc.metric_points."Value" IS DISTINCT FROM excluded."Value" THEN excluded."Seq" ELSE hc.metric_points."Seq" END
-                """, cmd =>
-            {
-                cmd.Parameters.AddWithValue("names", batch.Select(b => b.Name).ToArray());
-                cmd.Parameters.AddWithValue("steps", batch.Select(b => b.Step).ToArray());
-                cmd.Parameters.AddWithValue("tokens", batch.Select(b => b.Tokens).ToArray());
-                cmd.Parameters.AddWithValue("values", batch.Select(b => double.IsFinite(b.Value) ? b.Value : double.NaN).ToArray());
-            });
+            fence.Parameters.AddWithValue("run", runId);
+            fence.Parameters.AddWithValue("attempt", attempt);
+            ours = fence.ExecuteScalar() is true;
         }
+        if (!ours)
+        {
+            // Superseded (a newer attempt has the run) or ended: this attempt writes nothing. Its journal stays on the disk;
+            // the attempt that has the run takes what it lacks from it when it ends (Recover).
+            if (!superseded) log($"run {runId} is no longer running at attempt {attempt}: {Pending} point(s) left in {Path.GetFileName(journal.Path)}");
+            superseded = true;
+            buffer.Clear();
+            recovered.Clear();
+            checkpoints.Clear();
+            evaluations.Clear();
+            return;
+        }
+        // Points an earlier attempt left fill gaps only; this attempt's own points replace what is stored for their step.
+        InsertPoints(conn, recovered, "DO NOTHING");
+        InsertPoints(conn, buffer, """
+            DO UPDATE SET "Value" = excluded."Value", "Tokens" = excluded."Tokens", "Time" = excluded."Time",
+                -- A replayed step with the same value is not news; a new value is streamed again.
+                "Seq" = CASE WHEN hc.metric_points."Value" IS DISTINCT FROM excluded."Value" THEN excluded."Seq" ELSE hc.metric_points."Seq" END
+            """);
         foreach (var c in checkpoints)
             Execute(conn, $"""
                 INSERT INTO hc.checkpoints ("RunId", "Step", "Tokens", "Bytes", "Sha256", "Location", "CreatedAt")
@@ -153,9 +239,30 @@ public sealed class PostgresRunSink(NpgsqlDataSource db, long runId, int attempt
         // Wakes the event streams following this run, on commit.
         Execute(conn, "SELECT pg_notify('hc_run_metrics', @run::text)", _ => { });
         tx.Commit();
+        recovered.Clear();
         buffer.Clear();
         checkpoints.Clear();
         evaluations.Clear();
+        journal.Clear();
+    }
+
+    void InsertPoints(NpgsqlConnection conn, List<MetricPoint> points, string onConflict)
+    {
+        for (var from = 0; from < points.Count; from += 50_000)
+        {
+            var batch = points.GetRange(from, Math.Min(50_000, points.Count - from));
+            Execute(conn, $"""
+                INSERT INTO hc.metric_points ("RunId", "Name", "Step", "Tokens", "Value", "Time")
+                SELECT @run, n, s, t, v, now() FROM unnest(@names, @steps, @tokens, @values) AS x(n, s, t, v)
+                ON CONFLICT ("RunId", "Name", "Step") {onConflict}
+                """, cmd =>
+            {
+                cmd.Parameters.AddWithValue("names", batch.Select(b => b.Name).ToArray());
+                cmd.Parameters.AddWithValue("steps", batch.Select(b => b.Step).ToArray());
+                cmd.Parameters.AddWithValue("tokens", batch.Select(b => b.Tokens).ToArray());
+                cmd.Parameters.AddWithValue("values", batch.Select(b => double.IsFinite(b.Value) ? b.Value : double.NaN).ToArray());
+            });
+        }
     }
 
     void Execute(NpgsqlConnection conn, string sql, Action<NpgsqlCommand> bind)

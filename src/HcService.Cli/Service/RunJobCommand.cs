@@ -99,7 +99,10 @@ static class RunJobCommand
             }
         }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
 
-        var sink = new PostgresRunSink(db, runId, attempt, paths.CheckpointRoot, Console.Error.WriteLine);
+        using var sink = new PostgresRunSink(db, runId, attempt, paths.CheckpointRoot, Console.Error.WriteLine);
+        var checkpointFolder = TrainingRun.CheckpointFolder(paths.RunFolder(runId));
+        // What earlier attempts measured or checkpointed while the database was away reaches it before this one trains.
+        sink.Recover(checkpointFolder);
         string status;
         string? reason;
         try
@@ -113,6 +116,8 @@ static class RunJobCommand
                 Console.WriteLine($"run {runId} attempt {attempt}: a newer attempt has the run; stopped at step {result.Step} without writing");
                 return ExitRequeue;
             }
+            // And what an attempt this one superseded wrote after this one began (it stops within a lease).
+            sink.Recover(checkpointFolder: null);
             sink.Flush(WriteBudget);
             if (why is StopSignal or WorkerGone && result.Outcome == RunOutcome.Cancelled)
             {

@@ -196,7 +196,7 @@ static class ServiceBench
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(ids.Select(id => Task.Run(() =>
         {
-            var sink = new PostgresRunSink(db, id, 1, checkpoints, _ => { });
+            using var sink = new PostgresRunSink(db, id, 1, checkpoints, _ => { });
             for (var s = 1; s <= steps; s++)
                 sink.OnStep(new StepMetrics { Step = s, Tokens = s * 1024L, Loss = 3, CrossEntropy = 3, Lr = 1e-3, GradNorm = 1, StepSeconds = 0.1, TokensPerSecond = 1e4, Mfu = 0.4 });
             sink.Flush(TimeSpan.FromMinutes(1));

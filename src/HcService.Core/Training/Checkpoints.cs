@@ -73,6 +73,19 @@ public sealed class CheckpointStore(string folder)
             .OrderByDescending(c => c.Step).ToList()
         : [];
 
+    /// <summary>The record of a checkpoint on disk (its step and tokens read from its header, its hash from the .sha256
+    /// beside it): how a checkpoint written while the database was away is recorded later.</summary>
+    public static CheckpointRecord ReadRecord(string path)
+    {
+        using var fs = File.OpenRead(path);
+        using var r = new BinaryReader(fs, Encoding.UTF8);
+        if (!r.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic)) throw new InvalidDataException($"{path}: not an HcService checkpoint");
+        var state = JsonSerializer.Deserialize<CheckpointState>(r.ReadBytes(r.ReadInt32()))
+            ?? throw new InvalidDataException($"{path}: empty checkpoint state");
+        var sha = File.ReadAllText(path + ".sha256").Split(' ', 2)[0].Trim();
+        return new CheckpointRecord(state.Step, state.Tokens, path, fs.Length, sha);
+    }
+
     /// <summary>True when the file's sha256 equals the one recorded beside it.</summary>
     public static bool Verify(string path)
     {

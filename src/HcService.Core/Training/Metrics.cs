@@ -35,6 +35,9 @@ public interface IMetricsSink
 {
     void OnStep(StepMetrics m);
     void OnValidation(ValidationMetrics m);
+    /// <summary>A checkpoint of <paramref name="step"/> is about to be written: whatever the sink holds for steps up to
+    /// it must be durable first, so that a resume from that checkpoint never skips a step's points.</summary>
+    void BeforeCheckpoint(long step) { }
     void OnCheckpoint(CheckpointRecord c);
     /// <summary>Downstream zero-shot results (in-loop evaluation).</summary>
     void OnEvaluation(HcService.Core.Evaluation.EvaluationMetrics m) { }

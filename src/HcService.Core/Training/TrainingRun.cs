@@ -40,6 +40,9 @@ public sealed record RunResult(RunOutcome Outcome, long Step, long Tokens, strin
 /// </summary>
 public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<IMetricsSink> sinks, Action<string>? log = null)
 {
+    /// <summary>Where a run folder keeps its checkpoints.</summary>
+    public static string CheckpointFolder(string outDir) => Path.Combine(outDir, "checkpoints");
+
     /// <param name="cancel">Stop after a final checkpoint (a cancel, or a preempted worker).</param>
     /// <param name="abandon">Stop at once without a checkpoint: another attempt has taken the run over, and this one must
     /// not write into its checkpoint folder any more.</param>
@@ -83,7 +86,7 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
         model.to(device);
         using var optimizer = Optimizers.AdamW(model, t.Lr, t.WeightDecay);
         using var mixed = t.Precision == Precision.Bf16 ? new MixedPrecision(model, device) : null;
-        var store = new CheckpointStore(Path.Combine(options.OutDir, "checkpoints"));
+        var store = new CheckpointStore(CheckpointFolder(options.OutDir));
         var specJson = spec.ToJson();
 
         long step = 0, tokens = 0;
@@ -108,6 +111,7 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
 
         CheckpointRecord Checkpoint()
         {
+            foreach (var s in sinks) s.BeforeCheckpoint(step);
             var record = store.Save(new CheckpointState
             {
                 Step = step, Tokens = tokens, SamplerEpoch = sampler.Position.Epoch, SamplerIndex = sampler.Position.Index,

@@ -232,12 +232,24 @@ namespace HcService.Store.Migrations
                     b.Property<DateTimeOffset?>("FinishedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("Group")
+                        .HasMaxLength(60)
+                        .HasColumnType("character varying(60)");
+
                     b.Property<string>("HangfireJobId")
                         .HasColumnType("text");
 
                     b.Property<string>("IdempotencyKey")
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)");
+
+                    b.Property<string>("IdempotencyOwner")
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
+                    b.Property<string>("IdempotencyRequestSha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
 
                     b.Property<DateTimeOffset?>("LeaseExpiresAt")
                         .HasColumnType("timestamp with time zone");
@@ -303,7 +315,9 @@ namespace HcService.Store.Migrations
 
                     b.HasIndex("CreatedAt");
 
-                    b.HasIndex("IdempotencyKey")
+                    b.HasIndex("Group");
+
+                    b.HasIndex("IdempotencyOwner", "IdempotencyKey")
                         .IsUnique();
 
                     b.HasIndex("Status", "CreatedAt");
@@ -388,6 +402,23 @@ namespace HcService.Store.Migrations
                     b.ToTable("run_events", "hc");
                 });
 
+            modelBuilder.Entity("HcService.Store.RunGroup", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(60)
+                        .HasColumnType("character varying(60)");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<long?>("CreatedByKeyId")
+                        .HasColumnType("bigint");
+
+                    b.HasKey("Name");
+
+                    b.ToTable("groups", "hc");
+                });
+
             modelBuilder.Entity("HcService.Store.CheckpointEntry", b =>
                 {
                     b.HasOne("HcService.Store.Run", null)
@@ -422,6 +453,14 @@ namespace HcService.Store.Migrations
                         .HasForeignKey("RunId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
+                });
+
+            modelBuilder.Entity("HcService.Store.Run", b =>
+                {
+                    b.HasOne("HcService.Store.RunGroup", null)
+                        .WithMany()
+                        .HasForeignKey("Group")
+                        .OnDelete(DeleteBehavior.Restrict);
                 });
 
             modelBuilder.Entity("HcService.Store.RunAttempt", b =>

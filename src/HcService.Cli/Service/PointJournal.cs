@@ -1,0 +1,134 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using HcService.Core.Evaluation;
+
+namespace HcService.Cli.Service;
+
+/// <summary>One metric value of one step, as the training process's sink holds it until PostgreSQL has it.</summary>
+public readonly record struct MetricPoint(string Name, long Step, long Tokens, double Value);
+
+/// <summary>
+/// What a run attempt has measured and PostgreSQL does not have yet, on disk in the run folder (the write-ahead log of
+/// <see cref="PostgresRunSink"/>): one JSON object per line, a metric point {"n","s","t","v"} or an in-loop evaluation
+/// {"e": ...}. Every line is handed to the operating system when its step is reported (a killed process loses none)
+/// and the file is flushed to the disk before a checkpoint is written (a machine that dies loses none a checkpoint
+/// covers). It is emptied each time its content has been committed to PostgreSQL, so it holds at most the points of one
+/// database outage; the next attempt reads what an attempt left (<see cref="PostgresRunSink.Recover"/>).
+/// </summary>
+public sealed class PointJournal : IDisposable
+{
+    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+    static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = true };
+    readonly FileStream file;
+    readonly ArrayBufferWriter<byte> line = new(256);
+
+    /// <summary>A new journal for <paramref name="attempt"/> in <paramref name="folder"/> (a unique file: two writers of
+    /// one attempt never share one).</summary>
+    public PointJournal(string folder, int attempt)
+    {
+        Directory.CreateDirectory(folder);
+        Path = System.IO.Path.Combine(folder, $"attempt-{attempt}-{Guid.NewGuid():N}.jsonl");
+        file = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
+    }
+
+    public string Path { get; }
+
+    /// <summary>Bytes written since the journal was last emptied.</summary>
+    public long Length => file.Length;
+
+    public void Append(in MetricPoint p)
+    {
+        line.ResetWrittenCount();
+        using (var w = new Utf8JsonWriter(line, WriterOptions))
+        {
+            w.WriteStartObject();
+            w.WriteString("n", p.Name);
+            w.WriteNumber("s", p.Step);
+            w.WriteNumber("t", p.Tokens);
+            if (double.IsFinite(p.Value)) w.WriteNumber("v", p.Value);
+            else w.WriteString("v", double.IsNaN(p.Value) ? "NaN" : p.Value > 0 ? "Infinity" : "-Infinity");
+            w.WriteEndObject();
+        }
+        WriteLine();
+    }
+
+    public void Append(EvaluationMetrics e)
+    {
+        line.ResetWrittenCount();
+        using (var w = new Utf8JsonWriter(line, WriterOptions))
+        {
+            w.WriteStartObject();
+            w.WritePropertyName("e");
+            JsonSerializer.Serialize(w, e, Json);
+            w.WriteEndObject();
+        }
+        WriteLine();
+    }
+
+    void WriteLine()
+    {
+        file.Write(line.WrittenSpan);
+        file.WriteByte((byte)'\n');
+    }
+
+    /// <summary>Hands what was appended to the operating system: a killed process loses none of it.</summary>
+    public void Flush() => file.Flush(flushToDisk: false);
+
+    /// <summary>Flushes what was appended to the disk (fsync).</summary>
+    public void Sync() => file.Flush(flushToDisk: true);
+
+    /// <summary>Everything appended is in PostgreSQL now: start over.</summary>
+    public void Clear()
+    {
+        file.Flush(flushToDisk: false);
+        file.SetLength(0);
+    }
+
+    /// <summary>Closes the file; removes it when it holds nothing.</summary>
+    public void Dispose()
+    {
+        var empty = file.Length == 0;
+        file.Flush(flushToDisk: !empty);
+        file.Dispose();
+        if (empty) File.Delete(Path);
+    }
+
+    /// <summary>Journals in <paramref name="folder"/> other than <paramref name="except"/>, oldest attempt first.</summary>
+    public static IReadOnlyList<string> Others(string folder, string except) => Directory.Exists(folder)
+        ? Directory.GetFiles(folder, "attempt-*.jsonl").Where(p => p != except)
+            .OrderBy(p => int.TryParse(System.IO.Path.GetFileName(p).Split('-')[1], out var a) ? a : int.MaxValue).ThenBy(p => p, StringComparer.Ordinal).ToList()
+        : [];
+
+    /// <summary>Reads a journal. A line that does not parse (the last one, cut short by a crash) is counted, not read.</summary>
+    public static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable) Read(string path)
+    {
+        var points = new List<MetricPoint>();
+        var evaluations = new List<EvaluationMetrics>();
+        var unreadable = 0;
+        foreach (var text in File.ReadLines(path, Encoding.UTF8))
+        {
+            if (text.Length == 0) continue;
+            try
+            {
+                using var doc = JsonDocument.Parse(text);
+                var o = doc.RootElement;
+                if (o.TryGetProperty("e", out var e)) evaluations.Add(e.Deserialize<EvaluationMetrics>(Json)!);
+                else
+                {
+                    var v = o.GetProperty("v");
+                    var value = v.ValueKind == JsonValueKind.String ? double.Parse(v.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : v.GetDouble();
+                    points.Add(new MetricPoint(o.GetProperty("n").GetString()!, o.GetProperty("s").GetInt64(), o.GetProperty("t").GetInt64(), value));
+                }
+            }
+            catch (Exception x) when (x is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or NotSupportedException)
+            {
+                unreadable++;
+            }
+        }
+        return (points, evaluations, unreadable);
+    }
+}
