@@ -24,8 +24,10 @@ public sealed class HcLiveProcess : IAsyncDisposable
 
     public static HcLiveProcess Start(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "hc.dll"));
+        // As from a terminal: SIGINT at its default disposition even when the test runner was started in the background
+        // (a non-interactive shell's `cmd &` and nohup make children ignore it, and .NET then never sees a Ctrl+C).
+        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--default-signal=INT", "dotnet", Path.Combine(AppContext.BaseDirectory, "hc.dll") }) psi.ArgumentList.Add(a);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var live = new HcLiveProcess(new Process { StartInfo = psi });
         live.process.OutputDataReceived += (_, e) => live.Line(e.Data);
