@@ -28,6 +28,7 @@ public static class ApiApp
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton<SpecValidator>();
         builder.Services.AddSingleton<DeviceMemory>();
+        builder.Services.AddSingleton<RunDurationCap>();
         builder.Services.AddDbContext<HcDbContext>(o => o.UseHcNpgsql(connectionString));
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
         builder.Services.AddSingleton(LeaseOptions.FromEnvironment());
@@ -39,8 +40,15 @@ public static class ApiApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HcService.Api.Runs.RunEventHub>());
         builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
         builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<ErrorAnswers>();
+        // A parameter that does not bind throws, so that ErrorAnswers answers 400 naming it (instead of a bare 400).
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         // A diverged run's loss is NaN: serialise it as "NaN" rather than failing the response.
-        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
+            o.SerializerOptions.AllowDuplicateProperties = false;   // request bodies: a field given twice is refused (400)
+        });
         builder.Services.AddEndpointsApiExplorer();
         builder.Services.AddSwaggerGen(o =>
         {
@@ -66,6 +74,7 @@ public static class ApiApp
         // Kestrel's own rejections (a body over the 1 MiB limit: 413, a malformed request: 400) keep their status.
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is BadHttpRequestException b ? b.StatusCode : 500 });
         app.UseStatusCodePages();
+        app.UseMiddleware<ControlCharacterGuard>();
         app.UseSwagger();
         app.UseSwaggerUI(o => { o.RoutePrefix = "swagger"; o.EnablePersistAuthorization(); });
         app.UseAuthentication();

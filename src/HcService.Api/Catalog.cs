@@ -25,8 +25,16 @@ public static class CatalogApi
                 {
                     var manifest = Path.Combine(catalog.Root, name, DatasetManifest.FileName);
                     if (!File.Exists(manifest)) return new DatasetInfo(name, "unknown", 0, -1);
-                    var m = DatasetManifest.Parse(File.ReadAllText(manifest), manifest);
-                    return new DatasetInfo(name, m.Tokenizer, m.VocabSize, m.TokenCount);
+                    // One broken dataset is listed as such; it does not hide the others.
+                    try
+                    {
+                        var m = DatasetManifest.Parse(File.ReadAllText(manifest), manifest);
+                        return new DatasetInfo(name, m.Tokenizer, m.VocabSize, m.TokenCount);
+                    }
+                    catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+                    {
+                        return new DatasetInfo(name, "invalid", 0, -1, e.Message.Replace(catalog.Root, "<data root>", StringComparison.Ordinal));
+                    }
                 }).ToList());
             })
             .WithTags("Catalog").WithSummary("Datasets under the data root");

@@ -19,8 +19,53 @@ public class ConfigTests
         Assert.Contains(errors, e => e.Field == "moe.topK" && Equals(e.Value, 3) && e.Allowed.Contains("experts = 2"));
         Assert.Contains(errors, e => e.Field == "connection.rate" && Equals(e.Value, 0));
         var ex = Assert.Throws<ConfigException>(() => c.EnsureValid());
-        Assert.Contains("connection.rate = 0: must be an integer >= 1", ex.Message);
+        Assert.Contains("connection.rate = 0: must be an integer in [1, 64]", ex.Message);
     }
+
+    [Fact]
+    public void SizesBeyondTheBoundsAreRefusedAndCountsNeverWrapAround()
+    {
+        var huge = Presets.Tiny with { DModel = 2_000_000_000, Heads = 1, Layers = 5000, Vocab = int.MaxValue, EmbeddingSize = int.MaxValue };
+        var fields = huge.Validate().Select(e => e.Field).ToList();
+        Assert.Contains("model.dModel", fields);
+        Assert.Contains("model.layers", fields);
+        Assert.Contains("model.vocab", fields);
+        // Unvalidated, the counts throw rather than wrap (4 L d^2 overflows 64 bits here).
+        Assert.Throws<OverflowException>(() => HcService.Core.Counting.ModelCounter.Parameters(huge));
+        Assert.Throws<OverflowException>(() => HcService.Core.Counting.ModelCounter.Memory(Presets.Tiny with { DModel = 65_536, Layers = 1024 }, int.MaxValue, bf16: false));
+        // At the bounds themselves every count is finite and positive.
+        var largest = Presets.Tiny with { DModel = ModelConfig.MaxWidth, Heads = 64, Layers = ModelConfig.MaxLayers, MlpHidden = ModelConfig.MaxHidden, Vocab = ModelConfig.MaxVocab, EmbeddingSize = ModelConfig.MaxVocab };
+        Assert.Empty(largest.Validate());
+        Assert.True(HcService.Core.Counting.ModelCounter.Parameters(largest).Total > 0);
+    }
+
+    [Theory]
+    [InlineData("2M", 2_000_000L)]
+    [InlineData("1.5T", 1_500_000_000_000L)]
+    [InlineData("2_000_000", 2_000_000L)]
+    [InlineData(" 10k ", 10_000L)]
+    [InlineData("1e3K", null)]
+    [InlineData("-5M", null)]
+    [InlineData("1 M", null)]
+    [InlineData("0x10", null)]
+    [InlineData("NaN", null)]
+    public void TokenCountsAreDigitsWithAnOptionalSuffix(string text, long? expected)
+    {
+        Assert.Equal(expected is not null, HcService.Core.Jobs.TokenCount.TryParse(text, out var count));
+        if (expected is { } e) Assert.Equal(e, count.Value);
+    }
+
+    [Theory]
+    [InlineData("baseline", true)]
+    [InlineData("Grüße 東京 ✓ 🙂", true)]
+    [InlineData("run\\u202Egnp.exe", false)]
+    [InlineData("base\\u200Bline", false)]
+    [InlineData("a\\u2066b", false)]
+    [InlineData("tab\\there", false)]
+    [InlineData("bom\\uFEFF", false)]
+    [InlineData("lone\\uD800", false)]
+    public void LabelsArePrintableWithoutBidiOrZeroWidthCharacters(string escaped, bool printable) =>
+        Assert.Equal(printable, Text.IsPrintable(System.Text.RegularExpressions.Regex.Unescape(escaped)));
 
     [Fact]
     public void ResidualRejectsRateAboveOne()

@@ -43,6 +43,19 @@ public sealed class ServiceFixture : IAsyncLifetime
         var manifestPath = Path.Combine(DataRoot, "broken-bytes", DatasetManifest.FileName);
         var manifest = DatasetManifest.Parse(File.ReadAllText(manifestPath), manifestPath);
         File.WriteAllText(manifestPath, (manifest with { TokenCount = manifest.TokenCount + 1 }).ToJson());
+        // Datasets that would fail inside a training process, each found at submit time (HostileInputTests): token ids
+        // beyond a byte model's vocabulary under a manifest that says "bytes"; a folder linked from outside the data
+        // root; a manifest that is not JSON. And a task file that parses as no task format (a run fails at its start).
+        CopyDir(Path.Combine(RepoPaths.DataRoot, "valid-austen-bytes"), Path.Combine(DataRoot, "big-ids-bytes"));
+        var bigIds = Path.Combine(DataRoot, "big-ids-bytes", manifest.Files[0].Name);
+        long dataOffset;
+        using (var fs = File.OpenRead(bigIds)) dataOffset = NpyFile.ReadHeader(fs, bigIds).DataOffset;
+        using (var fs = new FileStream(bigIds, FileMode.Open, FileAccess.Write)) { fs.Position = dataOffset + 2 * 10; fs.Write(BitConverter.GetBytes((ushort)300)); }
+        CopyDir(Path.Combine(RepoPaths.DataRoot, "valid-austen-bytes"), Path.Combine(Home, "outside-data-root", "elsewhere-bytes"));
+        File.CreateSymbolicLink(Path.Combine(DataRoot, "linked-bytes"), Path.Combine(Home, "outside-data-root", "elsewhere-bytes"));
+        Directory.CreateDirectory(Path.Combine(DataRoot, "invalid-manifest"));
+        File.WriteAllText(Path.Combine(DataRoot, "invalid-manifest", DatasetManifest.FileName), "{ \"tokenizer\": ");
+        File.WriteAllText(Path.Combine(DataRoot, "eval", "broken-task.jsonl"), "this is not a task\n");
         Directory.CreateDirectory(CheckpointRoot);
 
         Postgres = new EmbeddedPostgres(Path.Combine(Home, "postgres"));

@@ -215,8 +215,8 @@ public class ServiceTests(ServiceFixture svc)
         var good = Path.Combine(dir, "good.json");
         var bad = Path.Combine(dir, "bad.json");
         await File.WriteAllTextAsync(good, Quick);
-        // Passes validation, then fails inside the training process: the dataset's manifest lies about its size.
-        await File.WriteAllTextAsync(bad, Quick.Replace("\"tags\"", "\"data\": { \"train\": \"broken-bytes\" }, \"tags\""));
+        // Passes validation, then fails inside the training process: a downstream task file in no task format.
+        await File.WriteAllTextAsync(bad, Quick.Replace("\"tags\"", "\"evaluation\": { \"tasks\": [{ \"name\": \"broken\", \"file\": \"eval/broken-task.jsonl\" }] }, \"tags\""));
 
         var ok = await HcProcess.RunAsync("submit", good, "--wait", "--server", svc.Url, "--api-key", svc.AdminKey);
         Assert.True(ok.ExitCode == 0, ok.Output);
@@ -225,7 +225,7 @@ public class ServiceTests(ServiceFixture svc)
         var failed = await HcProcess.RunAsync("submit", bad, "--wait", "--server", svc.Url, "--api-key", svc.AdminKey);
         Assert.Equal(1, failed.ExitCode);
         Assert.Contains("failed", failed.Output);
-        Assert.Contains("manifest says", failed.Output);      // the reason, from the child's stderr
+        Assert.Contains("not a recognised task format", failed.Output);      // the reason, from the child's stderr
 
         var invalid = await HcProcess.RunAsync("submit", Path.Combine(dir, "missing.json"), "--server", svc.Url, "--api-key", svc.AdminKey);
         Assert.Equal(2, invalid.ExitCode);

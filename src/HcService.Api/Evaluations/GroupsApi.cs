@@ -16,7 +16,9 @@ namespace HcService.Api.Evaluations;
 /// <summary>POST /api/groups: a grid of runs as one call. Each variant is merged onto the base spec (objects merged
 /// field by field, anything else replaced), e.g. the paper's Table 1: base = the residual run, variants = DHC at
 /// n = 1, 2, 4, 8 and SHC x4.</summary>
-public sealed record GroupRequest(string? Name, JsonObject? Base, List<JsonObject>? Variants);
+/// <remarks>Base and variants arrive as JSON elements (read under the strict options: a field given twice is a 400) and
+/// become objects here.</remarks>
+public sealed record GroupRequest(string? Name, System.Text.Json.JsonElement? Base, List<System.Text.Json.JsonElement>? Variants);
 
 public sealed record GroupCreated(string Group, IReadOnlyList<RunSummary> Runs, string TableUrl);
 
@@ -43,15 +45,16 @@ public static class GroupsApi
     }
 
     static async Task<Results<Created<GroupCreated>, ValidationProblem, Conflict<ProblemDetails>>> Submit(GroupRequest request, HcDbContext db,
-        NpgsqlDataSource dataSource, SpecValidator validator, IBackgroundJobClient jobs, LeaseOptions leases, System.Security.Claims.ClaimsPrincipal user,
+        NpgsqlDataSource dataSource, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases, System.Security.Claims.ClaimsPrincipal user,
         [FromQuery] string? queue, CancellationToken ct)
     {
         var errors = new List<ConfigError>();
         var name = request.Name;
         if (name is null || !System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z0-9._-]{1,60}$"))
             errors.Add(new("name", name, "a group name of 1 to 60 letters, digits, '.', '_' or '-'"));
-        if (request.Base is null) errors.Add(new("base", null, "a job spec (the baseline's)"));
-        var variants = request.Variants ?? [];
+        var baseSpec = request.Base is { ValueKind: System.Text.Json.JsonValueKind.Object } b ? JsonObject.Create(b) : null;
+        if (baseSpec is null) errors.Add(new("base", request.Base?.ValueKind.ToString(), "a job spec (the baseline's), a JSON object"));
+        var variants = (request.Variants ?? []).Select(v => v.ValueKind == System.Text.Json.JsonValueKind.Object ? JsonObject.Create(v) : null).ToList();
         if (variants.Count is < 1 or > 32) errors.Add(new("variants", variants.Count, "a list of 1 to 32 objects merged onto the base spec"));
         for (var i = 0; i < variants.Count; i++)
             if (variants[i] is null) errors.Add(new($"variants[{i}]", null, "an object merged onto the base spec"));
@@ -61,7 +64,7 @@ public static class GroupsApi
 
         // The base itself is the first run (the baseline), then each variant merged onto it.
         var specs = new List<(JobSpec Spec, JobPlan Plan)>();
-        var merged = new[] { (JsonObject)request.Base!.DeepClone() }.Concat(variants.Select(v => Merge((JsonObject)request.Base!.DeepClone(), v))).ToList();
+        var merged = new[] { (JsonObject)baseSpec!.DeepClone() }.Concat(variants.Select(v => Merge((JsonObject)baseSpec!.DeepClone(), v!))).ToList();
         for (var i = 0; i < merged.Count; i++)
         {
             var field = i == 0 ? "base" : $"variants[{i - 1}]";
@@ -76,6 +79,7 @@ public static class GroupsApi
                 var spec = JobSpec.Parse(merged[i].ToJsonString());
                 var (plan, specErrors) = validator.Validate(spec, device!.Value);
                 if (plan is null) errors.AddRange(specErrors.Select(e => e with { Field = $"{field}.{e.Field}" }));
+                else if (await durationCap.CheckAsync(plan, device!.Value, ct) is { } tooLong) errors.Add(tooLong with { Field = $"{field}.{tooLong.Field}" });
                 else specs.Add((spec, plan));
             }
             catch (ConfigException e) { errors.AddRange(e.Errors.Select(x => x with { Field = $"{field}.{x.Field}" })); }

@@ -36,4 +36,5 @@ public sealed record EvaluationInfo(long Step, string Task, string Metric, doubl
 public sealed record PresetInfo(string Name, int Layers, int DModel, int Heads, int MlpHidden, int MaxSeqLen, int Vocab, string Architecture,
     long Parameters, long ParametersDhcX4, long TrainingFlopsPerToken, long MemoryBytesPerSequence);
 
-public sealed record DatasetInfo(string Name, string Tokenizer, int VocabSize, long Tokens);
+/// <summary>A dataset under the data root; <see cref="Error"/> says why one cannot be used (an unreadable manifest).</summary>
+public sealed record DatasetInfo(string Name, string Tokenizer, int VocabSize, long Tokens, string? Error = null);

@@ -36,7 +36,7 @@ public static class RunsApi
     }
 
     static async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem, UnprocessableEntity<ProblemDetails>>> Submit(
-        HttpRequest request, HcDbContext db, NpgsqlDataSource dataSource, SpecValidator validator, IBackgroundJobClient jobs, LeaseOptions leases,
+        HttpRequest request, HcDbContext db, NpgsqlDataSource dataSource, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases,
         [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, [FromQuery] string? queue, CancellationToken ct)
     {
         string body;
@@ -52,6 +52,7 @@ public static class RunsApi
             return Problem([new("Idempotency-Key", Shorten(idempotencyKey), "a header value of at most 200 printable characters")]);
         var (plan, errors) = validator.Validate(spec, device.Value);
         if (plan is null) return Problem(errors);
+        if (await durationCap.CheckAsync(plan, device.Value, ct) is { } tooLong) return Problem([tooLong]);
 
         // Idempotency-Key (IETF httpapi draft): scoped to the calling key and bound to the request it was first sent with.
         var owner = ApiKeys.CallerId(request.HttpContext.User) is { } keyId ? $"key:{keyId}" : "anonymous";
@@ -102,8 +103,8 @@ public static class RunsApi
         string? preset, string? tag, int page = 1, int pageSize = 50, CancellationToken ct = default)
     {
         if (status is not null && !RunStatus.All.Contains(status)) return Problem([new("status", status, "one of " + string.Join(", ", RunStatus.All))]);
-        if (page < 1) return Problem([new("page", page, "an integer >= 1")]);
         if (pageSize is < 1 or > 500) return Problem([new("pageSize", pageSize, "an integer in [1, 500]")]);
+        if (page < 1 || (long)(page - 1) * pageSize > int.MaxValue) return Problem([new("page", page, $"an integer in [1, {int.MaxValue / pageSize + 1}] at pageSize {pageSize}")]);
         var q = db.Runs.AsNoTracking();
         if (status is not null) q = q.Where(r => r.Status == status);
         if (connection is not null) q = q.Where(r => r.Connection == connection);
@@ -197,9 +198,8 @@ public static class RunsApi
         var c = await db.Checkpoints.AsNoTracking().FirstOrDefaultAsync(c => c.RunId == id && c.Step == step, ct);
         if (c is null) return TypedResults.NotFound(new ProblemDetails { Title = "Checkpoint not found", Detail = $"run {id} has no checkpoint at step {step}", Status = 404 });
         // Only inside the checkpoint store, whatever the record says.
-        var root = Path.GetFullPath(paths.CheckpointRoot) + Path.DirectorySeparatorChar;
-        var path = Path.GetFullPath(Path.Combine(root, c.Location));
-        if (!path.StartsWith(root, StringComparison.Ordinal) || !File.Exists(path))
+        var path = c.Location.Any(char.IsControl) ? null : HcService.Core.Data.PathIdentity.Inside(paths.CheckpointRoot, Path.Combine(paths.CheckpointRoot, c.Location));
+        if (path is null || !File.Exists(path))
             return TypedResults.NotFound(new ProblemDetails { Title = "Checkpoint file not found", Detail = $"the file of run {id} step {step} is gone (retention keeps the newest)", Status = 404 });
         response.Headers["X-Checkpoint-Sha256"] = c.Sha256;
         return TypedResults.PhysicalFile(path, "application/octet-stream", Path.GetFileName(path));

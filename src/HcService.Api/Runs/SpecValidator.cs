@@ -25,15 +25,22 @@ public sealed class SpecValidator(HcService.Store.Jobs.HcPaths paths, DeviceMemo
             try
             {
                 var folder = catalog.Resolve(name, field);
-                var manifestPath = Path.Combine(folder, DatasetManifest.FileName);
-                if (File.Exists(manifestPath))
-                {
-                    var manifest = DatasetManifest.Parse(File.ReadAllText(manifestPath), manifestPath);
-                    if (manifest.VocabSize > plan.Model.Vocab)
-                        errors.Add(new(field, name, $"a dataset whose tokenizer fits the model's vocabulary {plan.Model.Vocab} ('{name}' is {manifest.Tokenizer}, vocabulary {manifest.VocabSize})"));
-                }
+                // Opened as the training process will open it: manifest, file names by identity, .npy headers against
+                // file sizes, the manifest's token count against the files; then the token ids of a sample.
+                using var dataset = new TokenDataset(folder);
+                var manifest = dataset.Manifest;
+                if (manifest.VocabSize > plan.Model.Vocab)
+                    errors.Add(new(field, name, $"a dataset whose tokenizer fits the model's vocabulary {plan.Model.Vocab} ('{name}' is {manifest.Tokenizer}, vocabulary {manifest.VocabSize})"));
+                else if (dataset.Length < plan.Training.SeqLen + 1)
+                    errors.Add(new(field, name, $"a dataset of at least one sequence ({plan.Training.SeqLen + 1} tokens); '{name}' has {dataset.Length}"));
+                else if (dataset.SampleMax() is var max && max >= plan.Model.Vocab)
+                    errors.Add(new(field, name, $"a dataset whose token ids fit the model's vocabulary {plan.Model.Vocab}: '{name}' holds token id {max} (its manifest says {manifest.Tokenizer}, vocabulary {manifest.VocabSize})"));
             }
             catch (ConfigException e) { errors.AddRange(e.Errors); }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
+            {
+                errors.Add(new(field, name, $"a readable token dataset under the data root: {e.Message}"));
+            }
         }
         if (memory.Check(plan, device) is { } tooBig) errors.Add(tooBig);
         return errors.Count > 0 ? (null, errors) : (plan, []);
@@ -57,13 +64,74 @@ public sealed class DeviceMemory(IConfiguration config)
     public ConfigError? Check(JobPlan plan, DeviceKind device)
     {
         var t = plan.Training;
-        var estimate = HcService.Core.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16);
         var capacity = Bytes(device);
+        HcService.Core.Counting.MemoryEstimate estimate;
+        try { estimate = HcService.Core.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16); }
+        catch (OverflowException)
+        {
+            return new("training.microBatch", t.MicroBatch, $"a micro-batch whose training memory fits the {(device == DeviceKind.Cuda ? "cuda" : "cpu")} device: " +
+                $"at {t.MicroBatch} x {t.SeqLen} tokens the estimate exceeds 2^63 bytes");
+        }
         if (estimate.Total <= Usable * capacity) return null;
         static string GiB(long b) => (b / (double)(1L << 30)).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " GiB";
         return new("training.microBatch", t.MicroBatch,
             $"a micro-batch whose training memory fits the {(device == DeviceKind.Cuda ? "cuda" : "cpu")} device: the estimate is {GiB(estimate.Total)} " +
             $"(weights + AdamW state {GiB(estimate.WeightsAndOptimizer)}, activations {GiB(estimate.Activations)} at {t.MicroBatch} x {t.SeqLen} tokens) " +
             $"and {Usable:P0} of the device's {GiB(capacity)} is usable; lower training.microBatch (gradient accumulation keeps the batch) or pick a smaller model");
+    }
+}
+
+/// <summary>
+/// The wall-clock cap: a run whose estimated training time exceeds Hc:MaxRunDays (default 7) is refused, with the
+/// estimate, instead of holding a worker for years ("100T" tokens on tiny). The throughput is the device's measured
+/// one where the service has it: the median tokens/s of the latest succeeded runs of the same preset, architecture,
+/// connection, rate and queue. Without such runs it is an optimistic bound: the model's training FLOPs at 50% of the
+/// device's peak (Hc:Devices:cuda:PeakTflops, default 989, an H100/H200; Hc:Devices:cpu:PeakGflops, default 2000),
+/// so that only runs that cannot finish in time are refused.
+/// </summary>
+public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSource db)
+{
+    const double OptimisticMfu = 0.5;
+
+    public double MaxDays => config.GetValue("Hc:MaxRunDays", 7.0);
+
+    public async Task<ConfigError?> CheckAsync(JobPlan plan, DeviceKind device, CancellationToken ct)
+    {
+        var t = plan.Training;
+        var queue = device == DeviceKind.Cuda ? "cuda" : "cpu";
+        var (tokensPerSecond, source) = await MeasuredAsync(plan, queue, ct) is { } measured
+            ? (measured, $"measured: the median tokens/s of recent succeeded {plan.Model.Name} {Names.Of(plan.Model.Connection.Type)} runs on the {queue} queue")
+            : (PeakFlops(device) * OptimisticMfu / HcService.Core.Counting.ModelCounter.Flops(plan.Model, t.SeqLen).Training,
+               $"an optimistic bound: the model's training FLOPs at {OptimisticMfu:P0} of the {queue} device's peak {PeakFlops(device) / 1e12:0.###} TFLOP/s");
+        var days = t.Steps * (double)t.BatchTokens / tokensPerSecond / 86_400;
+        if (days <= MaxDays) return null;
+        return new("training.tokenBudget", t.TokenBudget,
+            $"a budget this device trains within the cap of {MaxDays:0.##} days (Hc:MaxRunDays): {t.TokenBudget:N0} tokens at " +
+            $"{tokensPerSecond:N0} tokens/s ({source}) take about {Human(days)}");
+    }
+
+    static string Human(double days) => days >= 730 ? $"{days / 365.25:N0} years" : $"{days:N1} days";
+
+    double PeakFlops(DeviceKind device) => device == DeviceKind.Cuda
+        ? config.GetValue("Hc:Devices:cuda:PeakTflops", HcService.Core.Counting.DevicePeak.CudaBf16 / 1e12) * 1e12
+        : config.GetValue("Hc:Devices:cpu:PeakGflops", 2000.0) * 1e9;
+
+    async Task<double?> MeasuredAsync(JobPlan plan, string queue, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM (
+                SELECT (SELECT "Value" FROM hc.metric_points m WHERE m."RunId" = r."Id" AND m."Name" = 'train/tokens_per_second'
+                        ORDER BY m."Step" DESC LIMIT 1) AS v
+                FROM hc.runs r
+                WHERE r."Status" = 'succeeded' AND r."Preset" = $1 AND r."Architecture" = $2 AND r."Connection" = $3 AND r."Rate" = $4 AND r."Queue" = $5
+                ORDER BY r."Id" DESC LIMIT 5) x
+            WHERE v > 0 AND v < 'Infinity'
+            """);
+        cmd.Parameters.Add(new() { Value = plan.Model.Name });
+        cmd.Parameters.Add(new() { Value = Names.Of(plan.Model.Architecture) });
+        cmd.Parameters.Add(new() { Value = Names.Of(plan.Model.Connection.Type) });
+        cmd.Parameters.Add(new() { Value = plan.Model.Connection.Rate });
+        cmd.Parameters.Add(new() { Value = queue });
+        return await cmd.ExecuteScalarAsync(ct) is double v ? v : null;
     }
 }

@@ -83,9 +83,12 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         }
         var reason = $"training process exited with code {child.ExitCode}{Signal(child.ExitCode)} without recording an end; stderr tail: {runner.StderrTail()}";
         // Fenced: a no-op when the child recorded its end (or a newer attempt has the run).
-        var failed = await DbRetry.RunAsync(ct => leases.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct), WriteBudget, Console.Error.WriteLine, CancellationToken.None);
-        Console.WriteLine($"run {runId} attempt {attempt}: child exited with {child.ExitCode}{(failed ? " -> failed" : "")}");
-        return failed ? "failed" : await leases.OutcomeAsync(runId, attempt, CancellationToken.None) ?? "lost";
+        // A process that dies while it stops for a cancel ends the run cancelled (what was asked), saying how it died.
+        var whenCancelled = (RunStatus.Cancelled, $"cancelled; the training process exited with code {child.ExitCode}{Signal(child.ExitCode)} while stopping, before its final checkpoint");
+        var ended = await DbRetry.RunAsync(ct => leases.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct, whenCancelled), WriteBudget, Console.Error.WriteLine, CancellationToken.None);
+        var outcome = await leases.OutcomeAsync(runId, attempt, CancellationToken.None) ?? "lost";
+        Console.WriteLine($"run {runId} attempt {attempt}: child exited with {child.ExitCode}{(ended ? $" -> {outcome}" : "")}");
+        return outcome;
     }
 
     /// <summary>A run its attempt handed back is queued without a Hangfire job: give it one now, so that it resumes at once

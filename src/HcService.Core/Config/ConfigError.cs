@@ -45,3 +45,30 @@ public static class Names
 
     public static string Of(Architecture a) => a == Architecture.Dense ? "dense" : "moe";
 }
+
+/// <summary>What names, tags and other labels may contain.</summary>
+public static class Text
+{
+    /// <summary>True when every character can be shown as itself: no control characters, no format characters (bidi
+    /// overrides and isolates, zero-width spaces and joiners, the BOM), no line or paragraph separators, no unpaired
+    /// surrogates, private-use or unassigned code points. Such characters make one label look like another.</summary>
+    public static bool IsPrintable(string s)
+    {
+        for (var i = 0; i < s.Length; i++)
+        {
+            if (char.IsHighSurrogate(s[i]))
+            {
+                if (i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1])) return false;
+                if (!Printable(System.Globalization.CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(s[i], s[i + 1])))) return false;
+                i++;
+            }
+            else if (!Printable(char.GetUnicodeCategory(s[i]))) return false;
+        }
+        return true;
+    }
+
+    static bool Printable(System.Globalization.UnicodeCategory c) => c is not (System.Globalization.UnicodeCategory.Control
+        or System.Globalization.UnicodeCategory.Format or System.Globalization.UnicodeCategory.LineSeparator
+        or System.Globalization.UnicodeCategory.ParagraphSeparator or System.Globalization.UnicodeCategory.Surrogate
+        or System.Globalization.UnicodeCategory.PrivateUse or System.Globalization.UnicodeCategory.OtherNotAssigned);
+}

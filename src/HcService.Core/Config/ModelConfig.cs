@@ -64,8 +64,8 @@ public sealed record ConnectionConfig
 
     public IEnumerable<ConfigError> Validate(string path = "connection")
     {
-        if (Rate < 1)
-            yield return new($"{path}.rate", Rate, "an integer >= 1");
+        if (Rate is < 1 or > ModelConfig.MaxRate)
+            yield return new($"{path}.rate", Rate, $"an integer in [1, {ModelConfig.MaxRate}]");
         if (!IsHyper && Rate != 1)
             yield return new($"{path}.rate", Rate, $"1 for connection type '{Names.Of(Type)}' (only static-hc and dynamic-hc expand streams)");
     }
@@ -87,9 +87,9 @@ public sealed record MoeConfig
 
     public IEnumerable<ConfigError> Validate(string path = "moe")
     {
-        if (Experts < 1) yield return new($"{path}.experts", Experts, "an integer >= 1");
+        if (Experts is < 1 or > ModelConfig.MaxExperts) yield return new($"{path}.experts", Experts, $"an integer in [1, {ModelConfig.MaxExperts}]");
         if (TopK < 1 || TopK > Experts) yield return new($"{path}.topK", TopK, $"an integer in [1, experts = {Experts}]");
-        if (ExpertHidden < 1) yield return new($"{path}.expertHidden", ExpertHidden, "an integer >= 1");
+        if (ExpertHidden is < 1 or > ModelConfig.MaxHidden) yield return new($"{path}.expertHidden", ExpertHidden, $"an integer in [1, {ModelConfig.MaxHidden}]");
         if (LoadBalancingCoef < 0) yield return new($"{path}.loadBalancingCoef", LoadBalancingCoef, ">= 0");
         if (RouterZLossCoef < 0) yield return new($"{path}.routerZLossCoef", RouterZLossCoef, ">= 0");
     }
@@ -140,18 +140,22 @@ public sealed record ModelConfig
     /// <summary>Sublayers with a connection each: 2 per block.</summary>
     public int Sublayers => 2 * Layers;
 
+    public const int MaxLayers = 1024, MaxWidth = 65_536, MaxHidden = 1 << 20, MaxSequence = 1 << 20, MaxVocab = 1 << 24, MaxExperts = 1024, MaxRate = 64;
+
     public IReadOnlyList<ConfigError> Validate()
     {
         var errors = new List<ConfigError>();
         void Need(bool ok, string field, object value, string allowed) { if (!ok) errors.Add(new(field, value, allowed)); }
-        Need(Layers >= 1, "model.layers", Layers, "an integer >= 1");
-        Need(DModel >= 1, "model.dModel", DModel, "an integer >= 1");
+        // Upper bounds far beyond any trainable model (OLMo-7B: 32 layers, d = 4096), so that every size derived from
+        // them (parameters, FLOPs, bytes) is computed in 64 bits without overflow.
+        Need(Layers is >= 1 and <= MaxLayers, "model.layers", Layers, $"an integer in [1, {MaxLayers}]");
+        Need(DModel is >= 1 and <= MaxWidth, "model.dModel", DModel, $"an integer in [1, {MaxWidth}]");
         Need(Heads >= 1 && DModel % Math.Max(Heads, 1) == 0, "model.heads", Heads, $"an integer >= 1 dividing dModel = {DModel}");
         Need(Heads < 1 || DModel % Heads != 0 || HeadDim % 2 == 0, "model.heads", Heads, $"a head count giving an even head dimension (RoPE rotates pairs); dModel / heads = {(Heads > 0 ? DModel / Heads : 0)}");
-        Need(IsMoe || MlpHidden >= 1, "model.mlpHidden", MlpHidden, "an integer >= 1");
-        Need(MaxSeqLen >= 1, "model.maxSeqLen", MaxSeqLen, "an integer >= 1");
-        Need(Vocab >= 2, "model.vocab", Vocab, "an integer >= 2");
-        Need(EmbeddingSize >= Vocab, "model.embeddingSize", EmbeddingSize, $"an integer >= vocab = {Vocab}");
+        Need(IsMoe || MlpHidden is >= 1 and <= MaxHidden, "model.mlpHidden", MlpHidden, $"an integer in [1, {MaxHidden}]");
+        Need(MaxSeqLen is >= 1 and <= MaxSequence, "model.maxSeqLen", MaxSeqLen, $"an integer in [1, {MaxSequence}]");
+        Need(Vocab is >= 2 and <= MaxVocab, "model.vocab", Vocab, $"an integer in [2, {MaxVocab}]");
+        Need(EmbeddingSize >= Vocab && EmbeddingSize <= MaxVocab, "model.embeddingSize", EmbeddingSize, $"an integer in [vocab = {Vocab}, {MaxVocab}]");
         Need(NormEps >= 0, "model.normEps", NormEps, ">= 0");
         Need(Dropout is >= 0 and < 1, "model.dropout", Dropout, "a number in [0, 1)");
         Need(InitStd > 0, "model.initStd", InitStd, "> 0");

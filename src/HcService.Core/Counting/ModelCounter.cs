@@ -41,8 +41,12 @@ public sealed record MemoryEstimate(long WeightsAndOptimizer, long ActivationsBa
 /// <summary>Analytic parameter, FLOP and memory counts for any preset + connection + rate.</summary>
 public static class ModelCounter
 {
+    /// <remarks>Checked arithmetic throughout: a config too large for 64-bit counts throws <see cref="OverflowException"/>
+    /// rather than wrapping around (validated configs are bounded well inside).</remarks>
     public static ParameterCount Parameters(ModelConfig c)
     {
+        checked
+        {
         long d = c.DModel, L = c.Layers, V = c.EmbeddingSize;
         var norm = Norm.ParameterCount(c.Norm, d);
         long ff, ffActive;
@@ -66,15 +70,19 @@ public static class ModelCounter
             QkNorms: c.QkNorm ? L * 2 * norm : 0,
             FinalNorm: norm,
             HyperConnections: c.Sublayers * HyperConnection.ParameterCount(c));
+        }
     }
 
     public static FlopCount Flops(ModelConfig c, int? seqLen = null)
     {
+        checked
+        {
         long d = c.DModel, L = c.Layers, T = seqLen ?? c.MaxSeqLen;
         var p = Parameters(c);
         var matmulParams = p.Attention + p.FeedForwardActive + c.EmbeddingSize * d;   // the head multiplies even when tied
         var attention = L * 2 * 2 * T * d;                                          // QK^T and AV
         return new FlopCount(2 * matmulParams + attention, c.Sublayers * HyperConnection.ForwardFlopsPerToken(c));
+        }
     }
 
     /// <summary>
@@ -87,6 +95,8 @@ public static class ModelCounter
     /// </summary>
     public static MemoryEstimate Memory(ModelConfig c, int microBatch = 1, bool bf16 = true)
     {
+        checked
+        {
         var p = Parameters(c);
         long s = c.MaxSeqLen, b = microBatch, d = c.DModel, L = c.Layers;
         long act = bf16 ? 1 : 2;                       // multiplier on the 16-bit activation terms
@@ -95,5 +105,6 @@ public static class ModelCounter
         var hcAct = c.Connection.IsHyper ? 2L * c.Connection.Rate * s * b * d * L * 2 * act : 0;
         var logits = s * b * c.EmbeddingSize * (bf16 ? 6 : 8);
         return new MemoryEstimate(weights, baseAct, hcAct, logits);
+        }
     }
 }

@@ -27,7 +27,10 @@ public sealed partial class DataCatalog(string root)
         var path = Path.GetFullPath(Path.Combine(Root, name));
         if (Path.GetDirectoryName(path) != Root.TrimEnd(Path.DirectorySeparatorChar) || !Directory.Exists(path))
             throw new ConfigException([new(field, name, $"one of the datasets under the data root {Root}: {string.Join(", ", List())}")]);
-        return path;
+        // By identity: a dataset folder that is a link to somewhere else is not under the root.
+        return PathIdentity.Inside(Root, path) is { } real && real != PathIdentity.Real(Root)
+            ? path
+            : throw new ConfigException([new(field, name, $"a dataset folder inside the data root {Root} ('{name}' is a link to {PathIdentity.Real(path)})")]);
     }
 
     /// <summary>The token datasets: folders with a manifest. Other folders (eval/, the downstream tasks) are not datasets.</summary>

@@ -21,8 +21,19 @@ public sealed record DatasetManifest
 
     static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
     public string ToJson() => JsonSerializer.Serialize(this, Json);
-    public static DatasetManifest Parse(string json, string path) =>
-        JsonSerializer.Deserialize<DatasetManifest>(json, Json) ?? throw new InvalidDataException($"{path}: empty manifest");
+    /// <summary>Reads a manifest; anything that is not one is an <see cref="InvalidDataException"/> naming the file.</summary>
+    public static DatasetManifest Parse(string json, string path)
+    {
+        DatasetManifest? m;
+        try { m = JsonSerializer.Deserialize<DatasetManifest>(json, Json); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not a dataset manifest ({e.Message})"); }
+        if (m is null) throw new InvalidDataException($"{path}: empty manifest");
+        if (m.Files is null || m.Files.Any(f => f is null || string.IsNullOrEmpty(f.Name)))
+            throw new InvalidDataException($"{path}: files must be a list of {{\"name\", \"tokens\"}}");
+        if (m.VocabSize < 0 || m.DType is not ("uint16" or "uint32" or "npy"))
+            throw new InvalidDataException($"{path}: vocabSize must be >= 0 and dType uint16 or uint32 (it says {m.VocabSize}, {m.DType})");
+        return m;
+    }
 }
 
 public sealed record TokenFileEntry(string Name, long Tokens);

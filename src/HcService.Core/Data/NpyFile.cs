@@ -56,7 +56,9 @@ public static partial class NpyFile
             var other => throw new InvalidDataException($"{path}: dtype {other} is not a token type (uint16 or uint32)"),
         };
         var dims = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var count = dims.Aggregate(1L, (acc, dim) => acc * long.Parse(dim, CultureInfo.InvariantCulture));
+        long count;
+        try { count = dims.Aggregate(1L, (acc, dim) => checked(acc * long.Parse(dim, NumberStyles.None, CultureInfo.InvariantCulture))); }
+        catch (Exception e) when (e is OverflowException or FormatException) { throw new InvalidDataException($"{path}: .npy shape {shape.Groups[1].Value} is not a size"); }
         return (dtype, count, offset + headerLen);
     }
 

@@ -34,14 +34,21 @@ public sealed class TokenDataset : IDisposable
         foreach (var entry in Manifest.Files)
         {
             var file = System.IO.Path.GetFullPath(System.IO.Path.Combine(folder, entry.Name));
-            if (!file.StartsWith(System.IO.Path.GetFullPath(folder), StringComparison.Ordinal))
-                throw new InvalidDataException($"{manifestPath}: token file {entry.Name} is outside the dataset folder");
+            if (entry.Name.Any(char.IsControl) || System.IO.Path.IsPathRooted(entry.Name))
+                throw new InvalidDataException($"{manifestPath}: token file name {entry.Name} is not a plain relative name");
+            if (!File.Exists(file)) throw new FileNotFoundException($"{manifestPath}: token file {entry.Name} does not exist", file);
+            // By identity (symbolic links and ".." resolved), never by the text of the name.
+            file = PathIdentity.Inside(folder, file) is { } real && real != PathIdentity.Real(folder) ? real
+                : throw new InvalidDataException($"{manifestPath}: token file {entry.Name} is outside the dataset folder (it is {PathIdentity.Real(file)})");
             TokenDType dtype;
             long count, offset;
             if (file.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
             {
                 using var fs = File.OpenRead(file);
                 (dtype, count, offset) = NpyFile.ReadHeader(fs, file);
+                var needed = count > (long.MaxValue - offset) / 4 ? long.MaxValue : offset + count * (dtype == TokenDType.UInt16 ? 2 : 4);
+                if (needed > fs.Length)
+                    throw new InvalidDataException($"{file}: its header says {count} tokens, which need {needed} bytes; the file has {fs.Length}");
             }
             else
             {
@@ -87,6 +94,26 @@ public sealed class TokenDataset : IDisposable
             }
             written += n;
         }
+    }
+
+    /// <summary>The largest token id in a sample: every token of a dataset up to 1M tokens, else 256 evenly spaced
+    /// windows of 4096. How a dataset whose tokens do not fit a model's vocabulary is found before a run starts.</summary>
+    public long SampleMax()
+    {
+        const int Window = 4096, Windows = 256;
+        long max = 0;
+        var buf = new long[Window];
+        void Scan(long start, int n)
+        {
+            var span = buf.AsSpan(0, n);
+            Read(start, span);
+            foreach (var t in span) if (t > max) max = t;
+        }
+        if (Length <= (long)Window * Windows)
+            for (long s = 0; s < Length; s += Window) Scan(s, (int)Math.Min(Window, Length - s));
+        else
+            for (var w = 0; w < Windows; w++) Scan((Length - Window) * w / (Windows - 1), Window);
+        return max;
     }
 
     public void Dispose()

@@ -74,17 +74,19 @@ public sealed partial class EvalTasks(string dataRoot)
         return (path, relative);
     }
 
-    /// <summary>The full path of <paramref name="relative"/> under the data root. Rejects rooted paths and anything
-    /// that normalises to outside the root ("..", "eval/../../x"), by comparing full paths, not by pattern.</summary>
+    /// <summary>The real path of <paramref name="relative"/> under the data root. Rejects rooted paths, control
+    /// characters and anything whose real path (symbolic links, "..", "eval/../../x" resolved) is outside the root.</summary>
     string InsideRoot(string relative, string field)
     {
-        if (string.IsNullOrWhiteSpace(relative) || Path.IsPathRooted(relative))
-            throw new ConfigException([new(field, relative, "a path relative to the data root")]);
+        if (string.IsNullOrWhiteSpace(relative) || Path.IsPathRooted(relative) || relative.Any(char.IsControl))
+            throw new ConfigException([new(field, relative, "a path relative to the data root, without control characters")]);
         var full = Path.GetFullPath(Path.Combine(Root, relative));
         var root = Path.EndsInDirectorySeparator(Root) ? Root : Root + Path.DirectorySeparatorChar;
         if (!full.StartsWith(root, StringComparison.Ordinal))
             throw new ConfigException([new(field, relative, $"a path inside the data root {Root} (it resolves to {full})")]);
-        return full;
+        if (!File.Exists(full)) return full;   // reported as missing by the caller
+        return HcService.Core.Data.PathIdentity.Inside(Root, full)
+            ?? throw new ConfigException([new(field, relative, $"a file inside the data root {Root} (it is a link to {HcService.Core.Data.PathIdentity.Real(full)})")]);
     }
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]

@@ -178,6 +178,9 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 Need(task.File is not null || HcService.Core.Evaluation.EvalTasks.Known.ContainsKey(task.Name), $"evaluation.tasks[{i}].name", task.Name,
                     $"one of the known tasks ({string.Join(", ", HcService.Core.Evaluation.EvalTasks.Known.Keys)}), or any name with a file");
                 Need(task.Limit is null or >= 1, $"evaluation.tasks[{i}].limit", task.Limit, "an integer >= 1");
+                Need(task.Name.Length <= 100 && Text.IsPrintable(task.Name), $"evaluation.tasks[{i}].name", task.Name, "a name of at most 100 printable characters");
+                Need(task.File is null || (task.File.Length <= 1024 && Text.IsPrintable(task.File)), $"evaluation.tasks[{i}].file", task.File,
+                    "a path under the data root of at most 1024 printable characters (no NUL or other control characters)");
             }
             Need(ev.Limit is null or (>= 1 and <= 1_000_000), "evaluation.limit", ev.Limit, "an integer in [1, 1000000], or absent for every item");
             Need(ev.BatchSize is null or (>= 1 and <= 1024), "evaluation.batchSize", ev.BatchSize, "an integer in [1, 1024]");
@@ -187,9 +190,10 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
 
         var data = spec.Data;
         if (data?.Train is { } train) Need(!string.IsNullOrWhiteSpace(train), "data.train", train, "a dataset name");
-        if (spec.Tags is { } tags) Need(tags.Count <= 32 && tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64 && !t.Any(char.IsControl)), "tags",
-            Shorten(string.Join(",", tags)), "at most 32 non-empty strings of at most 64 characters, without control characters");
-        if (spec.Name is { } runName) Need(runName.Length is > 0 and <= 200 && !runName.Any(char.IsControl), "name", Shorten(runName), "a non-empty name of at most 200 characters, without control characters");
+        if (spec.Tags is { } tags) Need(tags.Count <= 32 && tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64 && Text.IsPrintable(t)), "tags",
+            Shorten(string.Join(",", tags)), "at most 32 non-empty strings of at most 64 printable characters (no control, bidi-override or zero-width characters)");
+        if (spec.Name is { } runName) Need(runName.Length is > 0 and <= 200 && Text.IsPrintable(runName), "name", Shorten(runName),
+            "a non-empty name of at most 200 printable characters (no control, bidi-override or zero-width characters)");
 
         if (errors.Count > 0) throw new ConfigException(errors);
 

@@ -29,6 +29,8 @@ public sealed record JobSpec
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        // A field given twice is a mistake (the last one would win silently), not a choice.
+        AllowDuplicateProperties = false,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         WriteIndented = true,
     };
@@ -46,7 +48,9 @@ public sealed record JobSpec
             var path = string.IsNullOrEmpty(e.Path) ? "$" : e.Path;
             var message = e.Message;
             if (message.Contains("could not be mapped", StringComparison.Ordinal))
-                throw new ConfigException([new(path.TrimStart('$', '.'), "(unknown field)", "a field of the job spec (DESIGN.md section 4)")]);
+                throw new ConfigException([new(path.TrimStart('$', '.'), "(unknown field)", "a field of the job spec (the JobSpec schema in /swagger lists them)")]);
+            if (message.Contains("uplicate", StringComparison.Ordinal))
+                throw new ConfigException([new(path.TrimStart('$', '.') is { Length: > 0 } d ? d : "$", "(a field given twice)", "each field once: " + message)]);
             throw new ConfigException([new(path.TrimStart('$', '.') is { Length: > 0 } p ? p : "$", "(invalid JSON)", message)]);
         }
     }

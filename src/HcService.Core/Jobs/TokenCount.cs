@@ -16,9 +16,11 @@ public readonly record struct TokenCount(long Value)
         count = default;
         if (string.IsNullOrWhiteSpace(text)) return false;
         var s = text.Trim().Replace("_", "").Replace(",", "");
+        // Digits, an optional fraction, an optional suffix: "2M", "1.5T", "500000". No exponent ("1e3K"), sign or space.
+        if (!System.Text.RegularExpressions.Regex.IsMatch(s, @"^[0-9]+(\.[0-9]+)?[KkMmBbTt]?$")) return false;
         double scale = char.ToUpperInvariant(s[^1]) switch { 'K' => 1e3, 'M' => 1e6, 'B' => 1e9, 'T' => 1e12, _ => 1 };
         if (scale != 1) s = s[..^1];
-        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || double.IsNaN(v)) return false;
+        if (!double.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var v) || double.IsNaN(v)) return false;
         var total = v * scale;
         if (total < 0 || total > long.MaxValue || Math.Abs(total - Math.Round(total)) > 1e-6) return false;
         count = new TokenCount((long)Math.Round(total));

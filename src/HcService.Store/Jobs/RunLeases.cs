@@ -121,22 +121,28 @@ public sealed class RunLeases(NpgsqlDataSource db, LeaseOptions options)
     }
 
     /// <summary>Ends an attempt with its final status (succeeded, failed, cancelled); fenced, so false for a stale attempt.</summary>
-    public async Task<bool> FinishAsync(long runId, int attempt, string status, string? reason, CancellationToken ct)
+    /// <param name="whenCancelRequested">The status and reason instead, when a cancel was requested (a training process
+    /// that died while it was stopping for a cancel: the user asked for the end it got).</param>
+    public async Task<bool> FinishAsync(long runId, int attempt, string status, string? reason, CancellationToken ct,
+        (string Status, string Reason)? whenCancelRequested = null)
     {
         await using var cmd = db.CreateCommand("""
             WITH ended AS (
-                UPDATE hc.runs SET "Status" = @status, "FailureReason" = @reason, "FinishedAt" = now(), "UpdatedAt" = now(),
-                    "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL
+                UPDATE hc.runs SET "Status" = CASE WHEN "CancelRequested" AND @cancelStatus IS NOT NULL THEN @cancelStatus ELSE @status END,
+                    "FailureReason" = CASE WHEN "CancelRequested" AND @cancelStatus IS NOT NULL THEN @cancelReason ELSE @reason END,
+                    "FinishedAt" = now(), "UpdatedAt" = now(), "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL
                 WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')
-                RETURNING "Id"),
+                RETURNING "Id", "Status", "FailureReason"),
             history AS (
-                UPDATE hc.run_attempts SET "EndedAt" = now(), "Outcome" = @status, "Reason" = @reason
+                UPDATE hc.run_attempts SET "EndedAt" = now(), "Outcome" = (SELECT "Status" FROM ended), "Reason" = (SELECT "FailureReason" FROM ended)
                 WHERE "RunId" IN (SELECT "Id" FROM ended) AND "Attempt" = @attempt)
             SELECT count(*) FROM ended
             """);
         Bind(cmd, runId, attempt);
         cmd.Parameters.AddWithValue("status", status);
         cmd.Parameters.AddWithValue("reason", (object?)reason ?? DBNull.Value);
+        cmd.Parameters.Add(new NpgsqlParameter("cancelStatus", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)whenCancelRequested?.Status ?? DBNull.Value });
+        cmd.Parameters.Add(new NpgsqlParameter("cancelReason", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)whenCancelRequested?.Reason ?? DBNull.Value });
         return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
     }
 
