@@ -209,6 +209,22 @@ public class ServiceTests(ServiceFixture svc)
     }
 
     [Fact]
+    public async Task ATrainingProcessThatDiesWhileStoppingForACancelEndsTheRunCancelled()
+    {
+        var victim = await SubmitOk(Long);
+        await WaitFor(victim, ["running"], TimeSpan.FromMinutes(2));
+        await WaitForStep(victim, 2);
+        var pid = await ChildPid(victim);
+        using (var cancel = await svc.Http.PostAsync($"api/runs/{victim}/cancel", null)) Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Process.Start("kill", ["-9", pid.ToString()])!.WaitForExit();   // before its watcher (1 s) sees the cancel
+
+        Assert.Equal("cancelled", (await WaitFor(victim, Ended, TimeSpan.FromSeconds(30))).Status);
+        var run = await Run(victim);
+        Assert.Contains("exited with code 137", run["run"]!["failureReason"]!.GetValue<string>());
+        Assert.Equal("cancelled", run["attempts"]!.AsArray().Last()!["outcome"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task SubmitWaitExitsZeroOnlyForASucceedingRun()
     {
         var dir = RepoPaths.TempDir("submit");
