@@ -23,7 +23,7 @@ public sealed class ErrorAnswers(IProblemDetailsService problems, ILogger<ErrorA
         {
             BadHttpRequestException b => (b.StatusCode, "The request is invalid", Detail(b)),
             _ when DatabaseAway(exception) => (StatusCodes.Status503ServiceUnavailable, "The database is unavailable",
-                $"PostgreSQL cannot be reached right now (a restart or an outage); nothing was changed by this request unless it says otherwise. Retry after {RetryAfterSeconds} s."),
+                $"PostgreSQL cannot be reached right now (a restart or an outage). Retry after {RetryAfterSeconds} s; a submission retried with the same Idempotency-Key is never created twice."),
             _ when Find<PostgresException>(exception) is { SqlState: "22021" or "22P05" } =>
                 (StatusCodes.Status400BadRequest, "The request is invalid", "a value in the request contains a character that cannot be stored (a NUL byte or an invalid encoding)"),
             _ => (0, "", ""),
@@ -54,7 +54,7 @@ public sealed class ErrorAnswers(IProblemDetailsService problems, ILogger<ErrorA
         for (var x = e; x is not null; x = x.InnerException)
         {
             if (DbRetry.IsTransient(x)) return true;
-            if (x is NpgsqlException { InnerException: TimeoutException }) return true;   // the pool could not open a connection in time
+
         }
         return false;
     }

@@ -42,15 +42,16 @@ public class OutageTests(ServiceFixture svc)
     }
 
     [Theory]
-    [InlineData(5, 15)]
-    [InlineData(45, 45)]
-    [InlineData(180, 75)]
+    [InlineData(5, 60)]
+    [InlineData(45, 15)]
+    [InlineData(180, 35)]
     public async Task AnOutageLosesNoPointAndEveryCheckpointIsListed(int downSeconds, long atStep)
     {
         var expected = await Reference();
         svc.EnsureWorker();
         var id = await svc.SubmitOk(Spec.Replace("NAME", $"outage-{downSeconds}s"));
         await svc.WaitForStep(id, atStep);
+        Assert.Equal("running", (await svc.Run(id))["run"]!["status"]!.GetValue<string>());
         await svc.Postgres.RestartAsync(TimeSpan.FromSeconds(downSeconds));
 
         var (status, _) = await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(8));
@@ -58,6 +59,7 @@ public class OutageTests(ServiceFixture svc)
         Assert.True(status == "succeeded", $"{status}: {run}\n{svc.WorkerLog}");
         var attempts = run["attempts"]!.AsArray().Count;
         if (downSeconds < ServiceFixture.LeaseSeconds / 2) Assert.Equal(1, attempts);   // waited out: no requeue
+        else Assert.True(attempts >= 2, $"a {downSeconds} s outage at step {atStep} was not taken over by a new attempt: {run}");   // recovery was exercised
         foreach (var name in Compared)
         {
             var actual = await svc.Series(id, name);
@@ -132,6 +134,10 @@ public class OutageTests(ServiceFixture svc)
         for (var s = 1; s <= 97; s++) dying.OnStep(Step(s, 10.0 / s));
         dying.BeforeCheckpoint(97);
         Assert.Empty(await Losses(db, id));
+        // It dies: the kernel closes its files (the journal is on the disk already; closing writes nothing more).
+        var journalBytes = new FileInfo(Assert.Single(PointJournal.Earlier(dying.JournalFolder, 2))).Length;
+        dying.Dispose();
+        Assert.Equal(journalBytes, new FileInfo(Assert.Single(PointJournal.Earlier(dying.JournalFolder, 2))).Length);
 
         await TakeOver(db, leases, id);
         var log = new List<string>();
@@ -139,7 +145,7 @@ public class OutageTests(ServiceFixture svc)
         {
             next.Recover(checkpointFolder: null);
             next.Flush(TimeSpan.FromSeconds(30));
-            Assert.Single(Directory.GetFiles(next.JournalFolder));   // its own, empty; attempt 1's is gone
+            Assert.Empty(PointJournal.Earlier(next.JournalFolder, 2));   // attempt 1's journal, written, is gone
         }
         var losses = await Losses(db, id);
         Assert.Equal(Enumerable.Range(1, 97).Select(s => (long)s), losses.Keys.Order());
@@ -151,27 +157,39 @@ public class OutageTests(ServiceFixture svc)
     [Fact]
     public async Task ASupersededAttemptsPointsFillGapsOnlyAndNeverReplaceTheCurrentAttempts()
     {
+        // In the order production sees: attempt 1 is still stopping (its process alive, its journal open) when attempt 2
+        // starts and recovers; attempt 1 writes on for a while; attempt 2 recovers again when it ends.
         var (id, db, leases) = await ClaimedRun("journal-superseded");
         await TakeOver(db, leases, id);
+        var log = new List<string>();
+        var zombie = new PostgresRunSink(db, id, 1, svc.CheckpointRoot, log.Add);
+        for (var s = 1; s <= 30; s++) zombie.OnStep(Step(s, 2.0));
+        zombie.Flush(TimeSpan.FromSeconds(30));   // refused by the fence: kept in its journal
+        Assert.Contains(log, l => l.Contains("no longer running at attempt 1", StringComparison.Ordinal));
+        Assert.Empty(await Losses(db, id));
+
         using var current = new PostgresRunSink(db, id, 2, svc.CheckpointRoot, _ => { });
+        current.Recover(checkpointFolder: null);
+        current.Flush(TimeSpan.FromSeconds(30));
+        Assert.Equal(30, (await Losses(db, id)).Count);   // steps nobody else stored yet
+        var zombieJournal = Assert.Single(PointJournal.Earlier(current.JournalFolder, 2));   // still open: not deleted
         for (var s = 1; s <= 50; s++) current.OnStep(Step(s, 1.0));
         current.Flush(TimeSpan.FromSeconds(30));
 
-        // A zombie attempt 1 writes steps 1-60 with other values: the fence refuses them; they stay in its journal.
-        var log = new List<string>();
-        using (var zombie = new PostgresRunSink(db, id, 1, svc.CheckpointRoot, log.Add))
-        {
-            for (var s = 1; s <= 60; s++) zombie.OnStep(Step(s, 2.0));
-            zombie.Flush(TimeSpan.FromSeconds(30));
-        }
-        Assert.Contains(log, l => l.Contains("no longer running at attempt 1", StringComparison.Ordinal));
-        Assert.Equal(50, (await Losses(db, id)).Count);
+        for (var s = 31; s <= 60; s++) zombie.OnStep(Step(s, 2.0));
+        zombie.Flush(TimeSpan.FromSeconds(30));
+        zombie.Dispose();
+        Assert.True(File.Exists(zombieJournal));   // it held points nobody stored: kept
 
-        // The current attempt, at its end, takes what the zombie left: steps 51-60 only.
-        current.Recover(checkpointFolder: null);
+        current.Recover(checkpointFolder: null);   // the end of attempt 2
         current.Flush(TimeSpan.FromSeconds(30));
         var losses = await Losses(db, id);
         Assert.Equal(Enumerable.Range(1, 60).Select(s => (long)s), losses.Keys.Order());
         Assert.All(losses, p => Assert.Equal(p.Key <= 50 ? 1.0 : 2.0, p.Value));
+        Assert.False(File.Exists(zombieJournal));
+        // Progress is the current attempt's own step, never reset by a write of recovered points.
+        await using var cmd = db.CreateCommand("""SELECT "Step" FROM hc.runs WHERE "Id" = $1""");
+        cmd.Parameters.Add(new() { Value = id });
+        Assert.Equal(50L, (long)(await cmd.ExecuteScalarAsync())!);
     }
 }

@@ -19,6 +19,17 @@ public sealed class HcLiveProcess : IAsyncDisposable
 
     HcLiveProcess(Process process) => this.process = process;
 
+    static readonly Lazy<bool> EnvResetsSignals = new(() =>
+    {
+        try
+        {
+            using var probe = Process.Start(new ProcessStartInfo("env", ["--default-signal=INT", "true"]) { RedirectStandardError = true, UseShellExecute = false })!;
+            probe.WaitForExit();
+            return probe.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception) { return false; }
+    });
+
     public int Id => process.Id;
     public string Output { get { lock (output) return output.ToString(); } }
 
@@ -26,8 +37,10 @@ public sealed class HcLiveProcess : IAsyncDisposable
     {
         // As from a terminal: SIGINT at its default disposition even when the test runner was started in the background
         // (a non-interactive shell's `cmd &` and nohup make children ignore it, and .NET then never sees a Ctrl+C).
-        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--default-signal=INT", "dotnet", Path.Combine(AppContext.BaseDirectory, "hc.dll") }) psi.ArgumentList.Add(a);
+        // (GNU env >= 8.31; elsewhere the process starts as the runner's children do.)
+        var psi = new ProcessStartInfo(EnvResetsSignals.Value ? "env" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in EnvResetsSignals.Value ? ["--default-signal=INT", "dotnet", Path.Combine(AppContext.BaseDirectory, "hc.dll")] : new[] { Path.Combine(AppContext.BaseDirectory, "hc.dll") })
+            psi.ArgumentList.Add(a);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var live = new HcLiveProcess(new Process { StartInfo = psi });
         live.process.OutputDataReceived += (_, e) => live.Line(e.Data);

@@ -98,7 +98,9 @@ public static class GroupsApi
         {
             return TypedResults.Conflict(new ProblemDetails { Title = "The group exists", Detail = $"group '{name}' exists already; pick another name", Status = 409 });
         }
-        foreach (var run in runs) run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
+        // Committed: a database that drops now delays the jobs (the lease reaper enqueues them), it does not fail the request.
+        try { foreach (var run in runs) run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct); }
+        catch (Exception e) when (ErrorAnswers.DatabaseAway(e)) { }
         HcInstruments.RunsSubmitted.Add(runs.Count);
         return TypedResults.Created($"/api/groups/{name}", new GroupCreated(name!, runs.Select(RunSummary.Of).ToList(), $"/api/groups/{name}"));
     }

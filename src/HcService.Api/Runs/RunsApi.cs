@@ -50,11 +50,8 @@ public static class RunsApi
             return Problem([new("tags", reserved, $"tags not starting with '{HcService.Api.Evaluations.GroupsApi.TagPrefix}': group membership is given by POST /api/groups only")]);
         if (idempotencyKey is { Length: > 200 } || idempotencyKey?.Any(char.IsControl) == true)
             return Problem([new("Idempotency-Key", Shorten(idempotencyKey), "a header value of at most 200 printable characters")]);
-        var (plan, errors) = validator.Validate(spec, device.Value);
-        if (plan is null) return Problem(errors);
-        if (await durationCap.CheckAsync(plan, device.Value, ct) is { } tooLong) return Problem([tooLong]);
-
-        // Idempotency-Key (IETF httpapi draft): scoped to the calling key and bound to the request it was first sent with.
+        // Idempotency-Key (IETF httpapi draft): scoped to the calling key and bound to the request it was first sent with;
+        // a retry of a committed request gets its run even if validation would now answer otherwise (a dataset changed).
         var owner = ApiKeys.CallerId(request.HttpContext.User) is { } keyId ? $"key:{keyId}" : "anonymous";
         var requestSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"{queue ?? "cpu"}\n{body}")));
         async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem, UnprocessableEntity<ProblemDetails>>?> Replay()
@@ -69,6 +66,10 @@ public static class RunsApi
             });
         }
         if (idempotencyKey is not null && await Replay() is { } replayed) return replayed;
+        var (plan, errors) = validator.Validate(spec, device.Value);
+        if (plan is null) return Problem(errors);
+        if (await durationCap.CheckAsync(plan, device.Value, ct) is { } tooLong) return Problem([tooLong]);
+
         var now = DateTimeOffset.UtcNow;
         var run = NewRun(spec, plan, device.Value, leases, now);
         (run.IdempotencyKey, run.IdempotencyOwner, run.IdempotencyRequestSha256) = idempotencyKey is null ? (null, null, null) : (idempotencyKey, owner, requestSha);
@@ -80,7 +81,10 @@ public static class RunsApi
             if (await Replay() is { } winner) return winner;
             throw;
         }
-        run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
+        // The run is committed: answer 201 even if the database drops now; the lease reaper enqueues a committed run that
+        // has no job yet (after 30 s), so that a client never retries a submission that took effect.
+        try { run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct); }
+        catch (Exception e) when (ErrorAnswers.DatabaseAway(e)) { }
         HcInstruments.RunsSubmitted.Add(1);
         return TypedResults.Created($"/api/runs/{run.Id}", RunSummary.Of(run));
     }

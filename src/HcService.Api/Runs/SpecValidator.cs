@@ -39,7 +39,7 @@ public sealed class SpecValidator(HcService.Store.Jobs.HcPaths paths, DeviceMemo
             catch (ConfigException e) { errors.AddRange(e.Errors); }
             catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
             {
-                errors.Add(new(field, name, $"a readable token dataset under the data root: {e.Message}"));
+                errors.Add(new(field, name, $"a readable token dataset under the data root: {e.Message.Replace(catalog.Root, "<data root>", StringComparison.Ordinal)}"));
             }
         }
         if (memory.Check(plan, device) is { } tooBig) errors.Add(tooBig);
@@ -66,7 +66,7 @@ public sealed class DeviceMemory(IConfiguration config)
         var t = plan.Training;
         var capacity = Bytes(device);
         HcService.Core.Counting.MemoryEstimate estimate;
-        try { estimate = HcService.Core.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16); }
+        try { estimate = HcService.Core.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16); _ = estimate.Total; }
         catch (OverflowException)
         {
             return new("training.microBatch", t.MicroBatch, $"a micro-batch whose training memory fits the {(device == DeviceKind.Cuda ? "cuda" : "cpu")} device: " +
@@ -83,11 +83,11 @@ public sealed class DeviceMemory(IConfiguration config)
 
 /// <summary>
 /// The wall-clock cap: a run whose estimated training time exceeds Hc:MaxRunDays (default 7) is refused, with the
-/// estimate, instead of holding a worker for years ("100T" tokens on tiny). The throughput is the device's measured
-/// one where the service has it: the median tokens/s of the latest succeeded runs of the same preset, architecture,
-/// connection, rate and queue. Without such runs it is an optimistic bound: the model's training FLOPs at 50% of the
-/// device's peak (Hc:Devices:cuda:PeakTflops, default 989, an H100/H200; Hc:Devices:cpu:PeakGflops, default 2000),
-/// so that only runs that cannot finish in time are refused.
+/// estimate, instead of holding a worker for years ("100T" tokens on tiny). The rate is the device's measured one where
+/// the service has it: the best training FLOP/s achieved by the latest succeeded runs on the queue (their tokens/s times
+/// their own FLOPs per token), divided by this run's FLOPs per token. Without such runs it is an optimistic bound: 50% of
+/// the device's peak (Hc:Devices:cuda:PeakTflops, default 989, an H100/H200; Hc:Devices:cpu:PeakGflops, default 2000).
+/// Both err towards letting a run through: only runs that cannot finish in time are refused.
 /// </summary>
 public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSource db)
 {
@@ -99,10 +99,11 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
     {
         var t = plan.Training;
         var queue = device == DeviceKind.Cuda ? "cuda" : "cpu";
-        var (tokensPerSecond, source) = await MeasuredAsync(plan, queue, ct) is { } measured
-            ? (measured, $"measured: the median tokens/s of recent succeeded {plan.Model.Name} {Names.Of(plan.Model.Connection.Type)} runs on the {queue} queue")
-            : (PeakFlops(device) * OptimisticMfu / HcService.Core.Counting.ModelCounter.Flops(plan.Model, t.SeqLen).Training,
-               $"an optimistic bound: the model's training FLOPs at {OptimisticMfu:P0} of the {queue} device's peak {PeakFlops(device) / 1e12:0.###} TFLOP/s");
+        var flopsPerToken = (double)HcService.Core.Counting.ModelCounter.Flops(plan.Model, t.SeqLen).Training;
+        var (flops, source) = await MeasuredAsync(queue, device, ct) is { } measured
+            ? (measured, $"the best training rate measured on the {queue} queue recently, {measured / 1e12:0.###} TFLOP/s")
+            : (PeakFlops(device) * OptimisticMfu, $"an optimistic bound: {OptimisticMfu:P0} of the {queue} device's peak {PeakFlops(device) / 1e12:0.###} TFLOP/s");
+        var tokensPerSecond = flops / flopsPerToken;
         var days = t.Steps * (double)t.BatchTokens / tokensPerSecond / 86_400;
         if (days <= MaxDays) return null;
         return new("training.tokenBudget", t.TokenBudget,
@@ -116,22 +117,30 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
         ? config.GetValue("Hc:Devices:cuda:PeakTflops", HcService.Core.Counting.DevicePeak.CudaBf16 / 1e12) * 1e12
         : config.GetValue("Hc:Devices:cpu:PeakGflops", 2000.0) * 1e9;
 
-    async Task<double?> MeasuredAsync(JobPlan plan, string queue, CancellationToken ct)
+    /// <summary>The best FLOP/s of the latest succeeded runs on <paramref name="queue"/>, or null without any.</summary>
+    async Task<double?> MeasuredAsync(string queue, DeviceKind device, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM (
-                SELECT (SELECT "Value" FROM hc.metric_points m WHERE m."RunId" = r."Id" AND m."Name" = 'train/tokens_per_second'
-                        ORDER BY m."Step" DESC LIMIT 1) AS v
-                FROM hc.runs r
-                WHERE r."Status" = 'succeeded' AND r."Preset" = $1 AND r."Architecture" = $2 AND r."Connection" = $3 AND r."Rate" = $4 AND r."Queue" = $5
-                ORDER BY r."Id" DESC LIMIT 5) x
-            WHERE v > 0 AND v < 'Infinity'
+            SELECT r."Spec"::text, (SELECT "Value" FROM hc.metric_points m WHERE m."RunId" = r."Id" AND m."Name" = 'train/tokens_per_second'
+                                    ORDER BY m."Step" DESC LIMIT 1)
+            FROM hc.runs r WHERE r."Status" = 'succeeded' AND r."Queue" = $1 ORDER BY r."Id" DESC LIMIT 10
             """);
-        cmd.Parameters.Add(new() { Value = plan.Model.Name });
-        cmd.Parameters.Add(new() { Value = Names.Of(plan.Model.Architecture) });
-        cmd.Parameters.Add(new() { Value = Names.Of(plan.Model.Connection.Type) });
-        cmd.Parameters.Add(new() { Value = plan.Model.Connection.Rate });
         cmd.Parameters.Add(new() { Value = queue });
-        return await cmd.ExecuteScalarAsync(ct) is double v ? v : null;
+        double? best = null;
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            if (reader.IsDBNull(1)) continue;
+            var tps = reader.GetDouble(1);
+            if (!(tps > 0 && tps < double.PositiveInfinity)) continue;
+            try
+            {
+                var run = JobPlan.Resolve(JobSpec.Parse(reader.GetString(0)), device, submission: false);
+                var achieved = tps * HcService.Core.Counting.ModelCounter.Flops(run.Model, run.Training.SeqLen).Training;
+                best = Math.Max(best ?? 0, achieved);
+            }
+            catch (Exception e) when (e is ConfigException or OverflowException) { /* a spec of an older version: not a measurement here */ }
+        }
+        return best;
     }
 }

@@ -71,6 +71,7 @@ static class BenchCommand
         bench.Add(step);
         bench.Add(TrainThroughput.Create());
         bench.Add(HcService.Cli.Service.ServiceBench.Create());
+        foreach (var c in MemoryBench.Create()) bench.Add(c);
         return bench;
     }
 

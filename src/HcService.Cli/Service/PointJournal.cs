@@ -32,6 +32,8 @@ public sealed class PointJournal : IDisposable
     {
         Directory.CreateDirectory(folder);
         Path = System.IO.Path.Combine(folder, $"attempt-{attempt}-{Guid.NewGuid():N}.jsonl");
+        // Shared lock (flock) while this process writes: a reader can copy the journal, but only an exclusive open, which
+        // fails while the writer lives, lets it delete the file (see Release).
         file = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
     }
 
@@ -97,11 +99,27 @@ public sealed class PointJournal : IDisposable
         if (empty) File.Delete(Path);
     }
 
-    /// <summary>Journals in <paramref name="folder"/> other than <paramref name="except"/>, oldest attempt first.</summary>
-    public static IReadOnlyList<string> Others(string folder, string except) => Directory.Exists(folder)
-        ? Directory.GetFiles(folder, "attempt-*.jsonl").Where(p => p != except)
-            .OrderBy(p => int.TryParse(System.IO.Path.GetFileName(p).Split('-')[1], out var a) ? a : int.MaxValue).ThenBy(p => p, StringComparer.Ordinal).ToList()
+    /// <summary>Journals of attempts before <paramref name="attempt"/> in <paramref name="folder"/>, oldest first (never a
+    /// newer attempt's: that one owns the run, and its journal is its own business).</summary>
+    public static IReadOnlyList<string> Earlier(string folder, int attempt) => Directory.Exists(folder)
+        ? Directory.GetFiles(folder, "attempt-*.jsonl").Select(p => (Path: p, Attempt: AttemptOf(p))).Where(x => x.Attempt < attempt)
+            .OrderBy(x => x.Attempt).ThenBy(x => x.Path, StringComparer.Ordinal).Select(x => x.Path).ToList()
         : [];
+
+    static int AttemptOf(string path) => int.TryParse(System.IO.Path.GetFileName(path).Split('-')[1], out var a) ? a : int.MaxValue;
+
+    /// <summary>Deletes a journal another process has finished with; false (and the file stays) while its writer still has
+    /// it open (an attempt that is still stopping).</summary>
+    public static bool Release(string path)
+    {
+        try
+        {
+            using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None)) { }
+            File.Delete(path);
+            return true;
+        }
+        catch (IOException) { return false; }
+    }
 
     /// <summary>Reads a journal. A line that does not parse (the last one, cut short by a crash) is counted, not read.</summary>
     public static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable) Read(string path)
@@ -109,7 +127,9 @@ public sealed class PointJournal : IDisposable
         var points = new List<MetricPoint>();
         var evaluations = new List<EvaluationMetrics>();
         var unreadable = 0;
-        foreach (var text in File.ReadLines(path, Encoding.UTF8))
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        while (reader.ReadLine() is { } text)
         {
             if (text.Length == 0) continue;
             try

@@ -24,6 +24,9 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
     /// <summary>About two days of a 1 s step with 10 metrics; at 50 bytes a point, 50 MB.</summary>
     public const int MaxBufferedPoints = 1_000_000;
     const int BatchPoints = 2000;
+    const string ReplaceCheckpoint = """
+        DO UPDATE SET "Tokens" = excluded."Tokens", "Bytes" = excluded."Bytes", "Sha256" = excluded."Sha256", "Location" = excluded."Location", "CreatedAt" = excluded."CreatedAt"
+        """;
     const string Fence = """EXISTS (SELECT 1 FROM hc.runs WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling'))""";
 
     readonly NpgsqlDataSource db;
@@ -36,6 +39,8 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
     readonly List<MetricPoint> recovered = [];
     readonly List<CheckpointRecord> checkpoints = [];
     readonly List<HcService.Core.Evaluation.EvaluationMetrics> evaluations = [];
+    readonly List<HcService.Core.Evaluation.EvaluationMetrics> recoveredEvaluations = [];
+    readonly List<CheckpointRecord> recoveredCheckpoints = [];
     readonly Stopwatch sinceTry = Stopwatch.StartNew();
     readonly Stopwatch outage = new();
     TimeSpan backoff = TimeSpan.Zero;
@@ -54,35 +59,37 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
     public string JournalFolder { get; }
 
     /// <summary>Points and evaluations not yet committed to PostgreSQL.</summary>
-    public int Pending => buffer.Count + recovered.Count + evaluations.Count;
+    public int Pending => buffer.Count + recovered.Count + evaluations.Count + recoveredEvaluations.Count;
 
     /// <summary>
-    /// Before this attempt trains: takes over what earlier attempts of the run left — journaled points and evaluations
-    /// that never reached PostgreSQL (into this attempt's journal first, then the old files go) and the checkpoints in
+    /// Takes over what earlier attempts of the run left — journaled points and evaluations that never reached PostgreSQL
+    /// (copied into this attempt's journal first; an earlier journal is deleted only once its writer has let go of it, so
+    /// an attempt that is still stopping keeps writing into a file the next call reads again) and the checkpoints in
     /// <paramref name="checkpointFolder"/> when given (written while the database was away, or never recorded) — and
-    /// writes them.
+    /// writes them, filling gaps only. Called before this attempt trains and again when it ends.
     /// </summary>
     public void Recover(string? checkpointFolder)
     {
-        var others = PointJournal.Others(JournalFolder, journal.Path);
+        var earlier = PointJournal.Earlier(JournalFolder, attempt);
         long taken = 0;
-        foreach (var path in others)
+        foreach (var path in earlier)
         {
             var (points, evals, unreadable) = PointJournal.Read(path);
             foreach (var p in points) { recovered.Add(p); journal.Append(p); }
-            foreach (var e in evals) { evaluations.Add(e); journal.Append(e); }
+            foreach (var e in evals) { recoveredEvaluations.Add(e); journal.Append(e); }
             taken += points.Count + evals.Count;
             if (unreadable > 0) log($"{Path.GetFileName(path)}: {unreadable} unreadable line(s) (cut short by a crash) skipped");
         }
         journal.Sync();
-        foreach (var path in others) File.Delete(path);
-        if (taken > 0) log($"recovered {taken} metric point(s) and evaluation(s) that an earlier attempt had not written");
+        var live = earlier.Count(path => !PointJournal.Release(path));
+        if (taken > 0) log($"recovered {taken} metric point(s) and evaluation(s) that an earlier attempt had not written{(live > 0 ? $" ({live} journal(s) still open: read again at the end)" : "")}");
         foreach (var (_, path) in checkpointFolder is null ? [] : new CheckpointStore(checkpointFolder).List())
         {
-            try { checkpoints.Add(CheckpointStore.ReadRecord(path)); }
-            catch (Exception e) when (e is IOException or InvalidDataException or JsonException) { log($"checkpoint {Path.GetFileName(path)} not recorded: {e.Message}"); }
+            // One unreadable file is reported and passed over (as a resume passes over it); it never fails the attempt.
+            try { recoveredCheckpoints.Add(CheckpointStore.ReadRecord(path)); }
+            catch (Exception e) when (e is not OutOfMemoryException) { log($"checkpoint {Path.GetFileName(path)} not recorded: {e.Message}"); }
         }
-        if (taken > 0 || checkpoints.Count > 0) TryFlush();
+        if (taken > 0 || recoveredCheckpoints.Count > 0) TryFlush();
     }
 
     public void OnStep(StepMetrics m)
@@ -198,6 +205,8 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
             recovered.Clear();
             checkpoints.Clear();
             evaluations.Clear();
+            recoveredEvaluations.Clear();
+            recoveredCheckpoints.Clear();
             return;
         }
         // Points an earlier attempt left fill gaps only; this attempt's own points replace what is stored for their step.
@@ -207,12 +216,12 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
                 -- A replayed step with the same value is not news; a new value is streamed again.
                 "Seq" = CASE WHEN hc.metric_points."Value" IS DISTINCT FROM excluded."Value" THEN excluded."Seq" ELSE hc.metric_points."Seq" END
             """);
-        foreach (var c in checkpoints)
+        // This attempt's checkpoints replace their records; ones found on disk (recovered) only add missing records.
+        foreach (var (c, recoveredRecord) in checkpoints.Select(c => (c, false)).Concat(recoveredCheckpoints.Select(c => (c, true))))
             Execute(conn, $"""
                 INSERT INTO hc.checkpoints ("RunId", "Step", "Tokens", "Bytes", "Sha256", "Location", "CreatedAt")
                 SELECT @run, @step, @tokens, @bytes, @sha, @loc, now() WHERE {Fence}
-                ON CONFLICT ("RunId", "Step") DO UPDATE SET "Tokens" = excluded."Tokens", "Bytes" = excluded."Bytes",
-                    "Sha256" = excluded."Sha256", "Location" = excluded."Location", "CreatedAt" = excluded."CreatedAt"
+                ON CONFLICT ("RunId", "Step") {(recoveredRecord ? "DO NOTHING" : ReplaceCheckpoint)}
                 """, cmd =>
             {
                 cmd.Parameters.AddWithValue("step", c.Step);
@@ -221,21 +230,26 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
                 cmd.Parameters.AddWithValue("sha", c.Sha256);
                 cmd.Parameters.AddWithValue("loc", Path.GetRelativePath(checkpointRoot, c.Path));
             });
-        if (checkpoints.Count > 0)
+        if (checkpoints.Concat(recoveredCheckpoints).LastOrDefault() is { } any)
         {
             // Retention removed older files: drop their records too, so that every listed checkpoint can be downloaded.
-            var folder = Path.GetDirectoryName(checkpoints[^1].Path)!;
+            var folder = Path.GetDirectoryName(any.Path)!;
             var kept = new CheckpointStore(folder).List().Select(x => x.Step).ToArray();
             Execute(conn, $"""DELETE FROM hc.checkpoints WHERE "RunId" = @run AND NOT ("Step" = ANY(@kept)) AND {Fence}""",
                 cmd => cmd.Parameters.AddWithValue("kept", kept));
         }
         foreach (var e in evaluations)
             EvaluationStore.Write(conn, runId, e.Step, e.Results, Fence, cmd => cmd.Parameters.AddWithValue("attempt", attempt));
-        Execute(conn, $"""UPDATE hc.runs SET "Step" = @step, "Tokens" = @tok, "UpdatedAt" = now() WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')""", cmd =>
-        {
-            cmd.Parameters.AddWithValue("step", step);
-            cmd.Parameters.AddWithValue("tok", tokens);
-        });
+        foreach (var e in recoveredEvaluations)
+            EvaluationStore.Write(conn, runId, e.Step, e.Results, Fence, cmd => cmd.Parameters.AddWithValue("attempt", attempt), fillGapsOnly: true);
+        // Progress only from this attempt's own steps (a resumed attempt's first write, of what it recovered, must not
+        // set the run back to step 0).
+        if (step > 0)
+            Execute(conn, $"""UPDATE hc.runs SET "Step" = @step, "Tokens" = @tok, "UpdatedAt" = now() WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')""", cmd =>
+            {
+                cmd.Parameters.AddWithValue("step", step);
+                cmd.Parameters.AddWithValue("tok", tokens);
+            });
         // Wakes the event streams following this run, on commit.
         Execute(conn, "SELECT pg_notify('hc_run_metrics', @run::text)", _ => { });
         tx.Commit();
@@ -243,6 +257,8 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
         buffer.Clear();
         checkpoints.Clear();
         evaluations.Clear();
+        recoveredEvaluations.Clear();
+        recoveredCheckpoints.Clear();
         journal.Clear();
     }
 

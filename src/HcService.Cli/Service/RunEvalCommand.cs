@@ -61,7 +61,7 @@ static class RunEvalCommand
         {
             var request = JsonSerializer.Deserialize<Request>(requestJson, JobSpec.Json)!;
             var device = queue == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
-            var plan = JobPlan.Resolve(JobSpec.Parse(spec), device);
+            var plan = JobPlan.Resolve(JobSpec.Parse(spec), device, submission: false);
             var tasks = DownstreamEvaluator.Load(paths.DataRoot, request.Tasks ?? [], request.Limit, "tasks");
             var evaluator = new DownstreamEvaluator(tasks, TokenizerOf(paths.DataRoot, plan), request.BatchSize ?? 16);
             using var model = new LanguageModel(plan.Model);

@@ -56,6 +56,13 @@ public static class Text
     {
         for (var i = 0; i < s.Length; i++)
         {
+            // Zero-width (non-)joiners belong to Persian and Indic words and emoji sequences: allowed between two
+            // visible characters, never at an end or next to another invisible one.
+            if (s[i] is '\u200C' or '\u200D')
+            {
+                if (i == 0 || i == s.Length - 1 || !Visible(s[i - 1]) || !Visible(s[i + 1])) return false;
+                continue;
+            }
             if (char.IsHighSurrogate(s[i]))
             {
                 if (i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1])) return false;
@@ -66,6 +73,8 @@ public static class Text
         }
         return true;
     }
+
+    static bool Visible(char c) => char.IsSurrogate(c) || (Printable(char.GetUnicodeCategory(c)) && !char.IsWhiteSpace(c));
 
     static bool Printable(System.Globalization.UnicodeCategory c) => c is not (System.Globalization.UnicodeCategory.Control
         or System.Globalization.UnicodeCategory.Format or System.Globalization.UnicodeCategory.LineSeparator

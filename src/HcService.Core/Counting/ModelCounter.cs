@@ -10,7 +10,7 @@ public sealed record ParameterCount(
     long SublayerNorms, long QkNorms, long FinalNorm, long HyperConnections)
 {
     /// <summary>Every learned parameter of the instantiated model.</summary>
-    public long Total => Embedding + Head + Attention + FeedForward + SublayerNorms + QkNorms + FinalNorm + HyperConnections;
+    public long Total => checked(Embedding + Head + Attention + FeedForward + SublayerNorms + QkNorms + FinalNorm + HyperConnections);
     /// <summary>The model without its connection parameters (the residual host model).</summary>
     public long Base => Total - HyperConnections;
     /// <summary>
@@ -19,23 +19,25 @@ public sealed record ParameterCount(
     /// </summary>
     public long PaperBase => Base - QkNorms - FinalNorm;
     /// <summary>Parameters a token passes through: MoE counts only the top-k experts.</summary>
-    public long Active => Total - FeedForward + FeedForwardActive;
+    public long Active => checked(Total - FeedForward + FeedForwardActive);
 }
 
 /// <summary>FLOPs per token. Forward counts matmuls (2 per multiply-add), with attention's QK^T and AV over the
 /// full sequence (the PaLM / OLMo convention); training = 3 x forward.</summary>
 public sealed record FlopCount(long ForwardBase, long ForwardHyperConnections)
 {
-    public long Forward => ForwardBase + ForwardHyperConnections;
-    public long Training => 3 * Forward;
+    public long Forward => checked(ForwardBase + ForwardHyperConnections);
+    public long Training => checked(3 * Forward);
     public double HyperConnectionOverhead => (double)ForwardHyperConnections / ForwardBase;
 }
 
 /// <summary>Training memory estimate in bytes (see <see cref="ModelCounter.Memory"/>).</summary>
-public sealed record MemoryEstimate(long WeightsAndOptimizer, long ActivationsBase, long ActivationsHyperConnections, long Logits)
+/// <param name="Workspace">What the framework holds besides tensors of the model (fp32/CPU: measured, see
+/// <see cref="ModelCounter.Memory"/>).</param>
+public sealed record MemoryEstimate(long WeightsAndOptimizer, long ActivationsBase, long ActivationsHyperConnections, long Logits, long Workspace = 0)
 {
-    public long Activations => ActivationsBase + ActivationsHyperConnections + Logits;
-    public long Total => WeightsAndOptimizer + Activations;
+    public long Activations => checked(ActivationsBase + ActivationsHyperConnections + Logits);
+    public long Total => checked(WeightsAndOptimizer + Activations + Workspace);
 }
 
 /// <summary>Analytic parameter, FLOP and memory counts for any preset + connection + rate.</summary>
@@ -91,19 +93,28 @@ public static class ModelCounter
     /// plus 2 bytes per parameter for the bf16 compute copy when <paramref name="bf16"/>.
     /// Activations (Korthikanti et al. 2022, fused attention so no T^2 term): 34 s b d bytes per block in 16-bit;
     /// HC keeps its n-stream state: +2 n s b d elements per block (HC-SPEC 6), 2 bytes each in bf16, 4 in fp32;
-    /// logits s b V at 2 + 4 bytes (bf16 output and fp32 loss input). fp32 doubles the 16-bit activation terms.
+    /// logits s b V at 2 + 4 bytes (bf16 output and fp32 loss input).
+    /// fp32 (the CPU path, eager TorchSharp) is calibrated on measured peaks (`hc bench memory`, BENCHMARKS.md) and set
+    /// at or above every one of them: 26 bytes per parameter (the 16 above plus gradient-clipping and optimizer
+    /// temporaries), 124 bytes per s b d per block (autograd keeps more intermediates than the fused 16-bit kernels:
+    /// 1.8x twice 34), HC 10 n bytes per s b d per block (static) and 19 n (dynamic: its projections of the n streams
+    /// are kept too), logits 11 bytes per s b V, and 192 MiB of framework workspace (thread pools, allocator arenas).
     /// </summary>
     public static MemoryEstimate Memory(ModelConfig c, int microBatch = 1, bool bf16 = true)
     {
         checked
         {
         var p = Parameters(c);
-        long s = c.MaxSeqLen, b = microBatch, d = c.DModel, L = c.Layers;
-        long act = bf16 ? 1 : 2;                       // multiplier on the 16-bit activation terms
-        var weights = p.Total * (16 + (bf16 ? 2 : 0));
-        var baseAct = 34 * s * b * d * L * act;
-        var hcAct = c.Connection.IsHyper ? 2L * c.Connection.Rate * s * b * d * L * 2 * act : 0;
-        var logits = s * b * c.EmbeddingSize * (bf16 ? 6 : 8);
+        long s = c.MaxSeqLen, b = microBatch, d = c.DModel, L = c.Layers, n = c.Connection.Rate;
+        if (!bf16)
+        {
+            var hcBytes = c.Connection.Type switch { ConnectionType.DynamicHc => 19, ConnectionType.StaticHc => 10, _ => 0 };
+            return new MemoryEstimate(p.Total * 26, 124 * s * b * d * L, hcBytes * n * s * b * d * L, 11 * s * b * c.EmbeddingSize, 192L << 20);
+        }
+        var weights = p.Total * 18;
+        var baseAct = 34 * s * b * d * L;
+        var hcAct = c.Connection.IsHyper ? 2L * n * s * b * d * L * 2 : 0;
+        var logits = s * b * c.EmbeddingSize * 6;
         return new MemoryEstimate(weights, baseAct, hcAct, logits);
         }
     }

@@ -30,7 +30,7 @@ public sealed partial class DataCatalog(string root)
         // By identity: a dataset folder that is a link to somewhere else is not under the root.
         return PathIdentity.Inside(Root, path) is { } real && real != PathIdentity.Real(Root)
             ? path
-            : throw new ConfigException([new(field, name, $"a dataset folder inside the data root {Root} ('{name}' is a link to {PathIdentity.Real(path)})")]);
+            : throw new ConfigException([new(field, name, $"a dataset folder inside the data root ('{name}' is a symbolic link out of it)")]);
     }
 
     /// <summary>The token datasets: folders with a manifest. Other folders (eval/, the downstream tasks) are not datasets.</summary>

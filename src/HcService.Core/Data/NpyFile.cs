@@ -42,6 +42,7 @@ public static partial class NpyFile
             headerLen = BitConverter.ToUInt32([pre[8], pre[9], two[0], two[1]]);
             offset = 12;
         }
+        if (headerLen > 1 << 20) throw new InvalidDataException($"{path}: a .npy header of {headerLen} bytes is not plausible");
         var header = new byte[headerLen];
         stream.ReadExactly(header);
         var text = Encoding.ASCII.GetString(header);

@@ -33,13 +33,13 @@ public sealed class TokenDataset : IDisposable
         long start = 0;
         foreach (var entry in Manifest.Files)
         {
-            var file = System.IO.Path.GetFullPath(System.IO.Path.Combine(folder, entry.Name));
             if (entry.Name.Any(char.IsControl) || System.IO.Path.IsPathRooted(entry.Name))
                 throw new InvalidDataException($"{manifestPath}: token file name {entry.Name} is not a plain relative name");
+            var file = System.IO.Path.GetFullPath(System.IO.Path.Combine(folder, entry.Name));
             if (!File.Exists(file)) throw new FileNotFoundException($"{manifestPath}: token file {entry.Name} does not exist", file);
             // By identity (symbolic links and ".." resolved), never by the text of the name.
             file = PathIdentity.Inside(folder, file) is { } real && real != PathIdentity.Real(folder) ? real
-                : throw new InvalidDataException($"{manifestPath}: token file {entry.Name} is outside the dataset folder (it is {PathIdentity.Real(file)})");
+                : throw new InvalidDataException($"{manifestPath}: token file {entry.Name} is outside the dataset folder (a symbolic link or '..' out of it)");
             TokenDType dtype;
             long count, offset;
             if (file.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))

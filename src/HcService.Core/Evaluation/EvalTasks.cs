@@ -86,7 +86,7 @@ public sealed partial class EvalTasks(string dataRoot)
             throw new ConfigException([new(field, relative, $"a path inside the data root {Root} (it resolves to {full})")]);
         if (!File.Exists(full)) return full;   // reported as missing by the caller
         return HcService.Core.Data.PathIdentity.Inside(Root, full)
-            ?? throw new ConfigException([new(field, relative, $"a file inside the data root {Root} (it is a link to {HcService.Core.Data.PathIdentity.Real(full)})")]);
+            ?? throw new ConfigException([new(field, relative, "a file inside the data root (this one is a symbolic link out of it)")]);
     }
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]

@@ -55,7 +55,9 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
 
     /// <summary>Validates <paramref name="spec"/> and fills in every default. Throws <see cref="ConfigException"/>
     /// listing every invalid field (the field, the value, what is allowed).</summary>
-    public static JobPlan Resolve(JobSpec spec, DeviceKind device = DeviceKind.Cpu)
+    /// <param name="submission">False for a spec already stored (a training process, a resumed run): the rules for labels
+    /// (printable names and tags), which may have tightened since it was accepted, are not applied again.</param>
+    public static JobPlan Resolve(JobSpec spec, DeviceKind device = DeviceKind.Cpu, bool submission = true)
     {
         var errors = new List<ConfigError>();
         void Need(bool ok, string field, object? value, string allowed) { if (!ok) errors.Add(new(field, value, allowed)); }
@@ -178,7 +180,7 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 Need(task.File is not null || HcService.Core.Evaluation.EvalTasks.Known.ContainsKey(task.Name), $"evaluation.tasks[{i}].name", task.Name,
                     $"one of the known tasks ({string.Join(", ", HcService.Core.Evaluation.EvalTasks.Known.Keys)}), or any name with a file");
                 Need(task.Limit is null or >= 1, $"evaluation.tasks[{i}].limit", task.Limit, "an integer >= 1");
-                Need(task.Name.Length <= 100 && Text.IsPrintable(task.Name), $"evaluation.tasks[{i}].name", task.Name, "a name of at most 100 printable characters");
+                Need(task.Name.Length <= 100 && (!submission || Text.IsPrintable(task.Name)), $"evaluation.tasks[{i}].name", task.Name, "a name of at most 100 printable characters");
                 Need(task.File is null || (task.File.Length <= 1024 && Text.IsPrintable(task.File)), $"evaluation.tasks[{i}].file", task.File,
                     "a path under the data root of at most 1024 printable characters (no NUL or other control characters)");
             }
@@ -190,9 +192,10 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
 
         var data = spec.Data;
         if (data?.Train is { } train) Need(!string.IsNullOrWhiteSpace(train), "data.train", train, "a dataset name");
-        if (spec.Tags is { } tags) Need(tags.Count <= 32 && tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64 && Text.IsPrintable(t)), "tags",
+        bool Label(string s) => !submission || Text.IsPrintable(s);
+        if (spec.Tags is { } tags) Need(tags.Count <= 32 && tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64 && Label(t)), "tags",
             Shorten(string.Join(",", tags)), "at most 32 non-empty strings of at most 64 printable characters (no control, bidi-override or zero-width characters)");
-        if (spec.Name is { } runName) Need(runName.Length is > 0 and <= 200 && Text.IsPrintable(runName), "name", Shorten(runName),
+        if (spec.Name is { } runName) Need(runName.Length is > 0 and <= 200 && Label(runName), "name", Shorten(runName),
             "a non-empty name of at most 200 printable characters (no control, bidi-override or zero-width characters)");
 
         if (errors.Count > 0) throw new ConfigException(errors);

@@ -80,9 +80,12 @@ public sealed class CheckpointStore(string folder)
         using var fs = File.OpenRead(path);
         using var r = new BinaryReader(fs, Encoding.UTF8);
         if (!r.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic)) throw new InvalidDataException($"{path}: not an HcService checkpoint");
-        var state = JsonSerializer.Deserialize<CheckpointState>(r.ReadBytes(r.ReadInt32()))
+        var length = r.ReadInt32();
+        if (length is <= 0 or > 1 << 20 || length > fs.Length - fs.Position) throw new InvalidDataException($"{path}: a checkpoint header of {length} bytes is not plausible");
+        var state = JsonSerializer.Deserialize<CheckpointState>(r.ReadBytes(length))
             ?? throw new InvalidDataException($"{path}: empty checkpoint state");
         var sha = File.ReadAllText(path + ".sha256").Split(' ', 2)[0].Trim();
+        if (sha.Length != 64) throw new InvalidDataException($"{path}.sha256 holds no sha256");
         return new CheckpointRecord(state.Step, state.Tokens, path, fs.Length, sha);
     }
 

@@ -48,7 +48,7 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
     /// not write into its checkpoint folder any more.</param>
     public RunResult Run(CancellationToken cancel = default, CancellationToken abandon = default)
     {
-        var plan = JobPlan.Resolve(spec, options.AllowCpuBf16 ? DeviceKind.Cuda : options.Device);
+        var plan = JobPlan.Resolve(spec, options.AllowCpuBf16 ? DeviceKind.Cuda : options.Device, submission: false);   // a spec accepted before
         var catalog = new DataCatalog(options.DataRoot);
         var (defaultTrain, defaultValid) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
         using var train = OpenDataset(catalog, plan.TrainData ?? defaultTrain, "data.train", plan.Model);
