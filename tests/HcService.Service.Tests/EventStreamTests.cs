@@ -18,21 +18,9 @@ public class EventStreamTests(ServiceFixture svc)
     /// <summary>Points per step the sink writes (train/loss, cross_entropy, lr, grad_norm, tokens_per_second, step_seconds, mfu).</summary>
     const int PointsPerStep = 7;
 
-    /// <summary>A run row on a queue no worker serves, claimed as attempt 1 (a long lease: nothing reaps it here).</summary>
     async Task<(long Id, NpgsqlDataSource Db)> ClaimedRun(string name, long steps)
     {
-        var db = NpgsqlDataSource.Create(svc.Postgres.ConnectionString);
-        await using var cmd = db.CreateCommand("""
-            INSERT INTO hc.runs ("Name", "Spec", "Preset", "Architecture", "Connection", "Rate", "Tags", "Status", "Queue", "Attempt",
-                "MaxAttempts", "TotalSteps", "TokenBudget", "Step", "Tokens", "CancelRequested", "CreatedAt", "UpdatedAt")
-            VALUES ($1, '{}', 'tiny', 'dense', 'residual', 1, '{}', 'queued', 'stream-test', 0, 3, $2, $2 * 1024, 0, 0, false, now(), now())
-            RETURNING "Id"
-            """);
-        cmd.Parameters.Add(new() { Value = name });
-        cmd.Parameters.Add(new() { Value = steps });
-        var id = (long)(await cmd.ExecuteScalarAsync())!;
-        var leases = new RunLeases(db, new LeaseOptions { Duration = TimeSpan.FromMinutes(30) });
-        Assert.Equal(1, (await leases.ClaimAsync(id, "test:1:stream-test", CancellationToken.None))!.Attempt);
+        var (id, db, _) = await svc.ClaimedRun(name, "stream-test", steps);
         return (id, db);
     }
 

@@ -80,23 +80,6 @@ public class OutageTests(ServiceFixture svc)
             ? Directory.GetFiles(Path.Combine(Path.GetDirectoryName(folder)!, "journal")) : []);
     }
 
-    /// <summary>A run row claimed as attempt 1 on a queue no worker serves.</summary>
-    async Task<(long Id, NpgsqlDataSource Db, RunLeases Leases)> ClaimedRun(string name)
-    {
-        var db = NpgsqlDataSource.Create(svc.Postgres.ConnectionString);
-        await using var cmd = db.CreateCommand("""
-            INSERT INTO hc.runs ("Name", "Spec", "Preset", "Architecture", "Connection", "Rate", "Tags", "Status", "Queue", "Attempt",
-                "MaxAttempts", "TotalSteps", "TokenBudget", "Step", "Tokens", "CancelRequested", "CreatedAt", "UpdatedAt")
-            VALUES ($1, '{}', 'tiny', 'dense', 'residual', 1, '{}', 'queued', 'journal-test', 0, 3, 100, 102400, 0, 0, false, now(), now())
-            RETURNING "Id"
-            """);
-        cmd.Parameters.Add(new() { Value = name });
-        var id = (long)(await cmd.ExecuteScalarAsync())!;
-        var leases = new RunLeases(db, new LeaseOptions { Duration = TimeSpan.FromMinutes(30) });
-        Assert.Equal(1, (await leases.ClaimAsync(id, "test:1:journal-test", CancellationToken.None))!.Attempt);
-        return (id, db, leases);
-    }
-
     /// <summary>The second attempt: the run requeued and claimed again, as the reaper and a worker would.</summary>
     static async Task TakeOver(NpgsqlDataSource db, RunLeases leases, long id)
     {
@@ -126,7 +109,7 @@ public class OutageTests(ServiceFixture svc)
     [Fact]
     public async Task PointsReachTheDiskBeforeTheirCheckpointAndTheNextAttemptWritesThem()
     {
-        var (id, db, leases) = await ClaimedRun("journal-before-checkpoint");
+        var (id, db, leases) = await svc.ClaimedRun("journal-before-checkpoint", "journal-test", 100);
         // Attempt 1 cannot reach the database at all (nothing listens on that port); it reports 97 steps, is about to
         // checkpoint step 97, and dies there (nothing disposed, nothing flushed after that).
         var away = NpgsqlDataSource.Create($"Host=127.0.0.1;Port={HcService.Store.EmbeddedPostgres.FreePort()};Username=x;Password=x;Timeout=1");
@@ -159,7 +142,7 @@ public class OutageTests(ServiceFixture svc)
     {
         // In the order production sees: attempt 1 is still stopping (its process alive, its journal open) when attempt 2
         // starts and recovers; attempt 1 writes on for a while; attempt 2 recovers again when it ends.
-        var (id, db, leases) = await ClaimedRun("journal-superseded");
+        var (id, db, leases) = await svc.ClaimedRun("journal-superseded", "journal-test", 100);
         await TakeOver(db, leases, id);
         var log = new List<string>();
         var zombie = new PostgresRunSink(db, id, 1, svc.CheckpointRoot, log.Add);

@@ -61,6 +61,26 @@ public static class RunClient
         return series.Count == 0 ? [] : series[0]!["points"]!.AsArray().Select(p => (p!["step"]!.GetValue<long>(), p["value"]!.GetValue<double>())).ToList();
     }
 
+    /// <summary>A run row of <paramref name="steps"/> steps on <paramref name="queue"/> (one no worker serves), claimed as
+    /// attempt 1 with a long lease (nothing reaps it): for tests that write as a training process does.</summary>
+    public static async Task<(long Id, Npgsql.NpgsqlDataSource Db, HcService.Store.Jobs.RunLeases Leases)> ClaimedRun(this ServiceFixture svc, string name, string queue, long steps)
+    {
+        var db = Npgsql.NpgsqlDataSource.Create(svc.Postgres.ConnectionString);
+        await using var cmd = db.CreateCommand("""
+            INSERT INTO hc.runs ("Name", "Spec", "Preset", "Architecture", "Connection", "Rate", "Tags", "Status", "Queue", "Attempt",
+                "MaxAttempts", "TotalSteps", "TokenBudget", "Step", "Tokens", "CancelRequested", "CreatedAt", "UpdatedAt")
+            VALUES ($1, '{}', 'tiny', 'dense', 'residual', 1, '{}', 'queued', $3, 0, 3, $2, $2 * 1024, 0, 0, false, now(), now())
+            RETURNING "Id"
+            """);
+        cmd.Parameters.Add(new() { Value = name });
+        cmd.Parameters.Add(new() { Value = steps });
+        cmd.Parameters.Add(new() { Value = queue });
+        var id = (long)(await cmd.ExecuteScalarAsync())!;
+        var leases = new HcService.Store.Jobs.RunLeases(db, new HcService.Store.Jobs.LeaseOptions { Duration = TimeSpan.FromMinutes(30) });
+        Assert.Equal(1, (await leases.ClaimAsync(id, $"test:1:{queue}", CancellationToken.None))!.Attempt);
+        return (id, db, leases);
+    }
+
     /// <summary>The pid of the run's training process (`hc run-job --run-id N`).</summary>
     public static async Task<long> ChildPid(long runId)
     {
