@@ -39,6 +39,6 @@ public class ParamsCommandTests
 
         r = HcProcess.Run("params", "--preset", "tiny", "--connection", "dynamic-hc", "--rate", "0");
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("connection.rate = 0: must be an integer >= 1", r.Stderr);
+        Assert.Contains("connection.rate = 0: must be an integer in [1, 64]", r.Stderr);
     }
 }

@@ -64,7 +64,7 @@ public class TrainCommandTests
     {
         var r = HcProcess.Run("train", "--spec", WriteSpec(Spec.Replace("\"rate\": 4", "\"rate\": -1")), "--data-root", DataRoot, "--out", RepoPaths.TempDir("bad"));
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("connection.rate = -1: must be an integer >= 1", r.Stderr);
+        Assert.Contains("connection.rate = -1: must be an integer in [1, 64]", r.Stderr);
 
         r = HcProcess.Run("train", "--spec", WriteSpec(Spec.Replace("\"training\": {", "\"data\": { \"train\": \"corpus-gpt2\" }, \"training\": {")),
             "--data-root", DataRoot, "--out", RepoPaths.TempDir("vocab"));

@@ -8,8 +8,8 @@ using Npgsql;
 namespace HcService.Service.Tests;
 
 /// <summary>
-/// Database outages lose no measurement. PostgreSQL is stopped for 5 s (shorter than the lease: the attempt waits it
-/// out), 45 s and 3 min (longer: the attempt stops by itself and a new one takes over) at different moments of a run;
+/// Database outages lose no measurement. PostgreSQL is stopped for 5 s (shorter than the lease: usually waited out),
+/// 45 s and 3 min (longer: the attempt stops by itself and a new one takes over) at different moments of a run;
 /// every stored series must then equal an uninterrupted run's, step by step and bit for bit, and every checkpoint on
 /// disk (some written while the database was away) must be listed. The sink-level tests pin the write-ahead journal:
 /// points reach the disk before the checkpoint that covers them, and the attempt that takes over writes what another
@@ -21,9 +21,12 @@ public class OutageTests(ServiceFixture svc)
     const string Spec = """
         { "name": "NAME", "model": { "preset": "tiny", "overrides": { "dropout": 0.1 } }, "architecture": "dense",
           "connection": { "type": "dynamic-hc", "rate": 2 },
-          "training": { "tokenBudget": 102400, "evalTokens": "2K", "evalInterval": 25600, "checkpointInterval": 10240, "seed": 11 } }
+          "training": { "tokenBudget": 409600, "evalTokens": "2K", "evalInterval": 102400, "checkpointInterval": 10240, "seed": 11 } }
         """;
-    const long Steps = 100;
+    /// <summary>Long enough that a run is still training when an outage outlasts its self-fence (8 s with the tests'
+    /// 12 s lease) even on a quiet machine (about 0.05 s a step): otherwise it finishes, waits for the database and ends
+    /// on its first attempt, and the takeover is never exercised.</summary>
+    const long Steps = 400;
     /// <summary>Every series that does not depend on the clock (not tokens_per_second, step_seconds or mfu).</summary>
     static readonly string[] Compared = ["train/loss", "train/cross_entropy", "train/lr", "train/grad_norm", "val/valid-austen-bytes/loss", "val/valid-austen-bytes/perplexity"];
 
@@ -58,8 +61,10 @@ public class OutageTests(ServiceFixture svc)
         var run = await svc.Run(id);
         Assert.True(status == "succeeded", $"{status}: {run}\n{svc.WorkerLog}");
         var attempts = run["attempts"]!.AsArray().Count;
-        if (downSeconds < ServiceFixture.LeaseSeconds / 2) Assert.Equal(1, attempts);   // waited out: no requeue
-        else Assert.True(attempts >= 2, $"a {downSeconds} s outage at step {atStep} was not taken over by a new attempt: {run}");   // recovery was exercised
+        // A long outage is taken over by a new attempt (recovery exercised). A short one is usually waited out, but with
+        // the tests' 12 s lease a 5 s outage plus the restart's own seconds can reach the 8 s self-fence: either way, no
+        // point may be lost, which is what is asserted below.
+        if (downSeconds > ServiceFixture.LeaseSeconds) Assert.True(attempts >= 2, $"a {downSeconds} s outage at step {atStep} was not taken over by a new attempt: {run}");   // recovery was exercised
         foreach (var name in Compared)
         {
             var actual = await svc.Series(id, name);
