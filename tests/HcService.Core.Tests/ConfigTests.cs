@@ -32,7 +32,7 @@ public class ConfigTests
         Assert.Contains("model.vocab", fields);
         // Unvalidated, the counts throw rather than wrap (4 L d^2 overflows 64 bits here).
         Assert.Throws<OverflowException>(() => HcService.Core.Counting.ModelCounter.Parameters(huge));
-        Assert.Throws<OverflowException>(() => HcService.Core.Counting.ModelCounter.Memory(Presets.Tiny with { DModel = 65_536, Layers = 1024 }, int.MaxValue, bf16: false));
+        Assert.Throws<OverflowException>(() => HcService.Core.Counting.ModelCounter.Memory(Presets.Tiny with { DModel = 65_536, Layers = 1024 }, int.MaxValue, bf16: false, eagerCpu: true));
         // At the bounds themselves every count is finite and positive.
         var largest = Presets.Tiny with { DModel = ModelConfig.MaxWidth, Heads = 64, Layers = ModelConfig.MaxLayers, MlpHidden = ModelConfig.MaxHidden, Vocab = ModelConfig.MaxVocab, EmbeddingSize = ModelConfig.MaxVocab };
         Assert.Empty(largest.Validate());

@@ -112,6 +112,7 @@ public class HostileInputTests(ServiceFixture svc)
         { "token ids beyond the vocabulary", "data", """{ "train": "big-ids-bytes" }""", "data.train" },
         { "a dataset linked from outside the data root", "data", """{ "train": "linked-bytes" }""", "data.train" },
         { "an unreadable manifest", "data", """{ "train": "invalid-manifest" }""", "data.train" },
+        { "a task twice (its results would collide in one insert)", "evaluation", """{ "tasks": ["arc_easy", { "name": "arc_easy", "limit": 5 }] }""", "evaluation.tasks" },
         { "a NUL in an evaluation file", "evaluation", """{ "tasks": [{ "name": "x", "file": "eval\u0000/../x" }] }""", "evaluation.tasks[0].file" },
     };
 

@@ -31,6 +31,7 @@ public class OutageTests(ServiceFixture svc)
     static readonly string[] Compared = ["train/loss", "train/cross_entropy", "train/lr", "train/grad_norm", "val/valid-austen-bytes/loss", "val/valid-austen-bytes/perplexity"];
 
     static Dictionary<string, List<(long Step, double Value)>>? reference;
+    static double referenceStepSeconds;
 
     async Task<Dictionary<string, List<(long Step, double Value)>>> Reference()
     {
@@ -40,6 +41,8 @@ public class OutageTests(ServiceFixture svc)
         Assert.Equal("succeeded", (await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(5))).Status);
         var series = new Dictionary<string, List<(long, double)>>();
         foreach (var name in Compared) series[name] = await svc.Series(id, name);
+        var stepSeconds = (await svc.Series(id, "train/step_seconds")).Select(p => p.Item2).Order().ToList();
+        referenceStepSeconds = stepSeconds[stepSeconds.Count / 2];
         Assert.Equal(Enumerable.Range(1, (int)Steps).Select(s => (long)s), series["train/loss"].Select(p => p.Item1));
         return reference = series;
     }
@@ -54,7 +57,10 @@ public class OutageTests(ServiceFixture svc)
         svc.EnsureWorker();
         var id = await svc.SubmitOk(Spec.Replace("NAME", $"outage-{downSeconds}s"));
         await svc.WaitForStep(id, atStep);
-        Assert.Equal("running", (await svc.Run(id))["run"]!["status"]!.GetValue<string>());
+        var before = (await svc.Run(id))["run"]!;
+        Assert.Equal("running", before["status"]!.GetValue<string>());
+        // Training left when the database goes (the reported step lags by up to 2 s of flushes: counted as trained).
+        var remaining = (Steps - before["step"]!.GetValue<long>()) * referenceStepSeconds - 2;
         await svc.Postgres.RestartAsync(TimeSpan.FromSeconds(downSeconds));
 
         var (status, _) = await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(8));
@@ -64,7 +70,9 @@ public class OutageTests(ServiceFixture svc)
         // A long outage is taken over by a new attempt (recovery exercised). A short one is usually waited out, but with
         // the tests' 12 s lease a 5 s outage plus the restart's own seconds can reach the 8 s self-fence: either way, no
         // point may be lost, which is what is asserted below.
-        if (downSeconds > ServiceFixture.LeaseSeconds) Assert.True(attempts >= 2, $"a {downSeconds} s outage at step {atStep} was not taken over by a new attempt: {run}");   // recovery was exercised
+        // (Asserted when the run had clearly more training left than the 8 s self-fence: on a much faster machine it may
+        // finish first, wait the outage out and end on its first attempt, which loses nothing either.)
+        if (downSeconds > ServiceFixture.LeaseSeconds && remaining > 16) Assert.True(attempts >= 2, $"a {downSeconds} s outage at step {atStep} was not taken over by a new attempt: {run}");   // recovery was exercised
         foreach (var name in Compared)
         {
             var actual = await svc.Series(id, name);

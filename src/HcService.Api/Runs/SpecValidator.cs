@@ -66,7 +66,12 @@ public sealed class DeviceMemory(IConfiguration config)
         var t = plan.Training;
         var capacity = Bytes(device);
         HcService.Core.Counting.MemoryEstimate estimate;
-        try { estimate = HcService.Core.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16); _ = estimate.Total; }
+        try
+        {
+            estimate = HcService.Core.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16,
+                eagerCpu: device == DeviceKind.Cpu);
+            _ = estimate.Total;
+        }
         catch (OverflowException)
         {
             return new("training.microBatch", t.MicroBatch, $"a micro-batch whose training memory fits the {(device == DeviceKind.Cuda ? "cuda" : "cpu")} device: " +
@@ -84,8 +89,9 @@ public sealed class DeviceMemory(IConfiguration config)
 /// <summary>
 /// The wall-clock cap: a run whose estimated training time exceeds Hc:MaxRunDays (default 7) is refused, with the
 /// estimate, instead of holding a worker for years ("100T" tokens on tiny). The rate is the device's measured one where
-/// the service has it: the best training FLOP/s achieved by the latest succeeded runs on the queue (their tokens/s times
-/// their own FLOPs per token), divided by this run's FLOPs per token. Without such runs it is an optimistic bound: 50% of
+/// the service has it: the best training FLOP/s achieved by the latest succeeded runs of the same preset on the queue
+/// (their tokens/s times their own FLOPs per token; a smaller model reaches fewer FLOP/s, so other presets are not
+/// comparable), divided by this run's FLOPs per token. Without such runs it is an optimistic bound: 50% of
 /// the device's peak (Hc:Devices:cuda:PeakTflops, default 989, an H100/H200; Hc:Devices:cpu:PeakGflops, default 2000).
 /// Both err towards letting a run through: only runs that cannot finish in time are refused.
 /// </summary>
@@ -100,8 +106,8 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
         var t = plan.Training;
         var queue = device == DeviceKind.Cuda ? "cuda" : "cpu";
         var flopsPerToken = (double)HcService.Core.Counting.ModelCounter.Flops(plan.Model, t.SeqLen).Training;
-        var (flops, source) = await MeasuredAsync(queue, device, ct) is { } measured
-            ? (measured, $"the best training rate measured on the {queue} queue recently, {measured / 1e12:0.###} TFLOP/s")
+        var (flops, source) = await MeasuredAsync(plan.Model.Name, queue, device, ct) is { } measured
+            ? (measured, $"the best training rate of recent {plan.Model.Name} runs on the {queue} queue, {measured / 1e12:0.###} TFLOP/s")
             : (PeakFlops(device) * OptimisticMfu, $"an optimistic bound: {OptimisticMfu:P0} of the {queue} device's peak {PeakFlops(device) / 1e12:0.###} TFLOP/s");
         var tokensPerSecond = flops / flopsPerToken;
         var days = t.Steps * (double)t.BatchTokens / tokensPerSecond / 86_400;
@@ -117,15 +123,17 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
         ? config.GetValue("Hc:Devices:cuda:PeakTflops", HcService.Core.Counting.DevicePeak.CudaBf16 / 1e12) * 1e12
         : config.GetValue("Hc:Devices:cpu:PeakGflops", 2000.0) * 1e9;
 
-    /// <summary>The best FLOP/s of the latest succeeded runs on <paramref name="queue"/>, or null without any.</summary>
-    async Task<double?> MeasuredAsync(string queue, DeviceKind device, CancellationToken ct)
+    /// <summary>The best FLOP/s of the latest succeeded runs of <paramref name="preset"/> on <paramref name="queue"/>, or
+    /// null without any.</summary>
+    async Task<double?> MeasuredAsync(string preset, string queue, DeviceKind device, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
             SELECT r."Spec"::text, (SELECT "Value" FROM hc.metric_points m WHERE m."RunId" = r."Id" AND m."Name" = 'train/tokens_per_second'
                                     ORDER BY m."Step" DESC LIMIT 1)
-            FROM hc.runs r WHERE r."Status" = 'succeeded' AND r."Queue" = $1 ORDER BY r."Id" DESC LIMIT 10
+            FROM hc.runs r WHERE r."Status" = 'succeeded' AND r."Queue" = $1 AND r."Preset" = $2 ORDER BY r."Id" DESC LIMIT 10
             """);
         cmd.Parameters.Add(new() { Value = queue });
+        cmd.Parameters.Add(new() { Value = preset });
         double? best = null;
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))

@@ -24,7 +24,12 @@ public sealed class PointJournal : IDisposable
     };
     static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = true };
     readonly FileStream file;
+    /// <summary>A read-only handle held for the writer's lifetime: .NET takes a shared flock for it on every file system
+    /// (for a handle with write access it skips the lock on NFS and CIFS), so an exclusive open elsewhere fails while this
+    /// attempt lives. (DOTNET_SYSTEM_IO_DISABLEFILELOCKING turns all of this off.)</summary>
+    readonly FileStream alive;
     readonly ArrayBufferWriter<byte> line = new(256);
+    bool disposed;
 
     /// <summary>A new journal for <paramref name="attempt"/> in <paramref name="folder"/> (a unique file: two writers of
     /// one attempt never share one).</summary>
@@ -35,6 +40,7 @@ public sealed class PointJournal : IDisposable
         // Shared lock (flock) while this process writes: a reader can copy the journal, but only an exclusive open, which
         // fails while the writer lives, lets it delete the file (see Release).
         file = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
+        alive = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
     }
 
     public string Path { get; }
@@ -93,9 +99,12 @@ public sealed class PointJournal : IDisposable
     /// <summary>Closes the file; removes it when it holds nothing.</summary>
     public void Dispose()
     {
+        if (disposed) return;
+        disposed = true;
         var empty = file.Length == 0;
         file.Flush(flushToDisk: !empty);
         file.Dispose();
+        alive.Dispose();
         if (empty) File.Delete(Path);
     }
 
@@ -108,27 +117,42 @@ public sealed class PointJournal : IDisposable
 
     static int AttemptOf(string path) => int.TryParse(System.IO.Path.GetFileName(path).Split('-')[1], out var a) ? a : int.MaxValue;
 
-    /// <summary>Deletes a journal another process has finished with; false (and the file stays) while its writer still has
-    /// it open (an attempt that is still stopping).</summary>
-    public static bool Release(string path)
+    /// <summary>Reads a journal another attempt wrote and says whether that attempt has let go of it: decided by an
+    /// exclusive open before reading (it fails while the writer lives, and a writer that has closed its journal never
+    /// reopens it), so that deleting it after its content is safe elsewhere loses no line. Null when the file is gone or
+    /// cannot be read (reported through <paramref name="log"/>).</summary>
+    public static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable, bool WriterGone)? Take(string path, Action<string> log)
     {
         try
         {
-            using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None)) { }
-            File.Delete(path);
-            return true;
+            FileStream? exclusive = null;
+            try { exclusive = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None); }
+            catch (IOException) when (File.Exists(path)) { /* its writer still has it open */ }
+            using var stream = exclusive ?? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var (points, evaluations, unreadable) = Read(stream);
+            return (points, evaluations, unreadable, exclusive is not null);
         }
-        catch (IOException) { return false; }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }   // its writer removed it (empty)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log($"journal {System.IO.Path.GetFileName(path)} cannot be read ({e.Message}); left in place");
+            return null;
+        }
     }
 
     /// <summary>Reads a journal. A line that does not parse (the last one, cut short by a crash) is counted, not read.</summary>
     public static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable) Read(string path)
     {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        return Read(stream);
+    }
+
+    static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable) Read(Stream stream)
+    {
         var points = new List<MetricPoint>();
         var evaluations = new List<EvaluationMetrics>();
         var unreadable = 0;
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
+        using var reader = new StreamReader(stream, Encoding.UTF8, leaveOpen: true);
         while (reader.ReadLine() is { } text)
         {
             if (text.Length == 0) continue;

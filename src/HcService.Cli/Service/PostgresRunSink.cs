@@ -70,18 +70,22 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
     /// </summary>
     public void Recover(string? checkpointFolder)
     {
-        var earlier = PointJournal.Earlier(JournalFolder, attempt);
         long taken = 0;
-        foreach (var path in earlier)
+        var live = 0;
+        foreach (var path in PointJournal.Earlier(JournalFolder, attempt))
         {
-            var (points, evals, unreadable) = PointJournal.Read(path);
+            // Appended to this attempt's journal and synced before the file is deleted: a crash in between only repeats.
+            if (PointJournal.Take(path, log) is not var (points, evals, unreadable, writerGone)) continue;
             foreach (var p in points) { recovered.Add(p); journal.Append(p); }
             foreach (var e in evals) { recoveredEvaluations.Add(e); journal.Append(e); }
+            journal.Sync();
             taken += points.Count + evals.Count;
+            if (!writerGone) live++;
+            else
+                try { File.Delete(path); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log($"journal {Path.GetFileName(path)} not deleted: {e.Message}"); }
             if (unreadable > 0) log($"{Path.GetFileName(path)}: {unreadable} unreadable line(s) (cut short by a crash) skipped");
         }
-        journal.Sync();
-        var live = earlier.Count(path => !PointJournal.Release(path));
         if (taken > 0) log($"recovered {taken} metric point(s) and evaluation(s) that an earlier attempt had not written{(live > 0 ? $" ({live} journal(s) still open: read again at the end)" : "")}");
         foreach (var (_, path) in checkpointFolder is null ? [] : new CheckpointStore(checkpointFolder).List())
         {
@@ -89,6 +93,9 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
             try { recoveredCheckpoints.Add(CheckpointStore.ReadRecord(path)); }
             catch (Exception e) when (e is not OutOfMemoryException) { log($"checkpoint {Path.GetFileName(path)} not recorded: {e.Message}"); }
         }
+        // An attempt that resumes at its run's last step reports no step of its own: its progress is the checkpoint it
+        // resumes from (the newest on disk).
+        if (step == 0 && recoveredCheckpoints.MaxBy(c => c.Step) is { } newest) (step, tokens) = (newest.Step, newest.Tokens);
         if (taken > 0 || recoveredCheckpoints.Count > 0) TryFlush();
     }
 

@@ -119,6 +119,7 @@ static class RunJobCommand
             // And what an attempt this one superseded wrote after this one began (it stops within a lease).
             sink.Recover(checkpointFolder: null);
             sink.Flush(WriteBudget);
+            sink.Dispose();   // the journal, empty now, is gone before the run's end is recorded
             if (why is StopSignal or WorkerGone && result.Outcome == RunOutcome.Cancelled)
             {
                 // Not a user's cancel: hand the run back, to resume from the checkpoint of this very step.

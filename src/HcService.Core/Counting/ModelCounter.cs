@@ -94,27 +94,29 @@ public static class ModelCounter
     /// Activations (Korthikanti et al. 2022, fused attention so no T^2 term): 34 s b d bytes per block in 16-bit;
     /// HC keeps its n-stream state: +2 n s b d elements per block (HC-SPEC 6), 2 bytes each in bf16, 4 in fp32;
     /// logits s b V at 2 + 4 bytes (bf16 output and fp32 loss input).
-    /// fp32 (the CPU path, eager TorchSharp) is calibrated on measured peaks (`hc bench memory`, BENCHMARKS.md) and set
+    /// <paramref name="eagerCpu"/> (a CPU worker: fp32, eager TorchSharp, no fused kernels) is calibrated on measured
+    /// peaks (`hc bench memory`, BENCHMARKS.md) and set
     /// at or above every one of them: 26 bytes per parameter (the 16 above plus gradient-clipping and optimizer
     /// temporaries), 124 bytes per s b d per block (autograd keeps more intermediates than the fused 16-bit kernels:
     /// 1.8x twice 34), HC 10 n bytes per s b d per block (static) and 19 n (dynamic: its projections of the n streams
     /// are kept too), logits 11 bytes per s b V, and 192 MiB of framework workspace (thread pools, allocator arenas).
     /// </summary>
-    public static MemoryEstimate Memory(ModelConfig c, int microBatch = 1, bool bf16 = true)
+    public static MemoryEstimate Memory(ModelConfig c, int microBatch = 1, bool bf16 = true, bool eagerCpu = false)
     {
         checked
         {
         var p = Parameters(c);
         long s = c.MaxSeqLen, b = microBatch, d = c.DModel, L = c.Layers, n = c.Connection.Rate;
-        if (!bf16)
+        if (eagerCpu && !bf16)
         {
             var hcBytes = c.Connection.Type switch { ConnectionType.DynamicHc => 19, ConnectionType.StaticHc => 10, _ => 0 };
             return new MemoryEstimate(p.Total * 26, 124 * s * b * d * L, hcBytes * n * s * b * d * L, 11 * s * b * c.EmbeddingSize, 192L << 20);
         }
-        var weights = p.Total * 18;
-        var baseAct = 34 * s * b * d * L;
-        var hcAct = c.Connection.IsHyper ? 2L * n * s * b * d * L * 2 : 0;
-        var logits = s * b * c.EmbeddingSize * 6;
+        long act = bf16 ? 1 : 2;                       // fp32 on a GPU: the 16-bit activation terms doubled
+        var weights = p.Total * (16 + (bf16 ? 2 : 0));
+        var baseAct = 34 * s * b * d * L * act;
+        var hcAct = c.Connection.IsHyper ? 2L * n * s * b * d * L * 2 * act : 0;
+        var logits = s * b * c.EmbeddingSize * (bf16 ? 6 : 8);
         return new MemoryEstimate(weights, baseAct, hcAct, logits);
         }
     }

@@ -184,6 +184,10 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 Need(task.File is null || (task.File.Length <= 1024 && Text.IsPrintable(task.File)), $"evaluation.tasks[{i}].file", task.File,
                     "a path under the data root of at most 1024 printable characters (no NUL or other control characters)");
             }
+            // Results are stored by (step, task, metric): a name twice, or "average" (the stored mean), would collide.
+            var names = tasks.Where(t => t?.Name is not null).Select(t => t!.Name!).ToList();
+            Need(names.Distinct(StringComparer.Ordinal).Count() == names.Count && !names.Contains("average"), "evaluation.tasks",
+                string.Join(",", names), "tasks with distinct names, none named \"average\" (the stored mean of the tasks)");
             Need(ev.Limit is null or (>= 1 and <= 1_000_000), "evaluation.limit", ev.Limit, "an integer in [1, 1000000], or absent for every item");
             Need(ev.BatchSize is null or (>= 1 and <= 1024), "evaluation.batchSize", ev.BatchSize, "an integer in [1, 1024]");
             evaluation = new EvaluationPlan([.. tasks.Where(t => t is not null).Select(t => t with { Limit = t.Limit ?? ev.Limit })],
