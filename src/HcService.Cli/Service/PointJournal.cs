@@ -141,12 +141,6 @@ public sealed class PointJournal : IDisposable
     }
 
     /// <summary>Reads a journal. A line that does not parse (the last one, cut short by a crash) is counted, not read.</summary>
-    public static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable) Read(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        return Read(stream);
-    }
-
     static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable) Read(Stream stream)
     {
         var points = new List<MetricPoint>();
