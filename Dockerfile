@@ -6,7 +6,7 @@
 #   docker build --target worker --build-arg TORCH_BACKEND=cpu -t hcservice-worker-cpu .
 #
 # -noble images: TorchSharp 0.107's libLibTorchSharp.so needs GLIBCXX_3.4.32, which Ubuntu 24.04's libstdc++ has
-# (DESIGN.md section 9). The CUDA worker restores TorchSharp-cuda-linux from nuget.org; it bundles libtorch's CUDA
+# (docs/design.md, platform notes). The CUDA worker restores TorchSharp-cuda-linux from nuget.org; it bundles libtorch's CUDA
 # libraries, so the runtime image needs only the host's NVIDIA driver (NVIDIA Container Toolkit) and is several GB.
 
 ARG DOTNET_VERSION=10.0
@@ -16,19 +16,19 @@ FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION}-noble AS build
 WORKDIR /src
 # Restore inputs first, so that source edits do not invalidate the (large) package restore layer.
 COPY global.json Directory.Build.props Directory.Packages.props ./
+COPY src/HcService.Contract/HcService.Contract.csproj src/HcService.Contract/
 COPY src/HcService.Core/HcService.Core.csproj src/HcService.Core/
 COPY src/HcService.Store/HcService.Store.csproj src/HcService.Store/
 COPY src/HcService.Api/HcService.Api.csproj src/HcService.Api/
 COPY src/HcService.Cli/HcService.Cli.csproj src/HcService.Cli/
 
 FROM build AS publish-api
-# The API never trains; it references the core for spec validation and counts only, so the CPU package is enough.
+# The API never trains: it references the torch-free contract only (no libtorch in this image).
 RUN --mount=type=cache,id=nuget,target=/root/.nuget/packages \
-    dotnet restore src/HcService.Api/HcService.Api.csproj -r linux-x64 -p:TorchBackend=cpu
+    dotnet restore src/HcService.Api/HcService.Api.csproj -r linux-x64
 COPY src/ src/
 RUN --mount=type=cache,id=nuget,target=/root/.nuget/packages \
-    dotnet publish src/HcService.Api/HcService.Api.csproj -c Release -r linux-x64 --self-contained false --no-restore \
-      -p:TorchBackend=cpu -o /out
+    dotnet publish src/HcService.Api/HcService.Api.csproj -c Release -r linux-x64 --self-contained false --no-restore -o /out
 
 FROM build AS publish-worker
 # cuda: TorchSharp-cuda-linux (Directory.Build.props' TorchBackend switch, HcService.Core.csproj); cpu: TorchSharp-cpu.

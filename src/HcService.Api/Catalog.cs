@@ -1,8 +1,8 @@
 using HcService.Api.Auth;
 using HcService.Api.Runs;
-using HcService.Core.Config;
-using HcService.Core.Counting;
-using HcService.Core.Data;
+using HcService.Contract.Config;
+using HcService.Contract.Counting;
+using HcService.Contract.Data;
 using HcService.Store.Jobs;
 
 namespace HcService.Api;

@@ -1,4 +1,4 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace HcService.Api;

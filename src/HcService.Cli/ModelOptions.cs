@@ -1,5 +1,5 @@
 using System.CommandLine;
-using HcService.Core.Config;
+using HcService.Contract.Config;
 
 namespace HcService.Cli;
 
@@ -37,8 +37,8 @@ sealed class ModelOptions
         return r.GetValue(Architecture) switch
         {
             null => c,
-            "dense" => c with { Architecture = Core.Config.Architecture.Dense },
-            "moe" => c with { Architecture = Core.Config.Architecture.Moe },
+            "dense" => c with { Architecture = Contract.Config.Architecture.Dense },
+            "moe" => c with { Architecture = Contract.Config.Architecture.Moe },
             var other => throw new ConfigException([new("architecture", other, "dense or moe")]),
         };
     }

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using HcService.Cli.Commands;
 using HcService.Cli;
-using HcService.Core.Config;
+using HcService.Contract.Config;
 
 var root = new RootCommand("hc: hyper-connection pre-training experiments (HcService)");
 root.Add(ParamsCommand.Create());

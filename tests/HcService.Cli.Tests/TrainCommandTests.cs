@@ -1,5 +1,5 @@
 using System.Text.Json;
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 using HcService.Core.Model;
 using HcService.Core.Training;
 using TorchSharp;

@@ -1,4 +1,4 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using HcService.Core.Connections;
 using TorchSharp;
 using static HcService.Core.Tests.TestModels;

@@ -1,4 +1,4 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
 
 namespace HcService.Core.Tests;
 
@@ -31,12 +31,12 @@ public class ConfigTests
         Assert.Contains("model.layers", fields);
         Assert.Contains("model.vocab", fields);
         // Unvalidated, the counts throw rather than wrap (4 L d^2 overflows 64 bits here).
-        Assert.Throws<OverflowException>(() => HcService.Core.Counting.ModelCounter.Parameters(huge));
-        Assert.Throws<OverflowException>(() => HcService.Core.Counting.ModelCounter.Memory(Presets.Tiny with { DModel = 65_536, Layers = 1024 }, int.MaxValue, bf16: false, eagerCpu: true));
+        Assert.Throws<OverflowException>(() => HcService.Contract.Counting.ModelCounter.Parameters(huge));
+        Assert.Throws<OverflowException>(() => HcService.Contract.Counting.ModelCounter.Memory(Presets.Tiny with { DModel = 65_536, Layers = 1024 }, int.MaxValue, bf16: false, eagerCpu: true));
         // At the bounds themselves every count is finite and positive.
         var largest = Presets.Tiny with { DModel = ModelConfig.MaxWidth, Heads = 64, Layers = ModelConfig.MaxLayers, MlpHidden = ModelConfig.MaxHidden, Vocab = ModelConfig.MaxVocab, EmbeddingSize = ModelConfig.MaxVocab };
         Assert.Empty(largest.Validate());
-        Assert.True(HcService.Core.Counting.ModelCounter.Parameters(largest).Total > 0);
+        Assert.True(HcService.Contract.Counting.ModelCounter.Parameters(largest).Total > 0);
     }
 
     [Theory]
@@ -51,7 +51,7 @@ public class ConfigTests
     [InlineData("NaN", null)]
     public void TokenCountsAreDigitsWithAnOptionalSuffix(string text, long? expected)
     {
-        Assert.Equal(expected is not null, HcService.Core.Jobs.TokenCount.TryParse(text, out var count));
+        Assert.Equal(expected is not null, HcService.Contract.Jobs.TokenCount.TryParse(text, out var count));
         if (expected is { } e) Assert.Equal(e, count.Value);
     }
 

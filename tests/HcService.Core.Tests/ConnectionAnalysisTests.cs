@@ -1,6 +1,7 @@
 using System.Text.Json;
+using HcService.Contract.Analysis;
 using HcService.Core.Analysis;
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using HcService.Core.Connections;
 using HcService.Core.Model;
 using TorchSharp;

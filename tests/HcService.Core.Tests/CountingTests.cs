@@ -1,4 +1,5 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
+using HcService.Contract.Counting;
 using HcService.Core.Counting;
 using TorchSharp;
 using static HcService.Core.Tests.TestModels;

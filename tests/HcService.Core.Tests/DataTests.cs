@@ -1,4 +1,5 @@
 using System.Text;
+using HcService.Contract.Data;
 using HcService.Core.Data;
 
 namespace HcService.Core.Tests;
@@ -125,7 +126,7 @@ public class DataTests
         Assert.EndsWith("corpus-bytes", catalog.Resolve("corpus-bytes", "data.train"));
         foreach (var bad in new[] { "../corpus-bytes", "/etc", "corpus-bytes/../../x", "..", "missing-set" })
         {
-            var ex = Assert.Throws<HcService.Core.Config.ConfigException>(() => catalog.Resolve(bad, "data.train"));
+            var ex = Assert.Throws<HcService.Contract.Config.ConfigException>(() => catalog.Resolve(bad, "data.train"));
             Assert.Equal("data.train", ex.Errors[0].Field);
         }
         Assert.Contains("valid-wikitext-gpt2", catalog.List());

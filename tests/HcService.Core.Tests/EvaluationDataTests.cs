@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using HcService.Core.Config;
+using HcService.Contract.Config;
+using HcService.Contract.Data;
 using HcService.Core.Data;
+using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
 using Xunit.Abstractions;
 

@@ -1,6 +1,8 @@
 using System.Text;
-using HcService.Core.Config;
+using HcService.Contract.Config;
+using HcService.Contract.Data;
 using HcService.Core.Data;
+using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
 using HcService.Core.Model;
 using static TorchSharp.torch;

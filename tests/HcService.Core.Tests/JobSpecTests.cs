@@ -1,5 +1,5 @@
-using HcService.Core.Config;
-using HcService.Core.Jobs;
+using HcService.Contract.Config;
+using HcService.Contract.Jobs;
 
 namespace HcService.Core.Tests;
 

@@ -1,3 +1,4 @@
+using HcService.Contract.Analysis;
 using HcService.Core.Analysis;
 
 namespace HcService.Core.Tests;

@@ -1,4 +1,4 @@
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 using HcService.Core.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -42,7 +42,7 @@ public class LrScheduleTests
     public void ClippingBoundsTheGlobalGradientNorm()
     {
         using var scope = NewDisposeScope();
-        var model = TestModels.Build(TestModels.Tiny(HcService.Core.Config.ConnectionConfig.DynamicHc(2)));
+        var model = TestModels.Build(TestModels.Tiny(HcService.Contract.Config.ConnectionConfig.DynamicHc(2)));
         var tokens = TestModels.Tokens(2, 16, 64);
         model.Loss(model.Forward(tokens), tokens).Total.backward();
         using (no_grad()) foreach (var p in model.parameters()) p.grad!.mul_(1000);   // far above the bound

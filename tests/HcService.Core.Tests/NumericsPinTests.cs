@@ -1,5 +1,5 @@
 using System.Globalization;
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 using HcService.Core.Training;
 using Xunit.Abstractions;
 

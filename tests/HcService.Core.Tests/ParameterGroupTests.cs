@@ -1,4 +1,4 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using HcService.Core.Optim;
 
 namespace HcService.Core.Tests;

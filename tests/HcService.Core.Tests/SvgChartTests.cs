@@ -1,4 +1,5 @@
 using System.Xml.Linq;
+using HcService.Contract.Analysis;
 using HcService.Core.Analysis;
 
 namespace HcService.Core.Tests;

@@ -1,5 +1,5 @@
 using System.Text;
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using HcService.Core.Optim;
 using HcService.Core.Training;
 using TorchSharp;

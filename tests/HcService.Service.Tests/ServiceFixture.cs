@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Net.Http.Json;
 using HcService.Api;
 using HcService.Api.Auth;
+using HcService.Contract.Data;
 using HcService.Core.Data;
 using HcService.Store;
 using Microsoft.AspNetCore.Builder;

@@ -1,4 +1,4 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using HcService.Store;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;

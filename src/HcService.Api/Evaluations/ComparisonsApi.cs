@@ -1,7 +1,7 @@
 using HcService.Api.Auth;
 using HcService.Api.Runs;
-using HcService.Core.Analysis;
-using HcService.Core.Config;
+using HcService.Contract.Analysis;
+using HcService.Contract.Config;
 using HcService.Store;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;

@@ -3,8 +3,8 @@ using System.Text.Json;
 using Hangfire;
 using Hangfire.States;
 using HcService.Api.Auth;
-using HcService.Core.Config;
-using HcService.Core.Jobs;
+using HcService.Contract.Config;
+using HcService.Contract.Jobs;
 using HcService.Store;
 using HcService.Store.Jobs;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -202,7 +202,7 @@ public static class RunsApi
         var c = await db.Checkpoints.AsNoTracking().FirstOrDefaultAsync(c => c.RunId == id && c.Step == step, ct);
         if (c is null) return TypedResults.NotFound(new ProblemDetails { Title = "Checkpoint not found", Detail = $"run {id} has no checkpoint at step {step}", Status = 404 });
         // Only inside the checkpoint store, whatever the record says.
-        var path = c.Location.Any(char.IsControl) ? null : HcService.Core.Data.PathIdentity.Inside(paths.CheckpointRoot, Path.Combine(paths.CheckpointRoot, c.Location));
+        var path = c.Location.Any(char.IsControl) ? null : HcService.Contract.Data.PathIdentity.Inside(paths.CheckpointRoot, Path.Combine(paths.CheckpointRoot, c.Location));
         if (path is null || !File.Exists(path))
             return TypedResults.NotFound(new ProblemDetails { Title = "Checkpoint file not found", Detail = $"the file of run {id} step {step} is gone (retention keeps the newest)", Status = 404 });
         response.Headers["X-Checkpoint-Sha256"] = c.Sha256;

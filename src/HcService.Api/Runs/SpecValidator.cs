@@ -1,6 +1,6 @@
-using HcService.Core.Config;
-using HcService.Core.Data;
-using HcService.Core.Jobs;
+using HcService.Contract.Config;
+using HcService.Contract.Data;
+using HcService.Contract.Jobs;
 
 namespace HcService.Api.Runs;
 
@@ -65,10 +65,10 @@ public sealed class DeviceMemory(IConfiguration config)
     {
         var t = plan.Training;
         var capacity = Bytes(device);
-        HcService.Core.Counting.MemoryEstimate estimate;
+        HcService.Contract.Counting.MemoryEstimate estimate;
         try
         {
-            estimate = HcService.Core.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16,
+            estimate = HcService.Contract.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16,
                 eagerCpu: device == DeviceKind.Cpu);
             _ = estimate.Total;
         }
@@ -105,7 +105,7 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
     {
         var t = plan.Training;
         var queue = device == DeviceKind.Cuda ? "cuda" : "cpu";
-        var flopsPerToken = (double)HcService.Core.Counting.ModelCounter.Flops(plan.Model, t.SeqLen).Training;
+        var flopsPerToken = (double)HcService.Contract.Counting.ModelCounter.Flops(plan.Model, t.SeqLen).Training;
         var (flops, source) = await MeasuredAsync(plan.Model.Name, queue, device, ct) is { } measured
             ? (measured, $"the best training rate of recent {plan.Model.Name} runs on the {queue} queue, {measured / 1e12:0.###} TFLOP/s")
             : (PeakFlops(device) * OptimisticMfu, $"an optimistic bound: {OptimisticMfu:P0} of the {queue} device's peak {PeakFlops(device) / 1e12:0.###} TFLOP/s");
@@ -120,7 +120,7 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
     static string Human(double days) => days >= 730 ? $"{days / 365.25:N0} years" : $"{days:N1} days";
 
     double PeakFlops(DeviceKind device) => device == DeviceKind.Cuda
-        ? config.GetValue("Hc:Devices:cuda:PeakTflops", HcService.Core.Counting.DevicePeak.CudaBf16 / 1e12) * 1e12
+        ? config.GetValue("Hc:Devices:cuda:PeakTflops", HcService.Contract.Counting.DevicePeak.CudaBf16 / 1e12) * 1e12
         : config.GetValue("Hc:Devices:cpu:PeakGflops", 2000.0) * 1e9;
 
     /// <summary>The best FLOP/s of the latest succeeded runs of <paramref name="preset"/> on <paramref name="queue"/>, or
@@ -144,7 +144,7 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
             try
             {
                 var run = JobPlan.Resolve(JobSpec.Parse(reader.GetString(0)), device, submission: false);
-                var achieved = tps * HcService.Core.Counting.ModelCounter.Flops(run.Model, run.Training.SeqLen).Training;
+                var achieved = tps * HcService.Contract.Counting.ModelCounter.Flops(run.Model, run.Training.SeqLen).Training;
                 best = Math.Max(best ?? 0, achieved);
             }
             catch (Exception e) when (e is ConfigException or OverflowException) { /* a spec of an older version: not a measurement here */ }

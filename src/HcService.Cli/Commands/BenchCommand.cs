@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using HcService.Core.Model;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using HcService.Contract.Data;
 using HcService.Core.Data;
 
 namespace HcService.Cli.Commands;

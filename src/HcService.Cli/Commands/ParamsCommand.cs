@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using HcService.Core.Config;
+using HcService.Contract.Config;
+using HcService.Contract.Counting;
 using HcService.Core.Counting;
 
 namespace HcService.Cli.Commands;

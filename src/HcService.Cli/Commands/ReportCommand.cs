@@ -31,7 +31,7 @@ static class ReportCommand
         var curves = runDirs.Select(dir =>
         {
             var file = Path.Combine(dir, "metrics.jsonl");
-            if (!File.Exists(file)) throw new HcService.Core.Config.ConfigException([new("runs", dir, "a run folder with metrics.jsonl")]);
+            if (!File.Exists(file)) throw new HcService.Contract.Config.ConfigException([new("runs", dir, "a run folder with metrics.jsonl")]);
             var byDataset = new Dictionary<string, SortedDictionary<long, double>>();
             foreach (var line in File.ReadLines(file))
             {

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using HcService.Contract.Counting;
 using HcService.Core.Counting;
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 using HcService.Core.Training;
 
 namespace HcService.Cli.Commands;
@@ -26,10 +27,10 @@ static class TrainCommand
         cmd.SetAction(r =>
         {
             var specPath = r.GetValue(spec)!;
-            if (!File.Exists(specPath)) throw new HcService.Core.Config.ConfigException([new("--spec", specPath, "an existing JSON file")]);
+            if (!File.Exists(specPath)) throw new HcService.Contract.Config.ConfigException([new("--spec", specPath, "an existing JSON file")]);
             var job = JobSpec.Parse(File.ReadAllText(specPath));
             var kind = r.GetValue(device) == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
-            var peakFlops = r.GetValue(peak) * 1e12 ?? (kind == DeviceKind.Cuda ? DevicePeak.CudaBf16 : DevicePeak.MeasureCpuMatmul());
+            var peakFlops = r.GetValue(peak) * 1e12 ?? (kind == DeviceKind.Cuda ? DevicePeak.CudaBf16 : CpuPeak.MeasureMatmul());
             var outDir = r.GetValue(output)!;
             Directory.CreateDirectory(outDir);
             var plan = JobPlan.Resolve(job, kind);

@@ -2,10 +2,12 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using HcService.Core.Config;
+using HcService.Contract.Config;
+using HcService.Contract.Counting;
 using HcService.Core.Counting;
+using HcService.Contract.Data;
 using HcService.Core.Data;
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 using HcService.Core.Model;
 using HcService.Core.Optim;
 using HcService.Core.Training;
@@ -44,7 +46,7 @@ static class TrainThroughput
 
     static string Run(string[] presetNames, int rounds, int steps, string dataRoot, string command)
     {
-        var peak = DevicePeak.MeasureCpuMatmul();
+        var peak = CpuPeak.MeasureMatmul();
         var catalog = new DataCatalog(dataRoot);
         var setups = new List<Setup>();
         var datasets = new List<TokenDataset>();

@@ -26,7 +26,7 @@ static class ClientCommands
         {
             using var http = Client(r.GetValue(server), r.GetValue(apiKey));
             var path = r.GetValue(spec)!;
-            if (!File.Exists(path)) throw new HcService.Core.Config.ConfigException([new("spec", path, "an existing JSON file")]);
+            if (!File.Exists(path)) throw new HcService.Contract.Config.ConfigException([new("spec", path, "an existing JSON file")]);
             using var request = new HttpRequestMessage(HttpMethod.Post, "/api/runs") { Content = new StringContent(await File.ReadAllTextAsync(path, ct), Encoding.UTF8, "application/json") };
             if (r.GetValue(key) is { } k) request.Headers.Add("Idempotency-Key", k);
             using var response = await http.SendAsync(request, ct);

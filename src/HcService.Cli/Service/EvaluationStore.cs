@@ -1,3 +1,4 @@
+using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
 using Npgsql;
 

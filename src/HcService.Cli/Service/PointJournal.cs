@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
 
 namespace HcService.Cli.Service;

@@ -1,10 +1,13 @@
 using System.CommandLine;
 using System.Text.Json;
+using HcService.Contract.Analysis;
 using HcService.Core.Analysis;
-using HcService.Core.Config;
+using HcService.Contract.Config;
+using HcService.Contract.Data;
 using HcService.Core.Data;
+using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 using HcService.Core.Model;
 using HcService.Core.Training;
 using HcService.Store;

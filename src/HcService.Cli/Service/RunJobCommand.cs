@@ -1,7 +1,8 @@
 using System.CommandLine;
-using HcService.Core.Config;
+using HcService.Contract.Config;
+using HcService.Contract.Counting;
 using HcService.Core.Counting;
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 using HcService.Core.Training;
 using HcService.Store;
 using HcService.Store.Jobs;
@@ -109,7 +110,7 @@ static class RunJobCommand
         {
             var job = JobSpec.Parse(row.Spec);
             var options = new RunOptions(paths.DataRoot, paths.RunFolder(runId), device,
-                device == DeviceKind.Cuda ? DevicePeak.CudaBf16 : DevicePeak.MeasureCpuMatmul());
+                device == DeviceKind.Cuda ? DevicePeak.CudaBf16 : CpuPeak.MeasureMatmul());
             var result = new TrainingRun(job, options, [sink, new RelaySink()], Console.WriteLine).Run(cancel.Token, abandon.Token);
             if (why == "superseded")
             {

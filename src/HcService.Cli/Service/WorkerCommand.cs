@@ -116,7 +116,7 @@ static class ConnectionOption
     public static Option<string?> Create() => new("--connection") { Description = "PostgreSQL connection string (default: $ConnectionStrings__hc)" };
 
     public static string Resolve(string? flag) => flag ?? Environment.GetEnvironmentVariable("ConnectionStrings__hc")
-        ?? throw new HcService.Core.Config.ConfigException([new("--connection", null, "a PostgreSQL connection string (flag or ConnectionStrings__hc)")]);
+        ?? throw new HcService.Contract.Config.ConfigException([new("--connection", null, "a PostgreSQL connection string (flag or ConnectionStrings__hc)")]);
 }
 
 /// <summary>--checkpoint-root: the flag, else $HC_CHECKPOINT_ROOT, else ./.hc/checkpoints.</summary>

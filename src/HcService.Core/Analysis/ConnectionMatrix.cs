@@ -1,3 +1,4 @@
+using HcService.Contract.Analysis;
 namespace HcService.Core.Analysis;
 
 /// <summary>

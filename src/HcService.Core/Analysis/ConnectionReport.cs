@@ -1,4 +1,5 @@
-using HcService.Core.Config;
+using HcService.Contract.Analysis;
+using HcService.Contract.Config;
 using HcService.Core.Model;
 using static TorchSharp.torch;
 

@@ -1,3 +1,4 @@
+using HcService.Contract.Analysis;
 using HcService.Core.Connections;
 using HcService.Core.Model;
 using static TorchSharp.torch;

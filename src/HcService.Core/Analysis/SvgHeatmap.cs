@@ -1,3 +1,4 @@
+using HcService.Contract.Analysis;
 using System.Globalization;
 
 namespace HcService.Core.Analysis;

@@ -1,4 +1,4 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using HcService.Core.Model;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -64,29 +64,6 @@ public sealed class HyperConnection : nn.Module, IConnection
     }
 
     public int Rate => rate;
-
-    /// <summary>Learned parameters of one HC module (HC-SPEC section 6).</summary>
-    public static long ParameterCount(ModelConfig model)
-    {
-        var c = model.Connection;
-        if (!c.IsHyper) return 0;
-        long n = c.Rate;
-        var count = n * (n + 2);                                                    // B and [A_m | A_r]
-        if (c.Type == ConnectionType.DynamicHc)
-            count += model.DModel * (n + 2) + 2 + Norm.ParameterCount(model.Norm, model.DModel);
-        return count;
-    }
-
-    /// <summary>Matmul FLOPs per token of one HC module's forward (elementwise work is not counted, as in the base count).</summary>
-    public static long ForwardFlopsPerToken(ModelConfig model)
-    {
-        var c = model.Connection;
-        if (!c.IsHyper) return 0;
-        long n = c.Rate, d = model.DModel;
-        var flops = 2 * n * (n + 1) * d;                                            // [x ; H'] = WC^T H
-        if (c.Type == ConnectionType.DynamicHc) flops += 2 * n * d * (n + 2);       // Hn [W_wc | W_b]
-        return flops;
-    }
 
     /// <summary>The static matrices (B [N], A_m [N], A_r [N, N]), for analysis and tests.</summary>
     public (Tensor B, Tensor Am, Tensor Ar) StaticWeights =>

@@ -1,3 +1,4 @@
+using HcService.Contract.Data;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -15,7 +16,7 @@ public static class DatasetPreparer
     public static DatasetManifest Prepare(IEnumerable<string> inputs, string outDir, ITextTokenizer tokenizer, IProgress<(long Done, long Total)>? progress = null)
     {
         var files = ExpandInputs(inputs);
-        if (files.Count == 0) throw new Config.ConfigException([new("inputs", string.Join(" ", inputs), "text files or folders containing *.txt files")]);
+        if (files.Count == 0) throw new HcService.Contract.Config.ConfigException([new("inputs", string.Join(" ", inputs), "text files or folders containing *.txt files")]);
         Directory.CreateDirectory(outDir);
         var dtype = tokenizer.VocabSize <= 65536 ? TokenDType.UInt16 : TokenDType.UInt32;
         var tokenPath = Path.Combine(outDir, "tokens.npy");
@@ -79,7 +80,7 @@ public static class DatasetPreparer
             else if (File.Exists(input))
                 files.Add(input);
             else
-                throw new Config.ConfigException([new("inputs", input, "an existing text file or folder")]);
+                throw new HcService.Contract.Config.ConfigException([new("inputs", input, "an existing text file or folder")]);
         }
         return files;
     }

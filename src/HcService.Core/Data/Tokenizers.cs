@@ -1,3 +1,4 @@
+using HcService.Contract.Data;
 using System.Text;
 using Microsoft.ML.Tokenizers;
 
@@ -22,7 +23,7 @@ public static class TextTokenizers
     {
         "gpt2" => new Gpt2TextTokenizer(),
         "bytes" => new ByteTextTokenizer(),
-        _ => throw new Config.ConfigException([new("tokenizer", name, "gpt2 or bytes")]),
+        _ => throw new HcService.Contract.Config.ConfigException([new("tokenizer", name, "gpt2 or bytes")]),
     };
 }
 

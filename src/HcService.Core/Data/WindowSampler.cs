@@ -1,3 +1,4 @@
+using HcService.Contract.Data;
 namespace HcService.Core.Data;
 
 /// <summary>Where a sampler is in its stream: epoch and index into that epoch's order. Saved in checkpoints.</summary>

@@ -1,5 +1,7 @@
+using HcService.Contract.Evaluation;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using HcService.Contract.Data;
 using HcService.Core.Data;
 using HcService.Core.Model;
 
@@ -37,40 +39,5 @@ public sealed class DownstreamEvaluator(IReadOnlyList<EvalTask> tasks, ITextToke
             results.Add(new TaskResult(EvalMetrics.Average, new Dictionary<string, double> { [EvalMetrics.Acc] = EvalMetrics.PaperAverage(results) },
                 results.Where(r => EvalMetrics.PaperAverageTasks.Any(t => t.Task == r.Task)).Sum(r => r.Items)));
         return results;
-    }
-}
-
-/// <summary>A task in a spec: a known name ("arc_easy") or an object {"name", "file", "limit"}.</summary>
-public sealed class EvalTaskSpecJson : JsonConverter<EvalTaskSpec>
-{
-    public override EvalTaskSpec Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
-    {
-        if (reader.TokenType == JsonTokenType.String) return new EvalTaskSpec(reader.GetString()!);
-        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("a task is a name or an object {\"name\", \"file\", \"limit\"}");
-        string? name = null, file = null;
-        int? limit = null;
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
-        {
-            var property = reader.GetString();
-            reader.Read();
-            switch (property?.ToLowerInvariant())
-            {
-                case "name": name = reader.GetString(); break;
-                case "file": file = reader.GetString(); break;
-                case "limit": limit = reader.TokenType == JsonTokenType.Null ? null : reader.GetInt32(); break;
-                default: throw new JsonException($"unknown task field '{property}' (allowed: name, file, limit)");
-            }
-        }
-        return new EvalTaskSpec(name!, file, limit);
-    }
-
-    public override void Write(Utf8JsonWriter writer, EvalTaskSpec value, JsonSerializerOptions options)
-    {
-        if (value.File is null && value.Limit is null) { writer.WriteStringValue(value.Name); return; }
-        writer.WriteStartObject();
-        writer.WriteString("name", value.Name);
-        if (value.File is not null) writer.WriteString("file", value.File);
-        if (value.Limit is { } l) writer.WriteNumber("limit", l);
-        writer.WriteEndObject();
     }
 }

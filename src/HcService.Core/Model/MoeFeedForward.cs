@@ -1,4 +1,4 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

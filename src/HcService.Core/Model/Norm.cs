@@ -1,4 +1,4 @@
-using HcService.Core.Config;
+using HcService.Contract.Config;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -27,9 +27,6 @@ public sealed class Norm : nn.Module<Tensor, Tensor>
         if (kind == NormKind.RmsNorm) weight = new Parameter(ones(dim));
         RegisterComponents();
     }
-
-    /// <summary>Learned parameters of one norm of this kind and width (for analytic counting).</summary>
-    public static long ParameterCount(NormKind kind, long dim) => kind == NormKind.RmsNorm ? dim : 0;
 
     public override Tensor forward(Tensor x)
     {

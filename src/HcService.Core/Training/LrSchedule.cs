@@ -1,4 +1,4 @@
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 
 namespace HcService.Core.Training;
 

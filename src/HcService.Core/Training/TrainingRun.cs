@@ -1,9 +1,12 @@
 using System.Diagnostics;
-using HcService.Core.Config;
+using HcService.Contract.Config;
+using HcService.Contract.Counting;
 using HcService.Core.Counting;
+using HcService.Contract.Data;
 using HcService.Core.Data;
+using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
-using HcService.Core.Jobs;
+using HcService.Contract.Jobs;
 using HcService.Core.Model;
 using HcService.Core.Optim;
 using TorchSharp;

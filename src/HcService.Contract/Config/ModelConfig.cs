@@ -1,0 +1,175 @@
+namespace HcService.Contract.Config;
+
+/// <summary>Normalisation used by every norm in the model (sublayer norms, final norm, DHC's stream norm).</summary>
+public enum NormKind
+{
+    /// <summary>LayerNorm without affine parameters (OLMo dense).</summary>
+    LayerNorm,
+    /// <summary>RMSNorm with a learned weight (OLMoE).</summary>
+    RmsNorm,
+}
+
+/// <summary>Weight initialisation scheme.</summary>
+public enum InitKind
+{
+    /// <summary>Every weight matrix and the embedding from N(0, initStd), truncated at 3 std.</summary>
+    Normal,
+    /// <summary>OLMo's "mitchell": inputs 1/sqrt(d), attention out 1/sqrt(2 d (layer+1)),
+    /// MLP out 1/sqrt(2 hidden (layer+1)), truncated at 3 std (HC-SPEC section 7).</summary>
+    Mitchell,
+}
+
+public enum Architecture { Dense, Moe }
+
+/// <summary>How the sublayers are connected (HC-SPEC sections 2, 3 and 5).</summary>
+public enum ConnectionType
+{
+    /// <summary>Pre-Norm residual: h + T(norm(h)).</summary>
+    Residual,
+    /// <summary>Post-Norm residual: norm(h + T(h)).</summary>
+    PostNorm,
+    /// <summary>Static hyper-connections (eqs. 3-5).</summary>
+    StaticHc,
+    /// <summary>Dynamic hyper-connections (eqs. 10-13).</summary>
+    DynamicHc,
+}
+
+/// <summary>The connection between sublayers. Residual and Post-Norm use rate 1.</summary>
+public sealed record ConnectionConfig
+{
+    public ConnectionType Type { get; init; } = ConnectionType.Residual;
+    /// <summary>Expansion rate n: the number of residual streams (HC only; >= 1).</summary>
+    public int Rate { get; init; } = 1;
+    /// <summary>DHC only: apply tanh to the dynamic projections (the paper's default; off = the "w/o tanh" ablation).</summary>
+    public bool Tanh { get; init; } = true;
+    /// <summary>HC only: divide the init std of attention-out and MLP-out projections by sqrt(n) (paper section 4,
+    /// HC-SPEC 3.2). Null means "on for HC, off otherwise".</summary>
+    public bool? ScaleOutputInit { get; init; }
+
+    public bool IsHyper => Type is ConnectionType.StaticHc or ConnectionType.DynamicHc;
+    public bool ScalesOutputInit => IsHyper && (ScaleOutputInit ?? true);
+
+    public static ConnectionConfig Residual { get; } = new();
+    public static ConnectionConfig StaticHc(int rate) => new() { Type = ConnectionType.StaticHc, Rate = rate };
+    public static ConnectionConfig DynamicHc(int rate, bool tanh = true) => new() { Type = ConnectionType.DynamicHc, Rate = rate, Tanh = tanh };
+
+    /// <summary>The short name used in tables and metric attributes, e.g. "dhc-x4", "shc-x2", "residual".</summary>
+    public string Label => Type switch
+    {
+        ConnectionType.Residual => "residual",
+        ConnectionType.PostNorm => "post-norm",
+        ConnectionType.StaticHc => $"shc-x{Rate}",
+        _ => Tanh ? $"dhc-x{Rate}" : $"dhc-x{Rate}-notanh",
+    };
+
+    public IEnumerable<ConfigError> Validate(string path = "connection")
+    {
+        if (Rate is < 1 or > ModelConfig.MaxRate)
+            yield return new($"{path}.rate", Rate, $"an integer in [1, {ModelConfig.MaxRate}]");
+        if (!IsHyper && Rate != 1)
+            yield return new($"{path}.rate", Rate, $"1 for connection type '{Names.Of(Type)}' (only static-hc and dynamic-hc expand streams)");
+    }
+}
+
+/// <summary>Mixture-of-Experts feed-forward, OLMoE style (dropless top-k).</summary>
+public sealed record MoeConfig
+{
+    /// <summary>Number of experts E.</summary>
+    public int Experts { get; init; } = 8;
+    /// <summary>Experts each token is routed to.</summary>
+    public int TopK { get; init; } = 2;
+    /// <summary>SwiGLU hidden width of one expert.</summary>
+    public int ExpertHidden { get; init; } = 256;
+    /// <summary>Coefficient of the load-balancing loss (OLMoE: 0.01).</summary>
+    public double LoadBalancingCoef { get; init; } = 0.01;
+    /// <summary>Coefficient of the router z-loss (OLMoE: 0.001).</summary>
+    public double RouterZLossCoef { get; init; } = 0.001;
+
+    public IEnumerable<ConfigError> Validate(string path = "moe")
+    {
+        if (Experts is < 1 or > ModelConfig.MaxExperts) yield return new($"{path}.experts", Experts, $"an integer in [1, {ModelConfig.MaxExperts}]");
+        if (TopK < 1 || TopK > Experts) yield return new($"{path}.topK", TopK, $"an integer in [1, experts = {Experts}]");
+        if (ExpertHidden is < 1 or > ModelConfig.MaxHidden) yield return new($"{path}.expertHidden", ExpertHidden, $"an integer in [1, {ModelConfig.MaxHidden}]");
+        if (LoadBalancingCoef < 0) yield return new($"{path}.loadBalancingCoef", LoadBalancingCoef, ">= 0");
+        if (RouterZLossCoef < 0) yield return new($"{path}.routerZLossCoef", RouterZLossCoef, ">= 0");
+    }
+}
+
+/// <summary>
+/// Everything that fixes the shape and numerics of a model. Immutable; start from a preset
+/// (<see cref="Presets"/>) and change fields with <c>with</c>.
+/// </summary>
+public sealed record ModelConfig
+{
+    /// <summary>Preset name this config came from (informational).</summary>
+    public string Name { get; init; } = "custom";
+    /// <summary>Transformer blocks L (each has two sublayers: attention and MLP).</summary>
+    public int Layers { get; init; } = 2;
+    /// <summary>Model width d.</summary>
+    public int DModel { get; init; } = 64;
+    /// <summary>Attention heads; d must be divisible by it.</summary>
+    public int Heads { get; init; } = 4;
+    /// <summary>SwiGLU hidden width (the width after gating; the fused input projection is 2x this). Dense only.</summary>
+    public int MlpHidden { get; init; } = 256;
+    /// <summary>Maximum sequence length (RoPE tables are built for it).</summary>
+    public int MaxSeqLen { get; init; } = 128;
+    /// <summary>Real vocabulary size of the tokenizer.</summary>
+    public int Vocab { get; init; } = 256;
+    /// <summary>Rows of the embedding matrix (OLMo pads 50280 to 50304 for speed); >= Vocab.</summary>
+    public int EmbeddingSize { get; init; } = 256;
+    /// <summary>Share the embedding matrix with the output head.</summary>
+    public bool TieEmbeddings { get; init; } = true;
+    public NormKind Norm { get; init; } = NormKind.LayerNorm;
+    /// <summary>Norm epsilon of every norm (0 makes the norms exactly scale invariant; tests use that).</summary>
+    public double NormEps { get; init; } = 1e-5;
+    /// <summary>Normalise queries and keys (over the full width, before splitting heads), as OLMoE does.</summary>
+    public bool QkNorm { get; init; }
+    public double RopeTheta { get; init; } = 10_000;
+    /// <summary>Dropout on each sublayer's output and on the embedding (0 = off, OLMo's setting).</summary>
+    public double Dropout { get; init; }
+    public InitKind Init { get; init; } = InitKind.Normal;
+    /// <summary>Std of <see cref="InitKind.Normal"/>.</summary>
+    public double InitStd { get; init; } = 0.02;
+    public Architecture Architecture { get; init; } = Architecture.Dense;
+    /// <summary>MoE settings; used when <see cref="Architecture"/> is Moe.</summary>
+    public MoeConfig Moe { get; init; } = new();
+    public ConnectionConfig Connection { get; init; } = ConnectionConfig.Residual;
+
+    public int HeadDim => DModel / Heads;
+    public bool IsMoe => Architecture == Architecture.Moe;
+    /// <summary>Sublayers with a connection each: 2 per block.</summary>
+    public int Sublayers => 2 * Layers;
+
+    public const int MaxLayers = 1024, MaxWidth = 65_536, MaxHidden = 1 << 20, MaxSequence = 1 << 20, MaxVocab = 1 << 24, MaxExperts = 1024, MaxRate = 64;
+
+    public IReadOnlyList<ConfigError> Validate()
+    {
+        var errors = new List<ConfigError>();
+        void Need(bool ok, string field, object value, string allowed) { if (!ok) errors.Add(new(field, value, allowed)); }
+        // Upper bounds far beyond any trainable model (OLMo-7B: 32 layers, d = 4096), so that every size derived from
+        // them (parameters, FLOPs, bytes) is computed in 64 bits without overflow.
+        Need(Layers is >= 1 and <= MaxLayers, "model.layers", Layers, $"an integer in [1, {MaxLayers}]");
+        Need(DModel is >= 1 and <= MaxWidth, "model.dModel", DModel, $"an integer in [1, {MaxWidth}]");
+        Need(Heads >= 1 && DModel % Math.Max(Heads, 1) == 0, "model.heads", Heads, $"an integer >= 1 dividing dModel = {DModel}");
+        Need(Heads < 1 || DModel % Heads != 0 || HeadDim % 2 == 0, "model.heads", Heads, $"a head count giving an even head dimension (RoPE rotates pairs); dModel / heads = {(Heads > 0 ? DModel / Heads : 0)}");
+        Need(IsMoe || MlpHidden is >= 1 and <= MaxHidden, "model.mlpHidden", MlpHidden, $"an integer in [1, {MaxHidden}]");
+        Need(MaxSeqLen is >= 1 and <= MaxSequence, "model.maxSeqLen", MaxSeqLen, $"an integer in [1, {MaxSequence}]");
+        Need(Vocab is >= 2 and <= MaxVocab, "model.vocab", Vocab, $"an integer in [2, {MaxVocab}]");
+        Need(EmbeddingSize >= Vocab && EmbeddingSize <= MaxVocab, "model.embeddingSize", EmbeddingSize, $"an integer in [vocab = {Vocab}, {MaxVocab}]");
+        Need(NormEps >= 0, "model.normEps", NormEps, ">= 0");
+        Need(Dropout is >= 0 and < 1, "model.dropout", Dropout, "a number in [0, 1)");
+        Need(InitStd > 0, "model.initStd", InitStd, "> 0");
+        Need(RopeTheta > 0, "model.ropeTheta", RopeTheta, "> 0");
+        if (IsMoe) errors.AddRange(Moe.Validate());
+        errors.AddRange(Connection.Validate());
+        return errors;
+    }
+
+    /// <summary>Throws <see cref="ConfigException"/> listing every invalid field.</summary>
+    public ModelConfig EnsureValid()
+    {
+        var errors = Validate();
+        if (errors.Count > 0) throw new ConfigException(errors);
+        return this;
+    }
+}

@@ -1,0 +1,149 @@
+namespace HcService.Contract.Config;
+
+/// <summary>
+/// Named model presets. The paper's host models are the official OLMo / OLMoE configurations
+/// (HC-SPEC section 7); <c>tiny</c> and <c>small</c> are this project's CPU sizes.
+/// </summary>
+public static class Presets
+{
+    /// <summary>CI-sized: trains in seconds on 2 CPU cores; byte vocabulary.</summary>
+    public static ModelConfig Tiny { get; } = new()
+    {
+        Name = "tiny",
+        Layers = 2,          // 4 sublayers: enough to exercise sublayer-indexed init (k mod n) for n <= 4
+        DModel = 64,
+        Heads = 4,           // head dim 16
+        MlpHidden = 176,     // ~8/3 d, rounded to a multiple of 16 (SwiGLU keeps params ~ a 4d GELU MLP)
+        MaxSeqLen = 128,
+        Vocab = 256,         // the `bytes` tokenizer: UTF-8 bytes
+        EmbeddingSize = 256,
+        TieEmbeddings = true,
+        Norm = NormKind.LayerNorm,
+        Init = InitKind.Normal,
+        Moe = new() { Experts = 4, TopK = 2, ExpertHidden = 64 },
+    };
+
+    /// <summary>The CPU experiment size: ~14M parameters, body-dominated with the byte vocabulary.</summary>
+    public static ModelConfig Small { get; } = new()
+    {
+        Name = "small",
+        Layers = 8,
+        DModel = 384,
+        Heads = 6,           // head dim 64, as in the OLMo models
+        MlpHidden = 1024,    // ~8/3 d
+        MaxSeqLen = 256,
+        Vocab = 256,         // bytes; override vocab/embeddingSize to 50280/50304 for the GPT-2 tokenizer
+        EmbeddingSize = 256,
+        TieEmbeddings = true,
+        Norm = NormKind.LayerNorm,
+        Init = InitKind.Mitchell,
+        Moe = new() { Experts = 8, TopK = 2, ExpertHidden = 256 },
+    };
+
+    /// <summary>OLMo-1B (Groeneveld et al. 2024): 1,176,764,416 parameters.</summary>
+    public static ModelConfig Olmo1B { get; } = new()
+    {
+        Name = "olmo-1b",
+        Layers = 16,
+        DModel = 2048,
+        Heads = 16,
+        MlpHidden = 8192,    // OLMo's mlp_hidden_size 16384 is the fused SwiGLU input projection (2 x 8192)
+        MaxSeqLen = 2048,
+        Vocab = 50280,       // GPT-NeoX-20B tokenizer (with PII tokens)
+        EmbeddingSize = 50304, // padded to a multiple of 128
+        TieEmbeddings = true,
+        Norm = NormKind.LayerNorm, // "default" LayerNorm without affine parameters
+        Init = InitKind.Mitchell,
+        Moe = new() { Experts = 64, TopK = 8, ExpertHidden = 1024 },
+    };
+
+    /// <summary>OLMo-7B: 6,888,095,744 parameters.</summary>
+    public static ModelConfig Olmo7B { get; } = new()
+    {
+        Name = "olmo-7b",
+        Layers = 32,
+        DModel = 4096,
+        Heads = 32,
+        MlpHidden = 11008,   // fused input projection 22016
+        MaxSeqLen = 2048,
+        Vocab = 50280,
+        EmbeddingSize = 50304,
+        TieEmbeddings = false,
+        Norm = NormKind.LayerNorm,
+        Init = InitKind.Mitchell,
+        Moe = new() { Experts = 64, TopK = 8, ExpertHidden = 1024 },
+    };
+
+    /// <summary>OLMoE-1B-7B (Muennighoff et al. 2024): 6,919,094,272 parameters in the paper's count.</summary>
+    public static ModelConfig Olmoe1B7B { get; } = new()
+    {
+        Name = "olmoe-1b-7b",
+        Layers = 16,
+        DModel = 2048,
+        Heads = 16,
+        MlpHidden = 1024,    // unused by MoE blocks; an expert's width is Moe.ExpertHidden
+        MaxSeqLen = 4096,
+        Vocab = 50280,
+        EmbeddingSize = 50304,
+        TieEmbeddings = false,
+        Norm = NormKind.RmsNorm, // RMSNorm with weight, eps 1e-5
+        QkNorm = true,           // RMSNorm over the full width of q and k
+        Init = InitKind.Normal,  // std 0.02
+        Architecture = Architecture.Moe,
+        Moe = new() { Experts = 64, TopK = 8, ExpertHidden = 1024, LoadBalancingCoef = 0.01, RouterZLossCoef = 0.001 },
+    };
+
+    public static IReadOnlyDictionary<string, ModelConfig> All { get; } = new Dictionary<string, ModelConfig>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["tiny"] = Tiny,
+        ["small"] = Small,
+        ["olmo-1b"] = Olmo1B,
+        ["olmo-7b"] = Olmo7B,
+        ["olmoe-1b-7b"] = Olmoe1B7B,
+    };
+
+    public static ModelConfig Get(string name) =>
+        All.TryGetValue(name, out var c) ? c
+        : throw new ConfigException([new("model.preset", name, "one of " + string.Join(", ", All.Keys))]);
+}
+
+/// <summary>Per-run changes to a preset (all optional). Applied by <see cref="Apply"/>.</summary>
+public sealed record ModelOverrides
+{
+    public int? Layers { get; init; }
+    public int? DModel { get; init; }
+    public int? Heads { get; init; }
+    public int? MlpHidden { get; init; }
+    public int? MaxSeqLen { get; init; }
+    /// <summary>Sets the tokenizer vocabulary; the embedding grows to at least this size.</summary>
+    public int? Vocab { get; init; }
+    public int? EmbeddingSize { get; init; }
+    public int? Experts { get; init; }
+    public int? TopK { get; init; }
+    public int? ExpertHidden { get; init; }
+    public double? Dropout { get; init; }
+
+    public ModelConfig Apply(ModelConfig c)
+    {
+        var vocab = Vocab ?? c.Vocab;
+        return c with
+        {
+            Layers = Layers ?? c.Layers,
+            DModel = DModel ?? c.DModel,
+            Heads = Heads ?? c.Heads,
+            MlpHidden = MlpHidden ?? c.MlpHidden,
+            MaxSeqLen = MaxSeqLen ?? c.MaxSeqLen,
+            Vocab = vocab,
+            // A new vocabulary keeps the preset's padding habit: padded presets round up to a multiple of 128.
+            EmbeddingSize = EmbeddingSize ?? (Vocab is null ? c.EmbeddingSize
+                : c.EmbeddingSize == c.Vocab ? vocab : (vocab + 127) / 128 * 128),
+            Dropout = Dropout ?? c.Dropout,
+            Moe = c.Moe with
+            {
+                Experts = Experts ?? c.Moe.Experts,
+                TopK = TopK ?? c.Moe.TopK,
+                ExpertHidden = ExpertHidden ?? c.Moe.ExpertHidden,
+            },
+        };
+    }
+}
