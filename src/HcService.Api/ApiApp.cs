@@ -5,6 +5,7 @@ using HcService.Api.Runs;
 using HcService.Api.Telemetry;
 using HcService.Store;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
@@ -32,8 +33,8 @@ public static class ApiApp
         builder.Services.AddDbContext<HcDbContext>(o => o.UseHcNpgsql(connectionString));
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
         builder.Services.AddSingleton(LeaseOptions.FromEnvironment());
-        builder.Services.AddSingleton<RunLeases>();
-        builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<RunLeases>(),
+        builder.Services.AddSingleton<RunLifecycle>();
+        builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<RunLifecycle>(),
             sp.GetRequiredService<IBackgroundJobClient>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("HcService.Leases").LogLeaseEvent));
         builder.Services.AddHostedService<LeaseReaperService>();
         builder.Services.AddSingleton<HcService.Api.Runs.RunEventHub>();

@@ -1,9 +1,11 @@
+using HcService.Store;
 using HcService.Api.Auth;
 using HcService.Api.Runs;
 using HcService.Contract.Config;
 using HcService.Contract.Counting;
 using HcService.Contract.Data;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 
 namespace HcService.Api;
 

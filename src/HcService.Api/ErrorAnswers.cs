@@ -1,4 +1,5 @@
 using HcService.Store;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
 using Npgsql;

@@ -1,4 +1,5 @@
 using HcService.Store;
+using HcService.Store.Runs;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace HcService.Api;

@@ -1,3 +1,4 @@
+using HcService.Store.Runs;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 

@@ -1,19 +1,5 @@
+using HcService.Store.Runs;
 namespace HcService.Store;
-
-/// <summary>Run states (DESIGN.md section 5). Stored as lower-case text.</summary>
-public static class RunStatus
-{
-    public const string Queued = "queued";
-    public const string Running = "running";
-    public const string Cancelling = "cancelling";
-    public const string Succeeded = "succeeded";
-    public const string Failed = "failed";
-    public const string Cancelled = "cancelled";
-
-    public static readonly string[] All = [Queued, Running, Cancelling, Succeeded, Failed, Cancelled];
-    public static readonly string[] Terminal = [Succeeded, Failed, Cancelled];
-    public static bool IsTerminal(string s) => Terminal.Contains(s);
-}
 
 /// <summary>One training run: its spec, what it is, and where it is.</summary>
 public sealed class Run
@@ -28,6 +14,7 @@ public sealed class Run
     public required string Connection { get; set; }
     public int Rate { get; set; }
     public string[] Tags { get; set; } = [];
+    /// <summary>A <see cref="Runs.RunStatus"/>.</summary>
     public required string Status { get; set; }
     /// <summary>Device queue: cpu or cuda.</summary>
     public required string Queue { get; set; }
@@ -138,7 +125,7 @@ public sealed class RunAttempt
     public required string Worker { get; set; }
     public DateTimeOffset StartedAt { get; set; }
     public DateTimeOffset? EndedAt { get; set; }
-    /// <summary>succeeded, failed, cancelled, or lost (its worker's lease expired or the worker stopped).</summary>
+    /// <summary>An <see cref="Runs.AttemptOutcome"/>: succeeded, failed, cancelled, stopped (checkpointed and handed back) or lost (its lease expired).</summary>
     public string? Outcome { get; set; }
     public string? Reason { get; set; }
 }
@@ -167,7 +154,7 @@ public sealed class EvaluationJob
     public long Step { get; set; }
     /// <summary>The request: {"tasks": [...], "limit": N, "batchSize": N} (jsonb).</summary>
     public required string Request { get; set; }
-    /// <summary>queued, running, succeeded, failed.</summary>
+    /// <summary>An <see cref="Runs.EvaluationStatus"/>: queued, running, succeeded, failed.</summary>
     public required string Status { get; set; }
     public string? Worker { get; set; }
     public string? FailureReason { get; set; }

@@ -1,3 +1,4 @@
+using HcService.Store.Runs;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 

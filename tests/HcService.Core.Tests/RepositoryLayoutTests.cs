@@ -35,4 +35,42 @@ public class RepositoryLayoutTests
                 $"{Path.GetRelativePath(RepoPaths.Root, project)} references {string.Join(", ", torch)}, so the API's publish output would carry libtorch");
         }
     }
+
+    static IEnumerable<(string File, int Line, string Text)> SourceLines(Func<string, bool> skip)
+    {
+        var src = Path.Combine(RepoPaths.Root, "src");
+        foreach (var file in Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(RepoPaths.Root, file).Replace('\\', '/');
+            if (relative.Contains("/obj/", StringComparison.Ordinal) || relative.Contains("/bin/", StringComparison.Ordinal) || skip(relative)) continue;
+            var lines = File.ReadAllLines(file);
+            for (var i = 0; i < lines.Length; i++) yield return (relative, i + 1, lines[i]);
+        }
+    }
+
+    static bool Migration(string path) => path.Contains("/Migrations/", StringComparison.Ordinal);
+
+    [Fact]
+    public void OnlyTheRunLifecycleWritesTheRunStore()
+    {
+        // The run lifecycle (statuses, attempts, guarded writes, evaluation jobs) lives in src/HcService.Store/Runs;
+        // everything else reads, or goes through it (EF inserts of new rows by the API are the one other way in).
+        var writes = new System.Text.RegularExpressions.Regex(@"(UPDATE|INSERT INTO|DELETE FROM)\s+hc\.", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        var offenders = SourceLines(p => Migration(p) || p.StartsWith("src/HcService.Store/Runs/", StringComparison.Ordinal))
+            .Where(l => writes.IsMatch(l.Text)).Select(l => $"{l.File}:{l.Line}: {l.Text.Trim()}").ToList();
+        Assert.True(offenders.Count == 0, "SQL writes to the run store outside src/HcService.Store/Runs:\n" + string.Join("\n", offenders));
+    }
+
+    [Fact]
+    public void StatusesAreWrittenOnlyThroughTheirConstants()
+    {
+        // A status as a literal in SQL ('running') or in C# ("running") outside RunStates.cs: a renamed or added status
+        // would miss it. (The training core has no run statuses: its RunOutcome says how a training loop ended.)
+        var literal = new System.Text.RegularExpressions.Regex("""['"](queued|running|cancelling|succeeded|failed|cancelled|stopped|lost)['"]""");
+        var offenders = SourceLines(p => Migration(p) || p == "src/HcService.Store/Runs/RunStates.cs" || p.StartsWith("src/HcService.Core/", StringComparison.Ordinal))
+            .Where(l => literal.IsMatch(l.Text) && !l.Text.TrimStart().StartsWith("//", StringComparison.Ordinal)
+                        && !l.Text.Contains("Console.WriteLine(\"stopped\")", StringComparison.Ordinal))
+            .Select(l => $"{l.File}:{l.Line}: {l.Text.Trim()}").ToList();
+        Assert.True(offenders.Count == 0, "status literals outside RunStates.cs:\n" + string.Join("\n", offenders));
+    }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using HcService.Cli.Service;
 using HcService.Core.Training;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Npgsql;
 
 namespace HcService.Service.Tests;
@@ -86,7 +87,7 @@ public class EventStreamTests(ServiceFixture svc)
             Task.Run(() => Train(db, id, Steps / 2 + 1, Steps)),
         };
         await Task.WhenAll(writers);
-        var leases = new RunLeases(db, new LeaseOptions());
+        var leases = new RunLifecycle(db, new LeaseOptions());
         Assert.True(await leases.FinishAsync(id, 1, "succeeded", null, CancellationToken.None));
         var late = await SseReader.Read(svc.Http, path);
 
@@ -135,7 +136,7 @@ public class EventStreamTests(ServiceFixture svc)
         }
         await tx.CommitAsync();
         await writer;
-        Assert.True(await new RunLeases(db, new LeaseOptions()).FinishAsync(id, 1, "succeeded", null, CancellationToken.None));
+        Assert.True(await new RunLifecycle(db, new LeaseOptions()).FinishAsync(id, 1, "succeeded", null, CancellationToken.None));
         var events = await stream;
         Assert.Equal([1L, 2, 3, 4, 5], events.Where(e => e.Kind == "metric" && e.Point.Name == "train/loss").Select(e => e.Point.Step));
         AssertComplete(events, await StoredPoints(db, id), "a client there from the start");
@@ -157,7 +158,7 @@ public class EventStreamTests(ServiceFixture svc)
         var first = await SseReader.Read(svc.Http, path, stopAfter: 500);
         var second = await SseReader.Read(svc.Http, path, lastEventId: first[^1].Id, stopAfter: 1000);
         await writer;
-        Assert.True(await new RunLeases(db, new LeaseOptions()).FinishAsync(id, 1, "succeeded", null, CancellationToken.None));
+        Assert.True(await new RunLifecycle(db, new LeaseOptions()).FinishAsync(id, 1, "succeeded", null, CancellationToken.None));
         var third = await SseReader.Read(svc.Http, $"{path}&lastEventId={Uri.EscapeDataString(second[^1].Id)}");
 
         var all = first.Concat(second).Concat(third).ToList();

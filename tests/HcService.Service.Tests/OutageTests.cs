@@ -1,8 +1,10 @@
+using HcService.Store;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using HcService.Cli.Service;
 using HcService.Core.Training;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Npgsql;
 
 namespace HcService.Service.Tests;
@@ -94,14 +96,14 @@ public class OutageTests(ServiceFixture svc)
     }
 
     /// <summary>The second attempt: the run requeued and claimed again, as the reaper and a worker would.</summary>
-    static async Task TakeOver(NpgsqlDataSource db, RunLeases leases, long id)
+    static async Task TakeOver(NpgsqlDataSource db, RunLifecycle leases, long id)
     {
         await using (var cmd = db.CreateCommand("""UPDATE hc.runs SET "Status" = 'queued', "LeaseOwner" = NULL WHERE "Id" = $1"""))
         {
             cmd.Parameters.Add(new() { Value = id });
             await cmd.ExecuteNonQueryAsync();
         }
-        Assert.Equal(2, (await leases.ClaimAsync(id, "test:2:journal-test", CancellationToken.None))!.Attempt);
+        Assert.Equal(2, (await leases.StartAttemptAsync(id, "test:2:journal-test", CancellationToken.None))!.Attempt);
     }
 
     static StepMetrics Step(long step, double loss) => new()

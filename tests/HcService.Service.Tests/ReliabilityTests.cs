@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using HcService.Store;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Npgsql;
 
 namespace HcService.Service.Tests;
@@ -160,7 +161,7 @@ public class ReliabilityTests(ServiceFixture svc)
     public async Task TheLeaseProtocolFencesEveryWriteOfAStaleAttempt()
     {
         await using var db = NpgsqlDataSource.Create(svc.Postgres.ConnectionString);
-        var leases = new RunLeases(db, new LeaseOptions { Duration = TimeSpan.FromSeconds(1), MaxAttempts = 2 });
+        var leases = new RunLifecycle(db, new LeaseOptions { Duration = TimeSpan.FromSeconds(1), MaxAttempts = 2 });
         long id;
         await using (var conn = await db.OpenConnectionAsync())
             id = (long)(await Scalar(conn, """
@@ -170,15 +171,15 @@ public class ReliabilityTests(ServiceFixture svc)
                 RETURNING "Id"
                 """, 0))!;
 
-        Assert.Equal(1, (await leases.ClaimAsync(id, "a:1:test", default))!.Attempt);
-        Assert.Null(await leases.ClaimAsync(id, "b:2:test", default));   // a duplicate dispatch takes nothing
+        Assert.Equal(1, (await leases.StartAttemptAsync(id, "a:1:test", default))!.Attempt);
+        Assert.Null(await leases.StartAttemptAsync(id, "b:2:test", default));   // a duplicate dispatch takes nothing
         Assert.True(await leases.RenewAsync(id, 1, "a:1:test", default));
         Assert.False(await leases.RenewAsync(id, 1, "b:2:test", default));
 
         await Task.Delay(1200);                                           // worker a stops beating: its lease expires
         await leases.ReapAsync(default);                                  // (or the API's reaper got there first)
         Assert.Equal("queued", await Status(db, id));
-        Assert.Equal(2, (await leases.ClaimAsync(id, "b:2:test", default))!.Attempt);
+        Assert.Equal(2, (await leases.StartAttemptAsync(id, "b:2:test", default))!.Attempt);
 
         // Attempt 1 is a zombie now: none of its writes land.
         Assert.False(await leases.RenewAsync(id, 1, "a:1:test", default));

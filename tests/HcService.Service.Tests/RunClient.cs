@@ -63,7 +63,7 @@ public static class RunClient
 
     /// <summary>A run row of <paramref name="steps"/> steps on <paramref name="queue"/> (one no worker serves), claimed as
     /// attempt 1 with a long lease (nothing reaps it): for tests that write as a training process does.</summary>
-    public static async Task<(long Id, Npgsql.NpgsqlDataSource Db, HcService.Store.Jobs.RunLeases Leases)> ClaimedRun(this ServiceFixture svc, string name, string queue, long steps)
+    public static async Task<(long Id, Npgsql.NpgsqlDataSource Db, HcService.Store.Runs.RunLifecycle Leases)> ClaimedRun(this ServiceFixture svc, string name, string queue, long steps)
     {
         var db = Npgsql.NpgsqlDataSource.Create(svc.Postgres.ConnectionString);
         await using var cmd = db.CreateCommand("""
@@ -76,8 +76,8 @@ public static class RunClient
         cmd.Parameters.Add(new() { Value = steps });
         cmd.Parameters.Add(new() { Value = queue });
         var id = (long)(await cmd.ExecuteScalarAsync())!;
-        var leases = new HcService.Store.Jobs.RunLeases(db, new HcService.Store.Jobs.LeaseOptions { Duration = TimeSpan.FromMinutes(30) });
-        Assert.Equal(1, (await leases.ClaimAsync(id, $"test:1:{queue}", CancellationToken.None))!.Attempt);
+        var leases = new HcService.Store.Runs.RunLifecycle(db, new HcService.Store.Runs.LeaseOptions { Duration = TimeSpan.FromMinutes(30) });
+        Assert.Equal(1, (await leases.StartAttemptAsync(id, $"test:1:{queue}", CancellationToken.None))!.Attempt);
         return (id, db, leases);
     }
 

@@ -7,6 +7,7 @@ using HcService.Api.Auth;
 using HcService.Contract.Data;
 using HcService.Core.Data;
 using HcService.Store;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;

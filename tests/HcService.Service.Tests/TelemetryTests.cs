@@ -1,9 +1,11 @@
+using HcService.Store;
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using HcService.Api.Telemetry;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using OpenTelemetry.Trace;

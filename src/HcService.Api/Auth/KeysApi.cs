@@ -1,5 +1,6 @@
 using HcService.Contract.Config;
 using HcService.Store;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;

@@ -3,6 +3,7 @@ using HcService.Api.Runs;
 using HcService.Contract.Analysis;
 using HcService.Contract.Config;
 using HcService.Store;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;

@@ -8,6 +8,7 @@ using HcService.Contract.Evaluation;
 using HcService.Contract.Jobs;
 using HcService.Store;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -70,7 +71,7 @@ public static class EvaluationsApi
 
         var job = new EvaluationJob
         {
-            RunId = id, Step = step, Status = "queued", CreatedAt = DateTimeOffset.UtcNow,
+            RunId = id, Step = step, Status = EvaluationStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
             Request = JsonSerializer.Serialize(request with { Step = step }, JobSpec.Json),
         };
         db.EvaluationJobs.Add(job);

@@ -6,6 +6,7 @@ using HcService.Contract.Config;
 using HcService.Contract.Jobs;
 using HcService.Store;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -45,7 +46,7 @@ public static class GroupsApi
     }
 
     static async Task<Results<Created<GroupCreated>, ValidationProblem, Conflict<ProblemDetails>>> Submit(GroupRequest request, HcDbContext db,
-        NpgsqlDataSource dataSource, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases, System.Security.Claims.ClaimsPrincipal user,
+        RunLifecycle lifecycle, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases, System.Security.Claims.ClaimsPrincipal user,
         [FromQuery] string? queue, CancellationToken ct)
     {
         var errors = new List<ConfigError>();
@@ -99,7 +100,7 @@ public static class GroupsApi
             return TypedResults.Conflict(new ProblemDetails { Title = "The group exists", Detail = $"group '{name}' exists already; pick another name", Status = 409 });
         }
         // Committed: a database that drops now delays the jobs (the lease reaper enqueues them), it does not fail the request.
-        try { foreach (var run in runs) run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct); }
+        try { foreach (var run in runs) run.HangfireJobId = await RunQueue.EnqueueAsync(lifecycle, jobs, run.Id, run.Queue, ct); }
         catch (Exception e) when (ErrorAnswers.DatabaseAway(e)) { }
         HcInstruments.RunsSubmitted.Add(runs.Count);
         return TypedResults.Created($"/api/groups/{name}", new GroupCreated(name!, runs.Select(RunSummary.Of).ToList(), $"/api/groups/{name}"));

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using HcService.Store;
+using HcService.Store.Runs;
 
 namespace HcService.Api.Runs;
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using HcService.Store;
+using HcService.Store.Runs;
 using Npgsql;
 
 namespace HcService.Api.Runs;

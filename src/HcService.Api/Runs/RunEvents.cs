@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using HcService.Store;
+using HcService.Store.Runs;
 using Npgsql;
 
 namespace HcService.Api.Runs;

@@ -7,6 +7,7 @@ using HcService.Contract.Config;
 using HcService.Contract.Jobs;
 using HcService.Store;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -36,7 +37,7 @@ public static class RunsApi
     }
 
     static async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem, UnprocessableEntity<ProblemDetails>>> Submit(
-        HttpRequest request, HcDbContext db, NpgsqlDataSource dataSource, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases,
+        HttpRequest request, HcDbContext db, RunLifecycle lifecycle, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases,
         [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, [FromQuery] string? queue, CancellationToken ct)
     {
         string body;
@@ -83,7 +84,7 @@ public static class RunsApi
         }
         // The run is committed: answer 201 even if the database drops now; the lease reaper enqueues a committed run that
         // has no job yet (after 30 s), so that a client never retries a submission that took effect.
-        try { run.HangfireJobId = await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct); }
+        try { run.HangfireJobId = await RunQueue.EnqueueAsync(lifecycle, jobs, run.Id, run.Queue, ct); }
         catch (Exception e) when (ErrorAnswers.DatabaseAway(e)) { }
         HcInstruments.RunsSubmitted.Add(1);
         return TypedResults.Created($"/api/runs/{run.Id}", RunSummary.Of(run));
@@ -139,17 +140,10 @@ public static class RunsApi
             latest.ToDictionary(m => m.Name, m => new MetricValue(m.Step, m.Tokens, m.Value)), lease, run.MaxAttempts, attempts));
     }
 
-    static async Task<Results<Ok<RunSummary>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Cancel(long id, HcDbContext db, CancellationToken ct)
+    static async Task<Results<Ok<RunSummary>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Cancel(long id, HcDbContext db, RunLifecycle lifecycle,
+        CancellationToken ct)
     {
-        var now = DateTimeOffset.UtcNow;
-        // Queued: cancelled at once (the job, if it starts, sees a terminal run and returns).
-        var queued = await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued).ExecuteUpdateAsync(s => s
-            .SetProperty(r => r.Status, RunStatus.Cancelled).SetProperty(r => r.CancelRequested, true)
-            .SetProperty(r => r.FinishedAt, now).SetProperty(r => r.UpdatedAt, now), ct);
-        if (queued == 0)
-            // Running: the training process sees the request, checkpoints and stops.
-            await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Running).ExecuteUpdateAsync(s => s
-                .SetProperty(r => r.Status, RunStatus.Cancelling).SetProperty(r => r.CancelRequested, true).SetProperty(r => r.UpdatedAt, now), ct);
+        await lifecycle.CancelAsync(id, ct);
         var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
         if (run is null) return RunNotFound(id);
         if (run.Status is not (RunStatus.Cancelled or RunStatus.Cancelling))
@@ -158,19 +152,14 @@ public static class RunsApi
     }
 
     static async Task<Results<Ok<RunSummary>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Retry(long id, HcDbContext db,
-        NpgsqlDataSource dataSource, IBackgroundJobClient jobs, LeaseOptions leases, CancellationToken ct)
+        RunLifecycle lifecycle, IBackgroundJobClient jobs, CancellationToken ct)
     {
-        var now = DateTimeOffset.UtcNow;
-        // A retry gets a fresh allowance of attempts.
-        var updated = await db.Runs.Where(r => r.Id == id && (r.Status == RunStatus.Failed || r.Status == RunStatus.Cancelled)).ExecuteUpdateAsync(s => s
-            .SetProperty(r => r.Status, RunStatus.Queued).SetProperty(r => r.CancelRequested, false).SetProperty(r => r.FailureReason, (string?)null)
-            .SetProperty(r => r.MaxAttempts, r => r.Attempt + leases.MaxAttempts).SetProperty(r => r.HangfireJobId, (string?)null)
-            .SetProperty(r => r.FinishedAt, (DateTimeOffset?)null).SetProperty(r => r.UpdatedAt, now), ct);
+        var retried = await lifecycle.RetryAsync(id, ct);   // a fresh allowance of attempts
         var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
         if (run is null) return RunNotFound(id);
-        if (updated == 0)
+        if (!retried)
             return TypedResults.Conflict(new ProblemDetails { Title = "Only failed or cancelled runs can be retried", Detail = $"run {id} is {run.Status}", Status = 409 });
-        await RunQueue.EnqueueAsync(dataSource, jobs, run.Id, run.Queue, ct);
+        await RunQueue.EnqueueAsync(lifecycle, jobs, run.Id, run.Queue, ct);
         return TypedResults.Ok(RunSummary.Of(run));
     }
 

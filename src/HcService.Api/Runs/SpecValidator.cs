@@ -1,3 +1,4 @@
+using HcService.Store.Runs;
 using HcService.Contract.Config;
 using HcService.Contract.Data;
 using HcService.Contract.Jobs;
@@ -7,7 +8,7 @@ namespace HcService.Api.Runs;
 /// <summary>Turns a submitted spec into a plan, or every error: the spec's own rules (JobPlan), the datasets, which
 /// must exist under the data root and fit the model's vocabulary, and memory: a run whose estimated training memory
 /// does not fit its device is rejected with the estimate, rather than dying of OOM on a worker hours later.</summary>
-public sealed class SpecValidator(HcService.Store.Jobs.HcPaths paths, DeviceMemory memory)
+public sealed class SpecValidator(HcService.Store.HcPaths paths, DeviceMemory memory)
 {
     public (JobPlan? Plan, IReadOnlyList<ConfigError> Errors) Validate(JobSpec spec, DeviceKind device)
     {
@@ -127,10 +128,10 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
     /// null without any.</summary>
     async Task<double?> MeasuredAsync(string preset, string queue, DeviceKind device, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
+        await using var cmd = db.CreateCommand($"""
             SELECT r."Spec"::text, (SELECT "Value" FROM hc.metric_points m WHERE m."RunId" = r."Id" AND m."Name" = 'train/tokens_per_second'
                                     ORDER BY m."Step" DESC LIMIT 1)
-            FROM hc.runs r WHERE r."Status" = 'succeeded' AND r."Queue" = $1 AND r."Preset" = $2 ORDER BY r."Id" DESC LIMIT 10
+            FROM hc.runs r WHERE r."Status" = '{RunStatus.Succeeded}' AND r."Queue" = $1 AND r."Preset" = $2 ORDER BY r."Id" DESC LIMIT 10
             """);
         cmd.Parameters.Add(new() { Value = queue });
         cmd.Parameters.Add(new() { Value = preset });

@@ -1,4 +1,5 @@
 using HcService.Store;
+using HcService.Store.Runs;
 using Npgsql;
 using Microsoft.Extensions.Diagnostics.Metrics;
 using OpenTelemetry;

@@ -1,6 +1,8 @@
+using HcService.Store;
 using System.Diagnostics;
 using System.Text;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 
 namespace HcService.Cli.Service;
 

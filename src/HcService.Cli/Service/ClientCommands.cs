@@ -1,3 +1,4 @@
+using HcService.Store.Runs;
 using System.CommandLine;
 using System.Globalization;
 using System.Net.Http.Json;
@@ -11,7 +12,7 @@ namespace HcService.Cli.Service;
 /// `hc submit --wait`, which exits 0 only when the run succeeded).</summary>
 static class ClientCommands
 {
-    static readonly string[] Terminal = ["succeeded", "failed", "cancelled"];
+    static readonly string[] Terminal = RunStatus.Terminal;
 
     public static IEnumerable<Command> Create()
     {
@@ -109,8 +110,8 @@ static class ClientCommands
                     var said = data["status"]!.GetValue<string>() switch
                     {
                         // A transition worth its reason: back to the queue (handed back, lost worker, retried), a cancel.
-                        "queued" when data["previous"] is not null => $": {reason}",
-                        "cancelling" => $": {reason}",
+                        RunStatus.Queued when data["previous"] is not null => $": {reason}",
+                        RunStatus.Cancelling => $": {reason}",
                         _ => "",
                     };
                     Console.WriteLine($"run {id}: {data["status"]} (attempt {data["attempt"]}){said}");
@@ -135,9 +136,9 @@ static class ClientCommands
         }
         catch (StreamRefusedException refused) { return Fail(refused.Response, refused.Body); }
         var state = lastStatus?["status"]?.GetValue<string>() ?? "unknown";
-        if (lastStatus?["reason"]?.GetValue<string>() is { } why && state != "succeeded") Console.WriteLine($"run {id}: {why}");
+        if (lastStatus?["reason"]?.GetValue<string>() is { } why && state != RunStatus.Succeeded) Console.WriteLine($"run {id}: {why}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: {state} at step {lastStatus?["step"]}/{lastStatus?["totalSteps"]}"));
-        return state == "succeeded" ? 0 : 1;
+        return state == RunStatus.Succeeded ? 0 : 1;
     }
 
     /// <summary>Prints the service's error answer (every invalid field of a 400, else its detail) and returns the exit code

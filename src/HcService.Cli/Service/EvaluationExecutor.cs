@@ -1,29 +1,20 @@
 using HcService.Store;
 using HcService.Store.Jobs;
-using Npgsql;
+using HcService.Store.Runs;
 
 namespace HcService.Cli.Service;
 
 /// <summary>
-/// The worker's side of an evaluation job: claim it (queued -> running), score the checkpoint in a child process
+/// The worker's side of an evaluation job: start it (queued -> running), score the checkpoint in a child process
 /// (`hc run-eval`, which loads libtorch; the worker never does), and fail the job with the exit code and stderr tail if
 /// the child dies without recording an end. A job left running by a worker whose Hangfire server has stopped beating
 /// (lost) is taken again when Hangfire dispatches it again (after its invisibility timeout).
 /// </summary>
-public sealed class EvaluationExecutor(NpgsqlDataSource db, string connectionString, HcPaths paths, WorkerState state) : IEvaluationExecutor
+public sealed class EvaluationExecutor(EvaluationJobs evaluations, string connectionString, HcPaths paths, WorkerState state) : IEvaluationExecutor
 {
     public async Task ExecuteAsync(long evaluationId, CancellationToken shutdown)
     {
-        await using (var claim = db.CreateCommand("""
-            UPDATE hc.evaluation_jobs SET "Status" = 'running', "Worker" = @worker, "StartedAt" = now()
-            WHERE "Id" = @id AND ("Status" = 'queued' OR ("Status" = 'running' AND NOT EXISTS (
-                SELECT 1 FROM hangfire.server s WHERE starts_with(s.id, lower("Worker") || ':') AND s.lastheartbeat > now() - interval '1 minute')))
-            """))
-        {
-            claim.Parameters.AddWithValue("id", evaluationId);
-            claim.Parameters.AddWithValue("worker", state.Name);
-            if (await claim.ExecuteNonQueryAsync(shutdown) == 0) return;
-        }
+        if (!await evaluations.StartAsync(evaluationId, state.Name, shutdown)) return;
         string reason;
         try
         {
@@ -40,11 +31,6 @@ public sealed class EvaluationExecutor(NpgsqlDataSource db, string connectionStr
             reason = $"evaluation process exited with code {child.Process.ExitCode}; stderr tail: {child.StderrTail()}";
         }
         catch (Exception e) when (e is not OperationCanceledException) { reason = $"worker error: {e.GetType().Name}: {e.Message}"; }
-        await using var fail = db.CreateCommand("""
-            UPDATE hc.evaluation_jobs SET "Status" = 'failed', "FailureReason" = @reason, "FinishedAt" = now() WHERE "Id" = @id AND "Status" = 'running'
-            """);
-        fail.Parameters.AddWithValue("id", evaluationId);
-        fail.Parameters.AddWithValue("reason", reason);
-        await fail.ExecuteNonQueryAsync(CancellationToken.None);
+        await evaluations.FailAsync(evaluationId, reason, CancellationToken.None);
     }
 }

@@ -3,11 +3,9 @@ using System.Text;
 using System.Text.Json;
 using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
+using HcService.Store.Runs;
 
 namespace HcService.Cli.Service;
-
-/// <summary>One metric value of one step, as the training process's sink holds it until PostgreSQL has it.</summary>
-public readonly record struct MetricPoint(string Name, long Step, long Tokens, double Value);
 
 /// <summary>
 /// What a run attempt has measured and PostgreSQL does not have yet, on disk in the run folder (the write-ahead log of
@@ -49,7 +47,7 @@ public sealed class PointJournal : IDisposable
     /// <summary>Bytes written since the journal was last emptied.</summary>
     public long Length => file.Length;
 
-    public void Append(in MetricPoint p)
+    public void Append(in PointValue p)
     {
         line.ResetWrittenCount();
         using (var w = new Utf8JsonWriter(line, WriterOptions))
@@ -122,7 +120,7 @@ public sealed class PointJournal : IDisposable
     /// exclusive open before reading (it fails while the writer lives, and a writer that has closed its journal never
     /// reopens it), so that deleting it after its content is safe elsewhere loses no line. Null when the file is gone or
     /// cannot be read (reported through <paramref name="log"/>).</summary>
-    public static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable, bool WriterGone)? Take(string path, Action<string> log)
+    public static (List<PointValue> Points, List<EvaluationMetrics> Evaluations, int Unreadable, bool WriterGone)? Take(string path, Action<string> log)
     {
         try
         {
@@ -142,9 +140,9 @@ public sealed class PointJournal : IDisposable
     }
 
     /// <summary>Reads a journal. A line that does not parse (the last one, cut short by a crash) is counted, not read.</summary>
-    static (List<MetricPoint> Points, List<EvaluationMetrics> Evaluations, int Unreadable) Read(Stream stream)
+    static (List<PointValue> Points, List<EvaluationMetrics> Evaluations, int Unreadable) Read(Stream stream)
     {
-        var points = new List<MetricPoint>();
+        var points = new List<PointValue>();
         var evaluations = new List<EvaluationMetrics>();
         var unreadable = 0;
         using var reader = new StreamReader(stream, Encoding.UTF8, leaveOpen: true);
@@ -160,7 +158,7 @@ public sealed class PointJournal : IDisposable
                 {
                     var v = o.GetProperty("v");
                     var value = v.ValueKind == JsonValueKind.String ? double.Parse(v.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : v.GetDouble();
-                    points.Add(new MetricPoint(o.GetProperty("n").GetString()!, o.GetProperty("s").GetInt64(), o.GetProperty("t").GetInt64(), value));
+                    points.Add(new PointValue(o.GetProperty("n").GetString()!, o.GetProperty("s").GetInt64(), o.GetProperty("t").GetInt64(), value));
                 }
             }
             catch (Exception x) when (x is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or NotSupportedException)

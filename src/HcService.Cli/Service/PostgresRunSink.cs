@@ -3,6 +3,7 @@ using HcService.Core.Training;
 using HcService.Store;
 using HcService.Store.Jobs;
 using System.Text.Json;
+using HcService.Store.Runs;
 using Npgsql;
 
 namespace HcService.Cli.Service;
@@ -24,19 +25,15 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
     /// <summary>About two days of a 1 s step with 10 metrics; at 50 bytes a point, 50 MB.</summary>
     public const int MaxBufferedPoints = 1_000_000;
     const int BatchPoints = 2000;
-    const string ReplaceCheckpoint = """
-        DO UPDATE SET "Tokens" = excluded."Tokens", "Bytes" = excluded."Bytes", "Sha256" = excluded."Sha256", "Location" = excluded."Location", "CreatedAt" = excluded."CreatedAt"
-        """;
-    const string Fence = """EXISTS (SELECT 1 FROM hc.runs WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling'))""";
 
-    readonly NpgsqlDataSource db;
+    readonly AttemptWriter writer;
     readonly long runId;
     readonly int attempt;
     readonly string checkpointRoot;
     readonly Action<string> log;
     readonly PointJournal journal;
-    readonly List<MetricPoint> buffer = [];
-    readonly List<MetricPoint> recovered = [];
+    readonly List<PointValue> buffer = [];
+    readonly List<PointValue> recovered = [];
     readonly List<CheckpointRecord> checkpoints = [];
     readonly List<HcService.Core.Evaluation.EvaluationMetrics> evaluations = [];
     readonly List<HcService.Core.Evaluation.EvaluationMetrics> recoveredEvaluations = [];
@@ -50,7 +47,8 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
     /// <param name="checkpointRoot">The checkpoint store; the run's folder in it holds the journal (journal/).</param>
     public PostgresRunSink(NpgsqlDataSource db, long runId, int attempt, string checkpointRoot, Action<string> log)
     {
-        (this.db, this.runId, this.attempt, this.checkpointRoot, this.log) = (db, runId, attempt, checkpointRoot, log);
+        (this.runId, this.attempt, this.checkpointRoot, this.log) = (runId, attempt, checkpointRoot, log);
+        writer = new AttemptWriter(db, runId, attempt);
         JournalFolder = Path.Combine(new HcPaths { DataRoot = "", CheckpointRoot = checkpointRoot }.RunFolder(runId), "journal");
         journal = new PointJournal(JournalFolder, attempt);
     }
@@ -119,9 +117,9 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
         if (buffer.Count >= BatchPoints || sinceTry.Elapsed > TimeSpan.FromSeconds(2)) TryFlush();
     }
 
-    void Add(string name, StepMetrics m, double value) => Add(new MetricPoint(name, m.Step, m.Tokens, value));
+    void Add(string name, StepMetrics m, double value) => Add(new PointValue(name, m.Step, m.Tokens, value));
 
-    void Add(MetricPoint p)
+    void Add(PointValue p)
     {
         buffer.Add(p);
         journal.Append(p);
@@ -129,8 +127,8 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
 
     public void OnValidation(ValidationMetrics m)
     {
-        Add(new MetricPoint($"val/{m.Dataset}/loss", m.Step, m.Tokens, m.Loss));
-        Add(new MetricPoint($"val/{m.Dataset}/perplexity", m.Step, m.Tokens, m.Perplexity));
+        Add(new PointValue($"val/{m.Dataset}/loss", m.Step, m.Tokens, m.Loss));
+        Add(new PointValue($"val/{m.Dataset}/perplexity", m.Step, m.Tokens, m.Perplexity));
         journal.Flush();
         TryFlush();
     }
@@ -191,109 +189,34 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
 
     void WriteAll()
     {
-        using var conn = db.OpenConnection();
-        using var tx = conn.BeginTransaction();
-        // The run's row lock first: the points' sequence numbers are then drawn in the order the run's writes commit, so
-        // an event stream reading "after number N" can never skip a point that commits late.
-        bool ours;
-        using (var fence = new NpgsqlCommand("""SELECT "Attempt" = @attempt AND "Status" IN ('running', 'cancelling') FROM hc.runs WHERE "Id" = @run FOR NO KEY UPDATE""", conn))
+        var committed = writer.Commit(new AttemptBatch
         {
-            fence.Parameters.AddWithValue("run", runId);
-            fence.Parameters.AddWithValue("attempt", attempt);
-            ours = fence.ExecuteScalar() is true;
-        }
-        if (!ours)
-        {
+            Points = buffer,
+            RecoveredPoints = recovered,
+            Checkpoints = [.. checkpoints.Select(Row)],
+            RecoveredCheckpoints = [.. recoveredCheckpoints.Select(Row)],
+            // Retention removed older files: their records go too, so that every listed checkpoint can be downloaded.
+            KeptCheckpointSteps = checkpoints.Concat(recoveredCheckpoints).LastOrDefault() is { } any
+                ? [.. new CheckpointStore(Path.GetDirectoryName(any.Path)!).List().Select(x => x.Step)] : null,
+            Evaluations = [.. evaluations.Select(e => new EvaluationRows(e.Step, e.Results))],
+            RecoveredEvaluations = [.. recoveredEvaluations.Select(e => new EvaluationRows(e.Step, e.Results))],
+            // Progress only from this attempt's own steps (a resumed attempt's first write, of what it recovered, must not
+            // set the run back to step 0).
+            Progress = step > 0 ? (step, tokens) : null,
+        });
+        if (!committed && !superseded)
             // Superseded (a newer attempt has the run) or ended: this attempt writes nothing. Its journal stays on the disk;
             // the attempt that has the run takes what it lacks from it when it ends (Recover).
-            if (!superseded) log($"run {runId} is no longer running at attempt {attempt}: {Pending} point(s) left in {Path.GetFileName(journal.Path)}");
-            superseded = true;
-            buffer.Clear();
-            recovered.Clear();
-            checkpoints.Clear();
-            evaluations.Clear();
-            recoveredEvaluations.Clear();
-            recoveredCheckpoints.Clear();
-            return;
-        }
-        // Points an earlier attempt left fill gaps only; this attempt's own points replace what is stored for their step.
-        InsertPoints(conn, recovered, "DO NOTHING");
-        InsertPoints(conn, buffer, """
-            DO UPDATE SET "Value" = excluded."Value", "Tokens" = excluded."Tokens", "Time" = excluded."Time",
-                -- A replayed step with the same value is not news; a new value is streamed again.
-                "Seq" = CASE WHEN hc.metric_points."Value" IS DISTINCT FROM excluded."Value" THEN excluded."Seq" ELSE hc.metric_points."Seq" END
-            """);
-        // This attempt's checkpoints replace their records; ones found on disk (recovered) only add missing records.
-        foreach (var (c, recoveredRecord) in checkpoints.Select(c => (c, false)).Concat(recoveredCheckpoints.Select(c => (c, true))))
-            Execute(conn, $"""
-                INSERT INTO hc.checkpoints ("RunId", "Step", "Tokens", "Bytes", "Sha256", "Location", "CreatedAt")
-                SELECT @run, @step, @tokens, @bytes, @sha, @loc, now() WHERE {Fence}
-                ON CONFLICT ("RunId", "Step") {(recoveredRecord ? "DO NOTHING" : ReplaceCheckpoint)}
-                """, cmd =>
-            {
-                cmd.Parameters.AddWithValue("step", c.Step);
-                cmd.Parameters.AddWithValue("tokens", c.Tokens);
-                cmd.Parameters.AddWithValue("bytes", c.Bytes);
-                cmd.Parameters.AddWithValue("sha", c.Sha256);
-                cmd.Parameters.AddWithValue("loc", Path.GetRelativePath(checkpointRoot, c.Path));
-            });
-        if (checkpoints.Concat(recoveredCheckpoints).LastOrDefault() is { } any)
-        {
-            // Retention removed older files: drop their records too, so that every listed checkpoint can be downloaded.
-            var folder = Path.GetDirectoryName(any.Path)!;
-            var kept = new CheckpointStore(folder).List().Select(x => x.Step).ToArray();
-            Execute(conn, $"""DELETE FROM hc.checkpoints WHERE "RunId" = @run AND NOT ("Step" = ANY(@kept)) AND {Fence}""",
-                cmd => cmd.Parameters.AddWithValue("kept", kept));
-        }
-        foreach (var e in evaluations)
-            EvaluationStore.Write(conn, runId, e.Step, e.Results, Fence, cmd => cmd.Parameters.AddWithValue("attempt", attempt));
-        foreach (var e in recoveredEvaluations)
-            EvaluationStore.Write(conn, runId, e.Step, e.Results, Fence, cmd => cmd.Parameters.AddWithValue("attempt", attempt), fillGapsOnly: true);
-        // Progress only from this attempt's own steps (a resumed attempt's first write, of what it recovered, must not
-        // set the run back to step 0).
-        if (step > 0)
-            Execute(conn, $"""UPDATE hc.runs SET "Step" = @step, "Tokens" = @tok, "UpdatedAt" = now() WHERE "Id" = @run AND "Attempt" = @attempt AND "Status" IN ('running', 'cancelling')""", cmd =>
-            {
-                cmd.Parameters.AddWithValue("step", step);
-                cmd.Parameters.AddWithValue("tok", tokens);
-            });
-        // Wakes the event streams following this run, on commit.
-        Execute(conn, "SELECT pg_notify('hc_run_metrics', @run::text)", _ => { });
-        tx.Commit();
+            log($"run {runId} is no longer running at attempt {attempt}: {Pending} point(s) left in {Path.GetFileName(journal.Path)}");
+        superseded |= !committed;
         recovered.Clear();
         buffer.Clear();
         checkpoints.Clear();
         evaluations.Clear();
         recoveredEvaluations.Clear();
         recoveredCheckpoints.Clear();
-        journal.Clear();
+        if (committed) journal.Clear();
     }
 
-    void InsertPoints(NpgsqlConnection conn, List<MetricPoint> points, string onConflict)
-    {
-        for (var from = 0; from < points.Count; from += 50_000)
-        {
-            var batch = points.GetRange(from, Math.Min(50_000, points.Count - from));
-            Execute(conn, $"""
-                INSERT INTO hc.metric_points ("RunId", "Name", "Step", "Tokens", "Value", "Time")
-                SELECT @run, n, s, t, v, now() FROM unnest(@names, @steps, @tokens, @values) AS x(n, s, t, v)
-                ON CONFLICT ("RunId", "Name", "Step") {onConflict}
-                """, cmd =>
-            {
-                cmd.Parameters.AddWithValue("names", batch.Select(b => b.Name).ToArray());
-                cmd.Parameters.AddWithValue("steps", batch.Select(b => b.Step).ToArray());
-                cmd.Parameters.AddWithValue("tokens", batch.Select(b => b.Tokens).ToArray());
-                cmd.Parameters.AddWithValue("values", batch.Select(b => double.IsFinite(b.Value) ? b.Value : double.NaN).ToArray());
-            });
-        }
-    }
-
-    void Execute(NpgsqlConnection conn, string sql, Action<NpgsqlCommand> bind)
-    {
-        using var cmd = new NpgsqlCommand(sql, conn);
-        cmd.Parameters.AddWithValue("run", runId);
-        cmd.Parameters.AddWithValue("attempt", attempt);
-        bind(cmd);
-        cmd.ExecuteNonQuery();
-    }
+    CheckpointRow Row(CheckpointRecord c) => new(c.Step, c.Tokens, c.Bytes, c.Sha256, Path.GetRelativePath(checkpointRoot, c.Path));
 }

@@ -12,6 +12,7 @@ using HcService.Core.Model;
 using HcService.Core.Training;
 using HcService.Store;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Npgsql;
 using TorchSharp;
 
@@ -41,25 +42,15 @@ static class RunEvalCommand
     {
         var (connectionString, paths) = ChildRunner.Settings();
         using var db = NpgsqlDataSource.Create(connectionString);
-        long runId, step;
-        string requestJson, spec, queue, location, sha;
-        using (var cmd = db.CreateCommand("""
-            SELECT j."RunId", j."Step", j."Request"::text, r."Spec"::text, r."Queue", c."Location", c."Sha256"
-            FROM hc.evaluation_jobs j JOIN hc.runs r ON r."Id" = j."RunId" LEFT JOIN hc.checkpoints c ON c."RunId" = j."RunId" AND c."Step" = j."Step"
-            WHERE j."Id" = @id AND j."Status" = 'running'
-            """))
-        {
-            cmd.Parameters.AddWithValue("id", evaluationId);
-            using var reader = cmd.ExecuteReader();
-            if (!reader.Read()) { Console.Error.WriteLine($"evaluation {evaluationId} is not running: nothing to do"); return 0; }
-            (runId, step, requestJson, spec, queue) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetString(4));
-            if (reader.IsDBNull(5)) return Fail(db, evaluationId, $"run {runId} has no checkpoint at step {step} any more (retention keeps the newest)");
-            (location, sha) = (reader.GetString(5), reader.GetString(6));
-        }
+        var jobs = new EvaluationJobs(db);
+        if (jobs.Running(evaluationId) is not { } job) { Console.Error.WriteLine($"evaluation {evaluationId} is not running: nothing to do"); return 0; }
+        var (runId, step, requestJson, spec, queue) = (job.RunId, job.Step, job.Request, job.Spec, job.Queue);
+        if (job.Location is not { } location || job.Sha256 is null)
+            return Fail(jobs, evaluationId, $"run {runId} has no checkpoint at step {step} any more (retention keeps the newest)");
 
         var path = Path.GetFullPath(Path.Combine(paths.CheckpointRoot, location));
         if (!path.StartsWith(Path.GetFullPath(paths.CheckpointRoot) + Path.DirectorySeparatorChar, StringComparison.Ordinal) || !CheckpointStore.Verify(path))
-            return Fail(db, evaluationId, $"the checkpoint file of run {runId} step {step} is missing or does not match its sha256");
+            return Fail(jobs, evaluationId, $"the checkpoint file of run {runId} step {step} is missing or does not match its sha256");
         try
         {
             var request = JsonSerializer.Deserialize<Request>(requestJson, JobSpec.Json)!;
@@ -74,27 +65,18 @@ static class RunEvalCommand
             var results = evaluator.Evaluate(model, Console.WriteLine);
             if (request.Analysis != false) Analyse(model, plan, paths, runId, step);
 
-            DbRetry.Run(() =>
-            {
-                using var conn = db.OpenConnection();
-                using var tx = conn.BeginTransaction();
-                EvaluationStore.Write(conn, runId, step, results, """EXISTS (SELECT 1 FROM hc.evaluation_jobs WHERE "Id" = @job AND "Status" = 'running')""",
-                    cmd => cmd.Parameters.AddWithValue("job", evaluationId));
-                using var done = new NpgsqlCommand("""UPDATE hc.evaluation_jobs SET "Status" = 'succeeded', "FinishedAt" = now() WHERE "Id" = @id AND "Status" = 'running'""", conn, tx);
-                done.Parameters.AddWithValue("id", evaluationId);
-                done.ExecuteNonQuery();
-                tx.Commit();
-            }, TimeSpan.FromMinutes(10), Console.Error.WriteLine);
+            if (!DbRetry.Run(() => jobs.Succeed(evaluationId, runId, step, results), TimeSpan.FromMinutes(10), Console.Error.WriteLine))
+                Console.Error.WriteLine($"evaluation {evaluationId} is no longer running: its results were not stored");
             return 0;
         }
         catch (Exception e) when (e is ConfigException or InvalidDataException or FileNotFoundException or JsonException)
         {
-            return Fail(db, evaluationId, e.Message);
+            return Fail(jobs, evaluationId, e.Message);
         }
     }
 
     /// <summary>
-    /// The HC connection analysis of the checkpoint (HC-SPEC section 10) on a sample batch of the run's first validation
+    /// The HC connection analysis of the checkpoint (docs/hc-math.md section 8) on a sample batch of the run's first validation
     /// set (8 windows from its start): static matrices, dynamic-weight statistics, the unfolded connection matrix and
     /// the cosine similarity of adjacent layers, as analysis/step-N.json, with the matrix as a heatmap
     /// (analysis/step-N-static.svg, and -dynamic.svg for dynamic HC) in the run folder, served by the API.
@@ -128,12 +110,9 @@ static class RunEvalCommand
         return TextTokenizers.Create(manifest.Tokenizer);
     }
 
-    static int Fail(NpgsqlDataSource db, long id, string reason)
+    static int Fail(EvaluationJobs jobs, long id, string reason)
     {
-        using var cmd = db.CreateCommand("""UPDATE hc.evaluation_jobs SET "Status" = 'failed', "FailureReason" = @r, "FinishedAt" = now() WHERE "Id" = @id AND "Status" = 'running'""");
-        cmd.Parameters.AddWithValue("id", id);
-        cmd.Parameters.AddWithValue("r", reason);
-        cmd.ExecuteNonQuery();
+        DbRetry.Run(() => { jobs.FailAsync(id, reason, CancellationToken.None).GetAwaiter().GetResult(); return true; }, TimeSpan.FromMinutes(10), Console.Error.WriteLine);
         Console.Error.WriteLine($"evaluation {id} failed: {reason}");
         return 1;
     }

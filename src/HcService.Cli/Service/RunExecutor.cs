@@ -2,34 +2,35 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using HcService.Store;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Hangfire;
 using Npgsql;
 
 namespace HcService.Cli.Service;
 
 /// <summary>
-/// The worker's side of a training job (DESIGN.md section 5): claim the run under a lease (queued -> running, attempt + 1),
+/// The worker's side of a training job (docs/design.md section 5): start an attempt of the run under a lease (queued -> running, attempt + 1),
 /// run the attempt in a child process (`hc run-job`), and renew the lease by heartbeat while it trains. When the lease
 /// is lost (the run was reaped and requeued elsewhere) the child is killed; when the worker is stopping the child is
 /// asked to checkpoint and hand the run back; when the child dies without recording an end (native crash, OOM kill,
 /// SIGKILL) the run fails with the exit code and the tail of its stderr. A crash never takes the worker down.
 /// </summary>
-public sealed class RunExecutor(string connectionString, HcPaths paths, RunLeases leases, WorkerState state, NpgsqlDataSource db,
+public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifecycle lifecycle, WorkerState state,
     IBackgroundJobClient jobs, TimeSpan stopTimeout) : IRunExecutor
 {
     static readonly TimeSpan WriteBudget = TimeSpan.FromMinutes(5);
 
     public async Task ExecuteAsync(long runId, CancellationToken shutdown)
     {
-        if (await leases.ClaimAsync(runId, state.Name, shutdown) is not { } claim) return;   // not queued: a duplicate dispatch
-        var attempt = claim.Attempt;
-        HcInstruments.DispatchLatency.Record(claim.QueuedSeconds, new KeyValuePair<string, object?>("queue", claim.Queue));
+        if (await lifecycle.StartAttemptAsync(runId, state.Name, shutdown) is not { } start) return;   // not queued: a duplicate dispatch
+        var attempt = start.Attempt;
+        HcInstruments.DispatchLatency.Record(start.QueuedSeconds, new KeyValuePair<string, object?>("queue", start.Queue));
         // The attempt's span, linked to the request that submitted the run (its trace ended when the API answered).
-        ActivityLink[] links = ActivityContext.TryParse(claim.TraceParent, null, out var submitted) ? [new ActivityLink(submitted)] : [];
+        ActivityLink[] links = ActivityContext.TryParse(start.TraceParent, null, out var submitted) ? [new ActivityLink(submitted)] : [];
         using var span = HcInstruments.Source.StartActivity(ActivityKind.Consumer, parentContext: default, name: "hc.run.attempt", links: links,
-            tags: [new("hc.run_id", runId), new("hc.attempt", attempt), new("hc.run_name", claim.Name), new("hc.preset", claim.Preset),
-                   new("hc.architecture", claim.Architecture), new("hc.connection", claim.Connection), new("hc.rate", claim.Rate), new("hc.worker", state.Name)]);
-        state.Claimed(runId, claim);
+            tags: [new("hc.run_id", runId), new("hc.attempt", attempt), new("hc.run_name", start.Name), new("hc.preset", start.Preset),
+                   new("hc.architecture", start.Architecture), new("hc.connection", start.Connection), new("hc.rate", start.Rate), new("hc.worker", state.Name)]);
+        state.Started(runId, start);
         try
         {
             var outcome = await RunChild(runId, attempt, shutdown);
@@ -39,7 +40,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // The attempt could not run (no child...): end it as failed instead of leaving it to the lease.
-            await DbRetry.RunAsync(ct => leases.FinishAsync(runId, attempt, RunStatus.Failed, $"worker error: {e.GetType().Name}: {e.Message}", ct),
+            await DbRetry.RunAsync(ct => lifecycle.FinishAsync(runId, attempt, RunStatus.Failed, $"worker error: {e.GetType().Name}: {e.Message}", ct),
                 WriteBudget, Console.Error.WriteLine, CancellationToken.None);
             throw;
         }
@@ -67,7 +68,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
             var why = stoppedInTime ? $"the training process exited with code {child.ExitCode} before it could checkpoint"
                 : $"the training process did not stop within {stopTimeout.TotalSeconds:0} s and was killed";
             // Best effort, and nothing here may replace the stop: if it fails, the lease simply expires.
-            try { await leases.HandBackAsync(runId, attempt, $"worker stopping: {why}", CancellationToken.None); }
+            try { await lifecycle.HandBackAsync(runId, attempt, $"worker stopping: {why}", CancellationToken.None); }
             catch (Exception e) { Console.Error.WriteLine($"run {runId}: not handed back ({e.Message.Split('\n')[0]}); its lease will expire"); }
             await stopHeartbeat.CancelAsync();
             await EnqueueHandedBack(runId);
@@ -79,14 +80,14 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
         if (child.ExitCode == RunJobCommand.ExitRequeue)
         {
             await EnqueueHandedBack(runId);
-            return "stopped";
+            return AttemptOutcome.Stopped;
         }
         var reason = $"training process exited with code {child.ExitCode}{Signal(child.ExitCode)} without recording an end; stderr tail: {runner.StderrTail()}";
         // Fenced: a no-op when the child recorded its end (or a newer attempt has the run).
         // A process that dies while it stops for a cancel ends the run cancelled (what was asked), saying how it died.
         var whenCancelled = (RunStatus.Cancelled, $"cancelled; the training process exited with code {child.ExitCode}{Signal(child.ExitCode)} while stopping, before its final checkpoint");
-        var ended = await DbRetry.RunAsync(ct => leases.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct, whenCancelled), WriteBudget, Console.Error.WriteLine, CancellationToken.None);
-        var outcome = await leases.OutcomeAsync(runId, attempt, CancellationToken.None) ?? "lost";
+        var ended = await DbRetry.RunAsync(ct => lifecycle.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct, whenCancelled), WriteBudget, Console.Error.WriteLine, CancellationToken.None);
+        var outcome = await lifecycle.OutcomeAsync(runId, attempt, CancellationToken.None) ?? AttemptOutcome.Lost;
         Console.WriteLine($"run {runId} attempt {attempt}: child exited with {child.ExitCode}{(ended ? $" -> {outcome}" : "")}");
         return outcome;
     }
@@ -97,9 +98,8 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
     {
         try
         {
-            await using var cmd = db.CreateCommand("""SELECT "Queue" FROM hc.runs WHERE "Id" = @id AND "Status" = 'queued' AND "HangfireJobId" IS NULL""");
-            cmd.Parameters.AddWithValue("id", runId);
-            if (await cmd.ExecuteScalarAsync() is string queue) await RunQueue.EnqueueAsync(db, jobs, runId, queue, CancellationToken.None);
+            if (await lifecycle.UnenqueuedQueueAsync(runId, CancellationToken.None) is { } queue)
+                await RunQueue.EnqueueAsync(lifecycle, jobs, runId, queue, CancellationToken.None);
         }
         catch (Exception e) when (DbRetry.IsTransient(e) || e is Hangfire.BackgroundJobClientException)
         {
@@ -112,14 +112,14 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLease
     /// the child is stopped (its writes are fenced anyway). A database outage only skips beats.</summary>
     async Task Heartbeat(long runId, int attempt, Process child, CancellationToken stop)
     {
-        using var timer = new PeriodicTimer(leases.Options.Heartbeat);
+        using var timer = new PeriodicTimer(lifecycle.Options.Heartbeat);
         try
         {
             while (await timer.WaitForNextTickAsync(stop))
             {
                 try
                 {
-                    if (await leases.RenewAsync(runId, attempt, state.Name, stop))
+                    if (await lifecycle.RenewAsync(runId, attempt, state.Name, stop))
                     {
                         HcInstruments.WorkerHeartbeats.Add(1, new KeyValuePair<string, object?>("worker", state.Name));
                         continue;
@@ -159,7 +159,7 @@ public sealed class WorkerState
         HcInstruments.Meter.CreateObservableGauge("hc.worker.busy", () => new Measurement<int>(CurrentRun is null ? 0 : 1, new KeyValuePair<string, object?>("worker", Name)),
             description: "1 while the worker trains a run, else 0");
         // Counters appear in the scrape from the start (0), not only after their first event.
-        foreach (var outcome in new[] { "succeeded", "failed", "cancelled", "stopped", "lost" }) HcInstruments.RunAttempts.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
+        foreach (var outcome in AttemptOutcome.All) HcInstruments.RunAttempts.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
         HcInstruments.WorkerHeartbeats.Add(0, new KeyValuePair<string, object?>("worker", Name));
         HcInstruments.RunsRequeued.Add(0);
     }
@@ -169,10 +169,10 @@ public sealed class WorkerState
     public long? CurrentRun { get; private set; }
     public TrainingGauges Training { get; } = new();
 
-    public void Claimed(long runId, Claim claim)
+    public void Started(long runId, AttemptStart start)
     {
         CurrentRun = runId;
-        Training.Start(runId, claim);
+        Training.Start(runId, start);
     }
 
     public void Idle()

@@ -5,7 +5,7 @@ using HcService.Core.Counting;
 using HcService.Contract.Jobs;
 using HcService.Core.Training;
 using HcService.Store;
-using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Npgsql;
 
 namespace HcService.Cli.Service;
@@ -51,17 +51,14 @@ static class RunJobCommand
         var (connectionString, paths) = ChildRunner.Settings();
         var parent = getppid();
         using var db = NpgsqlDataSource.Create(connectionString);
-        var leases = new RunLeases(db, LeaseOptions.FromEnvironment());
+        var lifecycle = new RunLifecycle(db, LeaseOptions.FromEnvironment());
 
-        var row = DbRetry.Run(() =>
+        if (DbRetry.Run(() => lifecycle.HeldRunAsync(runId, attempt, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine)
+            is not { } row)
         {
-            using var cmd = db.CreateCommand("""SELECT "Spec", "Queue" FROM hc.runs WHERE "Id" = @id AND "Attempt" = @a AND "Status" IN ('running', 'cancelling')""");
-            cmd.Parameters.AddWithValue("id", runId);
-            cmd.Parameters.AddWithValue("a", attempt);
-            using var reader = cmd.ExecuteReader();
-            return reader.Read() ? (Spec: reader.GetString(0), Queue: reader.GetString(1)) : default;
-        }, WriteBudget, Console.Error.WriteLine);
-        if (row.Spec is null) { Console.Error.WriteLine($"run {runId} attempt {attempt} is not running: nothing to do"); return 0; }
+            Console.Error.WriteLine($"run {runId} attempt {attempt} is not running: nothing to do");
+            return 0;
+        }
 
         var device = row.Queue == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
         using var cancel = new CancellationTokenSource();    // checkpoint, then stop
@@ -75,22 +72,19 @@ static class RunJobCommand
         // Self-fencing: when this attempt cannot confirm it still owns the run for most of a lease (a partition from the
         // database), a reaper elsewhere may have requeued it; stop without writing another checkpoint file.
         var confirmed = System.Diagnostics.Stopwatch.StartNew();
-        var unconfirmedLimit = leases.Options.Duration - leases.Options.Heartbeat;
+        var unconfirmedLimit = lifecycle.Options.Duration - lifecycle.Options.Heartbeat;
         using var onTerminate = terminate.Register(() => Stop(cancel, StopSignal));
         using var watcher = new Timer(_ =>
         {
             if (getppid() != parent) Stop(cancel, WorkerGone);
             try
             {
-                using var cmd = db.CreateCommand("""SELECT "CancelRequested", "Attempt" = @a AND "Status" IN ('running', 'cancelling') FROM hc.runs WHERE "Id" = @id""");
-                cmd.Parameters.AddWithValue("id", runId);
-                cmd.Parameters.AddWithValue("a", attempt);
-                using var reader = cmd.ExecuteReader();
-                if (!reader.Read() || !reader.GetBoolean(1)) Stop(abandon, "superseded");
+                var check = lifecycle.CheckAsync(runId, attempt, CancellationToken.None).GetAwaiter().GetResult();
+                if (!check.Holds) Stop(abandon, "superseded");
                 else
                 {
                     confirmed.Restart();
-                    if (reader.GetBoolean(0)) Stop(cancel, "cancel requested");
+                    if (check.CancelRequested) Stop(cancel, "cancel requested");
                 }
             }
             catch (Exception e) when (DbRetry.IsTransient(e) || e is ObjectDisposedException or PostgresException)
@@ -125,7 +119,7 @@ static class RunJobCommand
             {
                 // Not a user's cancel: hand the run back, to resume from the checkpoint of this very step.
                 var handback = $"{why} at step {result.Step}: checkpointed and handed back";
-                var run = DbRetry.Run(() => leases.HandBackAsync(runId, attempt, handback, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
+                var run = DbRetry.Run(() => lifecycle.HandBackAsync(runId, attempt, handback, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
                 Console.WriteLine($"run {runId} attempt {attempt}: {handback}{(run is null ? " (the run had moved on)" : $"; the run is {run.Status}")}");
                 return ExitRequeue;
             }
@@ -138,7 +132,7 @@ static class RunJobCommand
         }
         catch (ConfigException e) { (status, reason) = (RunStatus.Failed, "invalid spec: " + e.Message); }
 
-        DbRetry.Run(() => leases.FinishAsync(runId, attempt, status, reason, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
+        DbRetry.Run(() => lifecycle.FinishAsync(runId, attempt, status, reason, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
         Console.WriteLine($"run {runId} attempt {attempt}: {status}{(reason is null ? "" : ": " + reason)}");
         return status == RunStatus.Failed ? 1 : 0;
     }

@@ -8,6 +8,7 @@ using HcService.Api;
 using HcService.Api.Auth;
 using HcService.Core.Training;
 using HcService.Store;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Builder;
 using Npgsql;
 
@@ -82,7 +83,7 @@ static class ServiceBench
             for (var i = 0; i <= dispatches; i++)
             {
                 var id = await SubmitRun(http, $"dispatch-{i}", 2048, 2048, ct);
-                await WaitUntil(db, id, "\"Status\" NOT IN ('queued', 'running')", TimeSpan.FromMinutes(3), ct);
+                await WaitUntil(db, id, $"\"Status\" NOT IN ('{RunStatus.Queued}', '{RunStatus.Running}')", TimeSpan.FromMinutes(3), ct);
                 if (i == 0) continue;   // the first one warms the worker up
                 dispatch.Add(await Scalar<double>(db, """SELECT (extract(epoch FROM "StartedAt" - "CreatedAt") * 1000)::float8 FROM hc.runs WHERE "Id" = @id""", id, ct));
                 await Task.Delay(2000, ct);   // the worker is idle again, polling its queue
@@ -91,16 +92,18 @@ static class ServiceBench
 
             // 3. Metric ingestion through the training child's sink (batched, fenced upserts), one run, then 4 at once.
             Console.WriteLine($"ingestion: {points} points...");
-            rows.Add(("metric ingestion, one run's sink", $"{await Ingest(db, checkpoints, 1, points, ct):N0} points/s", ">= 100k points/s"));
-            rows.Add(("metric ingestion, 4 runs' sinks at once", $"{await Ingest(db, checkpoints, 4, points, ct):N0} points/s", ">= 100k points/s"));
+            rows.Add(("metric ingestion, one run's sink", $"{await Ingest(db, pg.ConnectionString, checkpoints, 1, points, ct):N0} points/s", ">= 100k points/s"));
+            rows.Add(("metric ingestion, 4 runs' sinks at once", $"{await Ingest(db, pg.ConnectionString, checkpoints, 4, points, ct):N0} points/s", ">= 100k points/s"));
 
             // 4. The downsampled query: one series of `points` points, to 1000.
             Console.WriteLine("query...");
-            var seriesRun = await NewRun(db, "query", ct);
-            await Execute(db, """
-                INSERT INTO hc.metric_points ("RunId", "Name", "Step", "Tokens", "Value", "Time")
-                SELECT @id, 'train/loss', s, s * 1024, 3 + sin(s / 1000.0) + random() * 0.1, now() FROM generate_series(1, @n) AS s
-                """, seriesRun, ct, ("n", points));
+            var seriesRun = await NewRun(db, pg.ConnectionString, "query", ct);
+            // Written as a training attempt writes, through the run store's attempt writer.
+            var noise = new Random(1);
+            new AttemptWriter(db, seriesRun, 1).Commit(new AttemptBatch
+            {
+                Points = [.. Enumerable.Range(1, points).Select(s => new PointValue("train/loss", s, s * 1024L, 3 + Math.Sin(s / 1000.0) + noise.NextDouble() * 0.1))],
+            });
             await Execute(db, "VACUUM ANALYZE hc.metric_points", 0, ct);
             var query = new List<double>();
             for (var i = 0; i < 25; i++)
@@ -118,7 +121,7 @@ static class ServiceBench
             {
                 Console.WriteLine($"recovery: {what}...");
                 var id = await SubmitRun(http, "recovery", 20_000_000, 20480, ct);
-                await WaitUntil(db, id, "\"Status\" = 'running' AND \"Step\" >= 30", TimeSpan.FromMinutes(3), ct);
+                await WaitUntil(db, id, $"\"Status\" = '{RunStatus.Running}' AND \"Step\" >= 30", TimeSpan.FromMinutes(3), ct);
                 var owner = await Scalar<string>(db, """SELECT "LeaseOwner" FROM hc.runs WHERE "Id" = @id""", id, ct);
                 var victim = workers.Single(w => w.Id == int.Parse(owner.Split(':')[1], CultureInfo.InvariantCulture));
                 var child = Process.GetProcesses().Where(p => p.Id != victim.Id).FirstOrDefault(p => IsChildOf(p, victim.Id));
@@ -126,10 +129,10 @@ static class ServiceBench
                 victim.Kill();
                 if (what.StartsWith("worker and", StringComparison.Ordinal)) child?.Kill();
                 workers.Add(UpCommand.StartWorker(pg.ConnectionString, dataRoot, checkpoints, Path.Combine(home, "worker.log")));
-                await WaitUntil(db, id, "\"Status\" = 'running' AND \"Attempt\" = 2", TimeSpan.FromMinutes(5), ct);
+                await WaitUntil(db, id, $"\"Status\" = '{RunStatus.Running}' AND \"Attempt\" = 2", TimeSpan.FromMinutes(5), ct);
                 rows.Add(($"recovery after killing the {what}", $"{kill.Elapsed.TotalSeconds:F1} s to running again (lease {leaseSeconds} s)", "< 90 s"));
                 using var cancel = await http.PostAsync($"/api/runs/{id}/cancel", null, ct);
-                await WaitUntil(db, id, "\"Status\" IN ('cancelled', 'failed', 'succeeded')", TimeSpan.FromMinutes(2), ct);
+                await WaitUntil(db, id, $"\"Status\" IN ('{RunStatus.Cancelled}', '{RunStatus.Failed}', '{RunStatus.Succeeded}')", TimeSpan.FromMinutes(2), ct);
             }
         }
         finally
@@ -187,10 +190,10 @@ static class ServiceBench
     }
 
     /// <summary>Points per second through <see cref="PostgresRunSink"/> from <paramref name="runs"/> runs at once.</summary>
-    static async Task<double> Ingest(NpgsqlDataSource db, string checkpoints, int runs, int points, CancellationToken ct)
+    static async Task<double> Ingest(NpgsqlDataSource db, string connectionString, string checkpoints, int runs, int points, CancellationToken ct)
     {
         var ids = new List<long>();
-        for (var i = 0; i < runs; i++) ids.Add(await NewRun(db, $"ingest-{i}", ct));
+        for (var i = 0; i < runs; i++) ids.Add(await NewRun(db, connectionString, $"ingest-{i}", ct));
         const int perStep = 7;   // the metrics of a dense run's step
         var steps = points / perStep / runs;
         var clock = Stopwatch.StartNew();
@@ -207,12 +210,24 @@ static class ServiceBench
         return written / seconds;
     }
 
-    static async Task<long> NewRun(NpgsqlDataSource db, string name, CancellationToken ct) => await Scalar<long>(db, """
-        INSERT INTO hc.runs ("Name", "Spec", "Preset", "Architecture", "Connection", "Rate", "Tags", "Status", "Queue", "Attempt", "MaxAttempts",
-            "TotalSteps", "TokenBudget", "Step", "Tokens", "CancelRequested", "CreatedAt", "UpdatedAt", "LeaseOwner", "LeaseExpiresAt")
-        VALUES (@name, '{}', 'tiny', 'dense', 'residual', 1, '{bench}', 'running', 'bench', 1, 1, 0, 0, 0, 0, false, now(), now(), 'bench', now() + interval '1 day')
-        RETURNING "Id"
-        """, 0, ct, ("name", name));
+    /// <summary>A run on the "bench" queue (no worker serves it), queued and then started at attempt 1 with a day's lease,
+    /// through the run lifecycle as a worker would: the benchmark writes into it as that attempt.</summary>
+    static async Task<long> NewRun(NpgsqlDataSource db, string connectionString, string name, CancellationToken ct)
+    {
+        await using var context = new HcDbContext(HcDbContext.Options(connectionString));
+        var now = DateTimeOffset.UtcNow;
+        var run = new Run
+        {
+            Name = name, Spec = "{}", Preset = "tiny", Architecture = "dense", Connection = "residual", Rate = 1, Tags = ["bench"],
+            Status = RunStatus.Queued, Queue = "bench", MaxAttempts = 1, CreatedAt = now, UpdatedAt = now,
+        };
+        context.Runs.Add(run);
+        await context.SaveChangesAsync(ct);
+        var lifecycle = new RunLifecycle(db, new LeaseOptions { Duration = TimeSpan.FromDays(1) });
+        if (await lifecycle.StartAttemptAsync(run.Id, "bench:0:bench", ct) is not { Attempt: 1 })
+            throw new InvalidOperationException($"run {run.Id} could not be started at attempt 1");
+        return run.Id;
+    }
 
     static async Task WaitUntil(NpgsqlDataSource db, long id, string condition, TimeSpan timeout, CancellationToken ct)
     {

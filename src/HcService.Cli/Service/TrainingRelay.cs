@@ -1,3 +1,4 @@
+using HcService.Store.Runs;
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Globalization;
@@ -39,10 +40,10 @@ public sealed class TrainingGauges
     IEnumerable<Measurement<double>> Observe(string instrument) =>
         runs.Values.SelectMany(r => r.Values.Where(v => v.Key.G == instrument).Select(v => new Measurement<double>(v.Value.V, v.Value.Tags)));
 
-    public void Start(long runId, Claim claim) => runs[runId] = new RunSeries(
+    public void Start(long runId, AttemptStart start) => runs[runId] = new RunSeries(
     [
-        new("run_id", runId.ToString(CultureInfo.InvariantCulture)), new("run_name", claim.Name), new("preset", claim.Preset),
-        new("architecture", claim.Architecture), new("connection", claim.Connection), new("rate", claim.Rate.ToString(CultureInfo.InvariantCulture)),
+        new("run_id", runId.ToString(CultureInfo.InvariantCulture)), new("run_name", start.Name), new("preset", start.Preset),
+        new("architecture", start.Architecture), new("connection", start.Connection), new("rate", start.Rate.ToString(CultureInfo.InvariantCulture)),
     ], new());
 
     public void End(long runId) => runs.TryRemove(runId, out _);

@@ -7,6 +7,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using HcService.Api;
 using HcService.Store;
+using HcService.Store.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;

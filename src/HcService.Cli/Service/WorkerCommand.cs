@@ -1,6 +1,8 @@
+using HcService.Store;
 using System.CommandLine;
 using Hangfire;
 using HcService.Store.Jobs;
+using HcService.Store.Runs;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using HcService.Api.Telemetry;
@@ -82,17 +84,18 @@ static class WorkerCommand
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton(state);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
-        builder.Services.AddSingleton(sp => new RunLeases(sp.GetRequiredService<NpgsqlDataSource>(), leases));
+        builder.Services.AddSingleton(sp => new RunLifecycle(sp.GetRequiredService<NpgsqlDataSource>(), leases));
+        builder.Services.AddSingleton(sp => new EvaluationJobs(sp.GetRequiredService<NpgsqlDataSource>()));
         var stopTimeout = StopTimeout;
-        builder.Services.AddSingleton<IRunExecutor>(sp => new RunExecutor(connectionString, paths, sp.GetRequiredService<RunLeases>(), state,
-            sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<IBackgroundJobClient>(), stopTimeout));
+        builder.Services.AddSingleton<IRunExecutor>(sp => new RunExecutor(connectionString, paths, sp.GetRequiredService<RunLifecycle>(), state,
+            sp.GetRequiredService<IBackgroundJobClient>(), stopTimeout));
         // Stopping waits for the training process's hand-back: Hangfire's and the host's shutdown outlast it.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = stopTimeout + TimeSpan.FromSeconds(15));
-        builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<RunLeases>(),
+        builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<RunLifecycle>(),
             sp.GetRequiredService<IBackgroundJobClient>(), Console.WriteLine));
         builder.Services.AddHostedService<LeaseReaperService>();
         builder.Services.AddTransient<TrainingJob>();
-        builder.Services.AddSingleton<IEvaluationExecutor>(sp => new EvaluationExecutor(sp.GetRequiredService<NpgsqlDataSource>(), connectionString, paths, state));
+        builder.Services.AddSingleton<IEvaluationExecutor>(sp => new EvaluationExecutor(sp.GetRequiredService<EvaluationJobs>(), connectionString, paths, state));
         builder.Services.AddTransient<EvaluationJobRunner>();
         builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
         builder.Services.AddHangfireServer(o =>

@@ -25,6 +25,8 @@ public static class EvalMetrics
 
     /// <summary>The name under which <see cref="PaperAverage"/> is stored (task "average").</summary>
     public const string Average = "average";
+    /// <summary>The items a task scored, stored with its metrics.</summary>
+    public const string Items = "items";
 
     /// <summary>
     /// The tasks of the downstream average, and the metric used for each: acc_norm where lm-eval reports it

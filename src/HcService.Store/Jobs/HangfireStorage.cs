@@ -1,3 +1,4 @@
+using HcService.Store.Runs;
 using Hangfire;
 using Hangfire.PostgreSql;
 
