@@ -84,6 +84,6 @@ USER $APP_UID
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD curl -fsS -o /dev/null "http://127.0.0.1:${HC_WORKER_METRICS_PORT}/healthz" || exit 1
 # exec: dotnet replaces the shell and receives SIGTERM itself; the worker then stops its training child, and the run is
-# requeued by lease expiry and resumes from its latest checkpoint on another worker (DESIGN.md section 5).
+# requeued by lease expiry and resumes from its latest checkpoint on another worker (docs/design.md section 5.6).
 # Extra arguments to `docker run IMAGE ...` are appended to `hc worker`.
 ENTRYPOINT ["/bin/sh", "-c", "exec dotnet /app/hc.dll worker --queue \"$HC_WORKER_QUEUE\" \"$@\"", "hc-worker"]

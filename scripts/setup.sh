@@ -3,7 +3,7 @@
 #
 # TorchSharp 0.107.0's libLibTorchSharp.so needs GLIBCXX_3.4.32 (the libstdc++ of GCC 13+).
 # Debian 12 ships 3.4.30, so libtorch fails to load with a DllNotFoundException for LibTorchSharp.
-# The fix (DESIGN.md section 9): take libstdc++6 from Debian 13 (trixie), pinned at priority 100 so
+# The fix (docs/design.md section 9): take libstdc++6 from Debian 13 (trixie), pinned at priority 100 so
 # nothing else is upgraded from trixie. Ubuntu 24.04, Debian 13 and the -noble .NET images need nothing.
 set -euo pipefail
 

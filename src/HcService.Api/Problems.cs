@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace HcService.Api;
 
 /// <summary>Bad input as one kind of answer everywhere: 400 ValidationProblem, errors grouped by field, each naming the
-/// field, the value and what is allowed (STYLE.md point 7).</summary>
+/// field, the value and what is allowed (docs/design.md section 3.1).</summary>
 public static class Problems
 {
     public static ValidationProblem Invalid(IEnumerable<ConfigError> errors, string title)

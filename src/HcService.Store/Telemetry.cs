@@ -5,7 +5,7 @@ using System.Diagnostics.Metrics;
 namespace HcService.Store;
 
 /// <summary>
-/// The service's own instruments, in one place (DESIGN.md section 8; docs/telemetry.md lists them with their Prometheus
+/// The service's own instruments, in one place (docs/design.md section 7; docs/telemetry.md lists them with their Prometheus
 /// names). Plain System.Diagnostics types: whichever process uses them (API, worker) exports them through
 /// OpenTelemetry (HcService.Api.Telemetry).
 /// </summary>

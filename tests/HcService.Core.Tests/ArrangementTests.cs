@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace HcService.Core.Tests;
 
-/// <summary>HC-SPEC section 5: special arrangements of the static matrices reproduce known networks.</summary>
+/// <summary>docs/hc-math.md section 5: special arrangements of the static matrices reproduce known networks.</summary>
 public class ArrangementTests
 {
     [Theory]
@@ -32,7 +32,7 @@ public class ArrangementTests
     [Fact]
     public void ParallelArrangementEqualsHandBuiltParallelBlock()
     {
-        // n = 2, HC matrices with rows/cols ordered [0 B; A_m A_r] (HC-SPEC 5):
+        // n = 2, HC matrices with rows/cols ordered [0 B; A_m A_r] (docs/hc-math.md section 5.3):
         //   first sublayer of a block  [[0,1,0],[1,1,1],[1,1,1]]: B = (1,0), A_m = (1,1), A_r = ones
         //   second sublayer            [[0,0,1],[0,1,0],[1,0,1]]: B = (0,1), A_m = (0,1), A_r = I
         // Wiring it implies for streams (a, b): s = a + b; both sublayers read s (a parallel block);

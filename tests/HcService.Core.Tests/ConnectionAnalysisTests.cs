@@ -11,7 +11,7 @@ using static TorchSharp.torch;
 namespace HcService.Core.Tests;
 
 /// <summary>
-/// HC connection analysis (HC-SPEC section 10): static weights, dynamic-weight statistics, the unfolded connection
+/// HC connection analysis (docs/hc-math.md section 8): static weights, dynamic-weight statistics, the unfolded connection
 /// matrix (checked against a brute-force run of the real connection modules) and adjacent-layer cosine similarity.
 /// </summary>
 public class ConnectionAnalysisTests
@@ -236,7 +236,7 @@ public class ConnectionAnalysisTests
                 h = next;
             }
         }
-        // HC-SPEC 3.2: at init with the same sublayer weights, SHC's reduced hidden state is n times the residual one,
+        // docs/hc-math.md section 3.4: at init with the same sublayer weights, SHC's reduced hidden state is n times the residual one,
         // so the cosines (scale free) agree: the measure compares residual and HC on the same footing.
         var hc = Build(ThreeBlocks(ConnectionConfig.StaticHc(4)), seed: 6);
         CopySharedWeights(residual, hc);

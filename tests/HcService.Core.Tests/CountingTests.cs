@@ -6,7 +6,7 @@ using static HcService.Core.Tests.TestModels;
 
 namespace HcService.Core.Tests;
 
-/// <summary>HC-SPEC sections 6 and 7: the analytic counts equal the instantiated models and the paper's numbers.</summary>
+/// <summary>docs/hc-math.md section 6: the analytic counts equal the instantiated models and the paper's numbers.</summary>
 public class CountingTests
 {
     public static TheoryData<ConnectionConfig, Architecture, NormKind, bool> Grid()

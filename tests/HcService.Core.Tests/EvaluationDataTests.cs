@@ -186,17 +186,18 @@ public class EvaluationDataTests(ITestOutputHelper output)
         Assert.Contains("corpus-bytes", datasets);
     }
 
-    /// <summary>The full shared evaluation data, where this machine has it (skipped with a message otherwise):
+    /// <summary>The full evaluation data (the folder that data/datasets/eval holds truncated copies of, with its SOURCES.md),
+    /// when HC_FULL_EVAL_DATA names it (skipped with a message otherwise):
     /// every file that SOURCES.md lists with an item count either parses with exactly that count, or is one of the
     /// files known not to be multiple-choice in a supported format.</summary>
     [Fact]
-    public void SharedEvalFilesParseWithTheCountsOfTheirSourcesMd_WhenSharedDataIsPresent()
+    public void FullEvalFilesParseWithTheCountsOfTheirSourcesMd_WhenHcFullEvalDataIsSet()
     {
-        var shared = new[] { Path.Combine(RepoPaths.Root, "..", "shared", "data", "eval"), "/work/shared/data/eval" }
-            .Select(Path.GetFullPath).FirstOrDefault(d => File.Exists(Path.Combine(d, "SOURCES.md")));
+        var shared = Environment.GetEnvironmentVariable("HC_FULL_EVAL_DATA") is { Length: > 0 } d && File.Exists(Path.Combine(d, "SOURCES.md"))
+            ? Path.GetFullPath(d) : null;
         if (shared is null)
         {
-            output.WriteLine("SKIPPED: no shared eval data (../shared/data/eval next to the repository, or /work/shared/data/eval); only the fixtures were checked.");
+            output.WriteLine("SKIPPED: HC_FULL_EVAL_DATA does not name a folder with the full evaluation sets and their SOURCES.md; only the fixtures were checked.");
             return;
         }
         var expectedUnsupported = new HashSet<string>(StringComparer.Ordinal)

@@ -8,7 +8,7 @@ namespace HcService.Core.Tests;
 
 /// <summary>
 /// One HC module, with random (non-init) parameters, against an independent implementation written with plain
-/// arrays and loops straight from HC-SPEC section 3 (eqs. 3-5 and 10-13). Gradients of the reference come from
+/// arrays and loops straight from docs/hc-math.md sections 3.2 and 3.3. Gradients of the reference come from
 /// central finite differences of that loop code in float64, so they share nothing with autograd.
 /// </summary>
 public class HyperConnectionReferenceTests

@@ -5,7 +5,7 @@ using static HcService.Core.Tests.TestModels;
 namespace HcService.Core.Tests;
 
 /// <summary>
-/// HC-SPEC 3.2: at init every stream carries the same vector, so an HC network given the residual network's
+/// docs/hc-math.md section 3.4: at init every stream carries the same vector, so an HC network given the residual network's
 /// sublayer weights computes the same function: the reduced hidden state divided by n equals the residual
 /// hidden state, and with norm epsilon 0 (the final norm then removes the factor n exactly) the logits match.
 /// </summary>
@@ -58,7 +58,7 @@ public class InitEquivalenceTests
     [Fact]
     public void WithTheUsualEpsilonLogitsDifferOnlySlightly()
     {
-        // The final norm sees an input n times larger, so eps = 1e-5 moves the logits a little (HC-SPEC 3.2):
+        // The final norm sees an input n times larger, so eps = 1e-5 moves the logits a little (docs/hc-math.md section 3.4):
         // a real difference that must stay small. This pins both facts: nonzero, and far below the logits' scale.
         using var scope = torch.NewDisposeScope();
         var residual = Build(Tiny(ConnectionConfig.Residual), seed: 3);

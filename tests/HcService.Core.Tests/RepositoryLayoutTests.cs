@@ -73,4 +73,59 @@ public class RepositoryLayoutTests
             .Select(l => $"{l.File}:{l.Line}: {l.Text.Trim()}").ToList();
         Assert.True(offenders.Count == 0, "status literals outside RunStates.cs:\n" + string.Join("\n", offenders));
     }
+
+    /// <summary>Text a user or a contributor reads: source (comments, help texts, error messages), scripts, docs.</summary>
+    static IEnumerable<string> ReadableFiles()
+    {
+        string[] roots = ["src", "tests", "scripts", "docs", "deploy", "examples"];
+        string[] extensions = [".cs", ".md", ".sh", ".yml", ".yaml", ".json", ".csproj", ".props"];
+        foreach (var root in roots.Select(r => Path.Combine(RepoPaths.Root, r)).Where(Directory.Exists))
+            foreach (var file in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories))
+            {
+                var relative = Path.GetRelativePath(RepoPaths.Root, file).Replace('\\', '/');
+                if (relative.Contains("/obj/", StringComparison.Ordinal) || relative.Contains("/bin/", StringComparison.Ordinal) || Migration(relative)) continue;
+                if (extensions.Contains(Path.GetExtension(file))) yield return relative;
+            }
+        foreach (var top in new[] { "README.md", "BENCHMARKS.md", "Dockerfile", "docker-compose.yml", "hc", ".ci/run" })
+            if (File.Exists(Path.Combine(RepoPaths.Root, top))) yield return top;
+    }
+
+    static readonly System.Text.RegularExpressions.Regex RepoPath =
+        new(@"(?<![\w/.-])((?:docs|src|tests|scripts|deploy|data|examples)/[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.[A-Za-z]{1,8})\b");
+    static readonly System.Text.RegularExpressions.Regex DocSection =
+        new(@"(docs/[a-z-]+\.md),? sections? (\d+(?:\.\d+)?)(?:(?:,| and) (\d+(?:\.\d+)?))?");
+
+    [Fact]
+    public void EveryRepositoryFileThatTheTextNamesExists()
+    {
+        var missing = new List<string>();
+        foreach (var file in ReadableFiles())
+        {
+            var lines = File.ReadAllLines(Path.Combine(RepoPaths.Root, file));
+            for (var i = 0; i < lines.Length; i++)
+            {
+                var line = lines[i];
+                // Documents that live outside the repository (users have only the repository).
+                foreach (var outside in new[] { "DESIGN.md", "HC-SPEC", "../shared", "/work/shared", "STYLE.md" })
+                    if (line.Contains(outside, StringComparison.Ordinal) && file != "tests/HcService.Core.Tests/RepositoryLayoutTests.cs")
+                        missing.Add($"{file}:{i + 1}: names {outside}, which is not in the repository");
+                foreach (System.Text.RegularExpressions.Match m in RepoPath.Matches(line))
+                {
+                    var named = m.Groups[1].Value.TrimEnd('.');
+                    var full = Path.Combine(RepoPaths.Root, named);
+                    if (!File.Exists(full) && !Directory.Exists(full)) missing.Add($"{file}:{i + 1}: names {named}, which does not exist");
+                }
+                foreach (System.Text.RegularExpressions.Match m in DocSection.Matches(line))
+                {
+                    var doc = Path.Combine(RepoPaths.Root, m.Groups[1].Value);
+                    if (!File.Exists(doc)) continue;   // reported above
+                    var headings = File.ReadAllLines(doc).Where(h => h.StartsWith('#')).ToList();
+                    foreach (var number in new[] { m.Groups[2].Value, m.Groups[3].Value }.Where(n => n.Length > 0))
+                        if (!headings.Any(h => h.TrimStart('#').TrimStart().StartsWith(number.Contains('.') ? number + " " : number + ". ", StringComparison.Ordinal)))
+                            missing.Add($"{file}:{i + 1}: names {m.Groups[1].Value} section {number}, which has no such heading");
+                }
+            }
+        }
+        Assert.True(missing.Count == 0, string.Join("\n", missing.Distinct()));
+    }
 }

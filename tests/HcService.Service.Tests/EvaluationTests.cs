@@ -65,7 +65,7 @@ public class EvaluationTests(ServiceFixture svc)
         Assert.Equal(4, Value(atTen, 10, "arc-foundry", "items"));
         Assert.NotNull(Value(atTen, 10, "arc_easy", "acc"));   // the in-loop results of that step are still there
 
-        // The evaluation job also analysed the checkpoint's connections (HC-SPEC section 10).
+        // The evaluation job also analysed the checkpoint's connections (docs/hc-math.md section 8).
         var analysis = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/runs/{hc}/analysis?step=10"))!;
         Assert.Equal("dhc-x2", analysis["connection"]!.GetValue<string>());
         var matrix = analysis["staticMatrix"]!["values"]!.AsArray();

@@ -9,7 +9,7 @@ using Npgsql;
 namespace HcService.Service.Tests;
 
 /// <summary>
-/// No run lost (DESIGN.md section 5), with real processes and real signals: a SIGKILLed worker's run is requeued and
+/// No run lost (docs/design.md section 5), with real processes and real signals: a SIGKILLed worker's run is requeued and
 /// resumed elsewhere and ends with the weights of an uninterrupted run; a zombie attempt writes nothing; a PostgreSQL
 /// restart during a run loses no metric point.
 /// </summary>

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Authorization;
 namespace HcService.Api.Auth;
 
 /// <summary>
-/// API keys on every door (DESIGN.md section 3): mutating routes need a key with the submit scope, key management and
+/// API keys on every door (docs/design.md section 3.2): mutating routes need a key with the submit scope, key management and
 /// the Hangfire dashboard need admin, reads need a read key when Hc:Auth:ReadsRequireKey is true (default false: runs
 /// and metrics are readable on the network the service is deployed to). Hc:Auth:Enabled=false turns it all off
 /// (a private laptop); it is on by default.

@@ -15,14 +15,14 @@ using Npgsql;
 
 namespace HcService.Api.Runs;
 
-/// <summary>The /api/runs routes (DESIGN.md section 3).</summary>
+/// <summary>The /api/runs routes (docs/design.md section 3.3).</summary>
 public static class RunsApi
 {
     public static RouteGroupBuilder MapRuns(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/runs").WithTags("Runs").RequireScope(Scopes.Read);
         g.MapPost("/", Submit).WithSummary("Submit a job spec").WithDescription(
-            "Validates the spec (DESIGN.md section 4) and queues a run. 201 with Location; 400 ProblemDetails naming every invalid field, its value and what is allowed.")
+            "Validates the spec (docs/design.md section 4) and queues a run. 201 with Location; 400 ProblemDetails naming every invalid field, its value and what is allowed.")
             .Accepts<JobSpec>("application/json").RequireScope(Scopes.Submit);
         g.MapGet("/", List).WithSummary("List runs, newest first, filtered by status, connection, architecture, preset or tag");
         g.MapGet("/{id:long}", Get).WithSummary("A run: spec, status, progress with ETA, attempts, timings, latest metrics, failure reason");

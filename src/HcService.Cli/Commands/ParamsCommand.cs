@@ -9,7 +9,7 @@ namespace HcService.Cli.Commands;
 
 /// <summary>
 /// `hc params`: analytic parameter count, FLOPs per token and training-memory estimate for a preset with any
-/// connection, against its residual baseline (HC-SPEC sections 6 and 7).
+/// connection, against its residual baseline (docs/hc-math.md section 6).
 /// </summary>
 static class ParamsCommand
 {

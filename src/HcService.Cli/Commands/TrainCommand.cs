@@ -13,7 +13,7 @@ static class TrainCommand
 {
     public static Command Create()
     {
-        var spec = new Option<string>("--spec") { Description = "Job spec JSON file (DESIGN.md section 4)", Required = true };
+        var spec = new Option<string>("--spec") { Description = "Job spec JSON file (docs/design.md section 4)", Required = true };
         var root = DataRootOption.Create();
         var output = new Option<string>("--out") { Description = "Run folder: metrics.jsonl and checkpoints/", Required = true };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };

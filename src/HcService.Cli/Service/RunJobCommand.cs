@@ -11,8 +11,8 @@ using Npgsql;
 namespace HcService.Cli.Service;
 
 /// <summary>
-/// `hc run-job --run-id N --attempt A`: the training child process a worker starts for one run attempt (DESIGN.md
-/// section 2). It reads the run's spec from PostgreSQL, trains with the core, writes metrics, checkpoint records and the
+/// `hc run-job --run-id N --attempt A`: the training child process a worker starts for one run attempt (docs/design.md
+/// section 1.3). It reads the run's spec from PostgreSQL, trains with the core, writes metrics, checkpoint records and the
 /// final status (all fenced by the attempt), and stops within seconds of a cancel request after a final checkpoint.
 /// It also stops, after a checkpoint of its current step and without a final status, on SIGTERM or SIGINT (its worker is
 /// shutting down, or an operator asked) or when its worker disappears (SIGKILL, a crash: the child notices its parent is

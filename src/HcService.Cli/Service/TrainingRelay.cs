@@ -13,7 +13,7 @@ namespace HcService.Cli.Service;
 public sealed record TrainingSample(string G, double V, Dictionary<string, string>? T = null);
 
 /// <summary>
-/// The training metrics of the runs a process knows (DESIGN.md section 8): gauges labelled with the run's id, name,
+/// The training metrics of the runs a process knows (docs/design.md section 7): gauges labelled with the run's id, name,
 /// preset, architecture, connection and rate. In a worker they are fed by its training child through stdout (one
 /// "@@hc-metrics [...]" line per step, see <see cref="RelaySink"/>) and served on the worker's Prometheus endpoint; a
 /// run's series end with its attempt.

@@ -11,7 +11,7 @@ public sealed record DeltaPoint(double Tokens, double Delta);
 public sealed record LossDeltas(IReadOnlyList<DeltaPoint> Points, double? LastCommonTokens, double? DeltaAtLastCommon);
 
 /// <summary>
-/// Comparing loss curves at equal tokens, and the tokens needed to reach a loss (HC-SPEC section 8: "1.8x faster
+/// Comparing loss curves at equal tokens, and the tokens needed to reach a loss (docs/hc-math.md section 9.1: "1.8x faster
 /// convergence, same loss with 1/1.8 of the tokens"). Between measured points a curve is read by linear interpolation
 /// in tokens; outside its range it has no value (null), never an extrapolation.
 /// </summary>

@@ -15,13 +15,13 @@ public enum InitKind
     /// <summary>Every weight matrix and the embedding from N(0, initStd), truncated at 3 std.</summary>
     Normal,
     /// <summary>OLMo's "mitchell": inputs 1/sqrt(d), attention out 1/sqrt(2 d (layer+1)),
-    /// MLP out 1/sqrt(2 hidden (layer+1)), truncated at 3 std (HC-SPEC section 7).</summary>
+    /// MLP out 1/sqrt(2 hidden (layer+1)), truncated at 3 std (docs/hc-math.md section 4).</summary>
     Mitchell,
 }
 
 public enum Architecture { Dense, Moe }
 
-/// <summary>How the sublayers are connected (HC-SPEC sections 2, 3 and 5).</summary>
+/// <summary>How the sublayers are connected (docs/hc-math.md sections 3 and 5).</summary>
 public enum ConnectionType
 {
     /// <summary>Pre-Norm residual: h + T(norm(h)).</summary>
@@ -43,7 +43,7 @@ public sealed record ConnectionConfig
     /// <summary>DHC only: apply tanh to the dynamic projections (the paper's default; off = the "w/o tanh" ablation).</summary>
     public bool Tanh { get; init; } = true;
     /// <summary>HC only: divide the init std of attention-out and MLP-out projections by sqrt(n) (paper section 4,
-    /// HC-SPEC 3.2). Null means "on for HC, off otherwise".</summary>
+    /// docs/hc-math.md section 3.5). Null means "on for HC, off otherwise".</summary>
     public bool? ScaleOutputInit { get; init; }
 
     public bool IsHyper => Type is ConnectionType.StaticHc or ConnectionType.DynamicHc;

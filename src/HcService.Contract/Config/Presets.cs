@@ -2,7 +2,7 @@ namespace HcService.Contract.Config;
 
 /// <summary>
 /// Named model presets. The paper's host models are the official OLMo / OLMoE configurations
-/// (HC-SPEC section 7); <c>tiny</c> and <c>small</c> are this project's CPU sizes.
+/// (docs/design.md section 4.10); <c>tiny</c> and <c>small</c> are this project's CPU sizes.
 /// </summary>
 public static class Presets
 {

@@ -12,7 +12,7 @@ public sealed record ParameterCount(
     /// <summary>The model without its connection parameters (the residual host model).</summary>
     public long Base => Total - HyperConnections;
     /// <summary>
-    /// The paper's convention (Table 7, HC-SPEC 7): everything except QK-norm and final-norm weights. For OLMo dense
+    /// The paper's convention (Table 7, docs/hc-math.md section 6.2): everything except QK-norm and final-norm weights. For OLMo dense
     /// (LayerNorm without affine) it equals <see cref="Base"/>; for OLMoE-1B-7B it gives 6,919,094,272.
     /// </summary>
     public long PaperBase => Base - QkNorms - FinalNorm;
@@ -90,7 +90,7 @@ public static class ModelCounter
     /// Weights and optimizer: 16 bytes per parameter (fp32 master weights, fp32 gradients, two fp32 Adam moments),
     /// plus 2 bytes per parameter for the bf16 compute copy when <paramref name="bf16"/>.
     /// Activations (Korthikanti et al. 2022, fused attention so no T^2 term): 34 s b d bytes per block in 16-bit;
-    /// HC keeps its n-stream state: +2 n s b d elements per block (HC-SPEC 6), 2 bytes each in bf16, 4 in fp32;
+    /// HC keeps its n-stream state: +2 n s b d elements per block (docs/hc-math.md section 6.4), 2 bytes each in bf16, 4 in fp32;
     /// logits s b V at 2 + 4 bytes (bf16 output and fp32 loss input).
     /// <paramref name="eagerCpu"/> (a CPU worker: fp32, eager TorchSharp, no fused kernels) is calibrated on measured
     /// peaks (`hc bench memory`, BENCHMARKS.md) and set
@@ -122,7 +122,7 @@ public static class ModelCounter
     /// <summary>Learned parameters of one norm of this kind and width: RMSNorm has a weight, the non-parametric LayerNorm none.</summary>
     public static long NormParameters(NormKind kind, long dim) => kind == NormKind.RmsNorm ? dim : 0;
 
-    /// <summary>Learned parameters of one HC module around one sublayer (HC-SPEC section 6).</summary>
+    /// <summary>Learned parameters of one HC module around one sublayer (docs/hc-math.md section 6.1).</summary>
     public static long HyperConnectionParameters(ModelConfig model)
     {
         var c = model.Connection;

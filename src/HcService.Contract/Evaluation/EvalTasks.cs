@@ -20,8 +20,8 @@ public sealed record EvalTaskSpec(string Name, string? File = null, int? Limit =
 public sealed record EvalTask(string Name, string File, TaskFormat Format, IReadOnlyList<EvalItem> Items);
 
 /// <summary>
-/// Resolves task specs against a data root laid out like /work/shared/data/eval placed at &lt;dataRoot&gt;/eval
-/// (the repository ships truncated copies under data/datasets/eval). Files must resolve inside the data root.
+/// Resolves task specs against the evaluation sets at &lt;dataRoot&gt;/eval (docs/design.md section 6 lists them; the
+/// repository ships truncated copies under data/datasets/eval). Files must resolve inside the data root.
 /// </summary>
 public sealed partial class EvalTasks(string dataRoot)
 {

@@ -31,7 +31,7 @@ public static class EvalMetrics
     /// <summary>
     /// The tasks of the downstream average, and the metric used for each: acc_norm where lm-eval reports it
     /// (ARC, HellaSwag, PIQA, SciQ, OpenBookQA), acc where lm-eval reports only acc (COPA, WinoGrande).
-    /// These are the 7 of HC-SPEC section 8, the paper's "downstream avg" column (ARC-Challenge is reported on its
+    /// These are the 7 of docs/hc-math.md section 9.2, the paper's "downstream avg" column (ARC-Challenge is reported on its
     /// own, the paper's +6 points); the list lives in this one place.
     /// </summary>
     public static readonly IReadOnlyList<(string Task, string Metric)> PaperAverageTasks =

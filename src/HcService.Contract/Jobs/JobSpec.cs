@@ -5,13 +5,13 @@ using HcService.Contract.Config;
 namespace HcService.Contract.Jobs;
 
 /// <summary>
-/// The job spec (DESIGN.md section 4): what a researcher submits. Required: model preset, architecture, connection
+/// The job spec (docs/design.md section 4): what a researcher submits. Required: model preset, architecture, connection
 /// type and token budget; everything else has a documented default (see <see cref="JobPlan"/>). JSON, camelCase,
 /// unknown fields rejected.
 /// </summary>
 public sealed record JobSpec
 {
-    /// <summary>A label for people; defaults to "{preset}-{connection}".</summary>
+    /// <summary>A label for people; defaults to the preset and the connection, e.g. "tiny-dhc-x4" or "small-moe-residual".</summary>
     public string? Name { get; init; }
     public ModelSpec? Model { get; init; }
     /// <summary>"dense" or "moe".</summary>

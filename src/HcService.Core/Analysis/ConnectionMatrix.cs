@@ -2,7 +2,7 @@ using HcService.Contract.Analysis;
 namespace HcService.Core.Analysis;
 
 /// <summary>
-/// The unfolded connection matrix (HC-SPEC section 10): how much of each source's output reaches each reader's input
+/// The unfolded connection matrix (docs/hc-math.md section 8.2): how much of each source's output reaches each reader's input
 /// when the stream recursion is unrolled. Row k is the reader: sublayer k = 0 .. S-1 (S = 2L), and row S the output,
 /// i.e. the hidden state handed to the final norm (the sum over streams). Column j + 1 is the writer: column 0 the
 /// embedding (j = -1, which enters every stream with weight 1), column j + 1 sublayer j's output y_j. So

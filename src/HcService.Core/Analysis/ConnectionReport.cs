@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace HcService.Core.Analysis;
 
 /// <summary>
-/// Everything issue 6 asks to see about a trained model's connections (HC-SPEC section 10), as plain numbers ready
+/// Everything issue 6 asks to see about a trained model's connections (docs/hc-math.md section 8), as plain numbers ready
 /// for JSON. Residual models are reported as HC with n = 1 (every weight 1), so one chart or table serves both.
 /// </summary>
 /// <param name="Connection">The connection label, e.g. "dhc-x4", "residual".</param>

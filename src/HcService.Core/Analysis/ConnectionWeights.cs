@@ -6,10 +6,10 @@ using static TorchSharp.torch;
 namespace HcService.Core.Analysis;
 
 /// <summary>
-/// One connection's weights in hyper-connection form (HC-SPEC section 3), with this codebase's index convention:
+/// One connection's weights in hyper-connection form (docs/hc-math.md section 3.2), with this codebase's index convention:
 /// <c>Ar[i][j]</c> is how much of stream i flows into stream j (H'_j = sum_i A_r[i, j] H_i, i.e. H' = A_r^T H),
 /// <c>Am[i]</c> how much of stream i the sublayer reads (x = A_m^T H), <c>B[j]</c> how much of the sublayer's output
-/// stream j receives (H_out = B^T y + H'). Pre-Norm residual is the case n = 1 with every weight 1 (HC-SPEC 5).
+/// stream j receives (H_out = B^T y + H'). Pre-Norm residual is the case n = 1 with every weight 1 (docs/hc-math.md section 5.1).
 /// </summary>
 /// <param name="B">Write weights [n].</param>
 /// <param name="Am">Read weights [n].</param>

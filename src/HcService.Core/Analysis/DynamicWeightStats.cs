@@ -8,7 +8,7 @@ namespace HcService.Core.Analysis;
 
 /// <summary>
 /// Statistics over the tokens of a sample batch of one connection's full per-token weights B(H), A_m(H), A_r(H)
-/// (HC-SPEC 3.1: static part plus s * tanh(norm(H) W)). The mean is what the paper unfolds ("dynamic weights
+/// (docs/hc-math.md section 3.3: static part plus s * tanh(norm(H) W)). The mean is what the paper unfolds ("dynamic weights
 /// averaged over tokens"); the std says how much the weights really move from token to token. How far the mean has
 /// moved from the static part is <c>Mean - Static</c> of <see cref="SublayerConnection"/>. Std is the population std
 /// (divided by the token count). For static HC and residual every std is 0 and the mean is the static weight.

@@ -10,7 +10,7 @@ namespace HcService.Core.Analysis;
 /// Cosine similarity of adjacent layers' hidden states on a sample batch: the paper's representation-collapse argument
 /// (Pre-Norm residual's hidden states grow alike from layer to layer, so later layers add less; HC keeps them apart).
 /// h_0 is the embedding output and h_l the hidden state after block l - 1. For HC, h is the SUM over streams, which
-/// is the state the output head would read if the network ended there (HC-SPEC 2.4); the stream mean would give the
+/// is the state the output head would read if the network ended there (docs/hc-math.md section 3.1); the stream mean would give the
 /// same cosine, since cosine ignores scale. So residual and HC models are compared on the same footing.
 /// </summary>
 /// <param name="AdjacentCosine">[L]: entry l is the mean over tokens of cos(h_l, h_{l+1}), l = 0 .. L-1.</param>

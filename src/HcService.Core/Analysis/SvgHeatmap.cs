@@ -15,7 +15,7 @@ public sealed record HeatmapOptions(string Title = "", string XLabel = "writing 
 /// <summary>
 /// A matrix as an SVG heatmap with a diverging colour scale centred at 0 (blue negative, white 0, red positive:
 /// ColorBrewer RdBu's ends), one <c>&lt;rect class="cell"&gt;</c> per entry with its value in a tooltip, and a colour
-/// bar. Diverging, because the connection matrix's story is in its signs: long-range pairs that cancel (HC-SPEC 10).
+/// bar. Diverging, because the connection matrix's story is in its signs: long-range pairs that cancel (docs/hc-math.md section 8.2).
 /// Row 0 is at the top, as the matrix is written.
 /// </summary>
 public static class SvgHeatmap

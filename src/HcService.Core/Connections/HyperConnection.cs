@@ -9,7 +9,7 @@ namespace HcService.Core.Connections;
 // Axes: B batch, T time, N streams (expansion rate n), M = N + 1 (the sublayer input, then the N mixed streams), D width.
 
 /// <summary>
-/// A hyper-connection around one sublayer T (Zhu et al., ICLR 2025; HC-SPEC section 3), static or dynamic.
+/// A hyper-connection around one sublayer T (Zhu et al., ICLR 2025; docs/hc-math.md section 3), static or dynamic.
 ///
 /// Static (eqs. 3-5), per token with H in R^{N x D}:
 ///   x  = A_m^T H          the sublayer input
@@ -25,7 +25,7 @@ namespace HcService.Core.Connections;
 /// The `tanh` flag off drops the tanh (the paper's "w/o tanh" ablation).
 ///
 /// Init (eq. 14): B = 1, A_m = one-hot at (k mod N) for sublayer index k, A_r = I, W = 0, s_a = s_b = 0.01,
-/// so at init every stream carries the same vector and the network equals Pre-Norm residual (HC-SPEC 3.2).
+/// so at init every stream carries the same vector and the network equals Pre-Norm residual (docs/hc-math.md section 3.4).
 /// </summary>
 public sealed class HyperConnection : nn.Module, IConnection
 {

@@ -9,7 +9,7 @@ namespace HcService.Core.Connections;
 
 /// <summary>
 /// How one sublayer T is wired into the trunk. Residual is the special case of hyper-connections
-/// (HC-SPEC section 5), so the trunk code is the same for every type: it expands once after the embedding,
+/// (docs/hc-math.md section 5.1), so the trunk code is the same for every type: it expands once after the embedding,
 /// calls <see cref="Forward"/> for each sublayer, and reduces once before the final norm.
 /// </summary>
 public interface IConnection
@@ -25,11 +25,11 @@ public interface IConnection
 /// <summary>The trunk's stream layout: expand after the embedding, reduce before the final norm.</summary>
 public static class Streams
 {
-    /// <summary>HC: n copies along a new stream axis, [B, T, D] -> [B, T, N, D] (HC-SPEC 2.2). Otherwise unchanged.</summary>
+    /// <summary>HC: n copies along a new stream axis, [B, T, D] -> [B, T, N, D] (docs/hc-math.md section 3.1). Otherwise unchanged.</summary>
     public static Tensor Expand(Tensor h_BTD, ConnectionConfig c) =>
         c.IsHyper ? h_BTD.unsqueeze(2).expand(h_BTD.shape[0], h_BTD.shape[1], c.Rate, h_BTD.shape[2]) : h_BTD;
 
-    /// <summary>HC: the SUM over streams (not the mean; HC-SPEC 2.4), [B, T, N, D] -> [B, T, D]. Otherwise unchanged.</summary>
+    /// <summary>HC: the SUM over streams (not the mean; docs/hc-math.md section 3.1), [B, T, N, D] -> [B, T, D]. Otherwise unchanged.</summary>
     public static Tensor Reduce(Tensor h, ConnectionConfig c) => c.IsHyper ? h.sum(2) : h;
 
     /// <summary>Builds the connection module for sublayer <paramref name="sublayerIndex"/> (k = 2 * block + {0 attention, 1 MLP}).</summary>

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace HcService.Core.Model;
 
 /// <summary>
-/// Weight initialisation (HC-SPEC sections 3.2 and 7). Every draw is a normal truncated at 3 std.
+/// Weight initialisation (docs/hc-math.md sections 3.5 and 4). Every draw is a normal truncated at 3 std.
 ///   normal:   every matrix std = initStd (0.02).
 ///   mitchell: inputs (embedding, QKV, MLP in, router, untied head) 1/sqrt(d);
 ///             attention out 1/sqrt(2 d (layer+1)); MLP out 1/sqrt(2 F (layer+1)), F = the MLP (or expert) hidden width.

@@ -15,7 +15,7 @@ namespace HcService.Core.Model;
 public sealed record ModelOutput(Tensor Logits, Tensor Hidden, IReadOnlyList<MoeStats> Moe);
 
 /// <summary>
-/// Decoder-only language model, OLMo style (HC-SPEC section 2):
+/// Decoder-only language model, OLMo style (docs/hc-math.md section 2.1):
 ///   h0 = Embedding(tokens); H = Expand(h0); H = block_l(H) for each block; h = Reduce(H); logits = Head(norm(h)).
 /// With residual connections Expand and Reduce are the identity and this is OLMo's Pre-Norm transformer.
 /// </summary>

@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 namespace HcService.Core.Optim;
 
 /// <summary>
-/// AdamW parameter groups (HC-SPEC 3.3, OLMo's optimizer rules):
+/// AdamW parameter groups (docs/hc-math.md section 7.1, OLMo's optimizer rules):
 ///   decay:    weight matrices of the attention, MLP, experts, router and untied head, and the DHC projections.
 ///   no decay: the HC static parts (B, A_m, A_r: missing decay on them is the reported cure for NaN divergence),
 ///             the DHC scales s_a and s_b, every norm weight, and the embedding (OLMo's decay_embeddings = false).
