@@ -1,7 +1,12 @@
 using System.CommandLine;
-using HcService.Cli.Commands;
 using HcService.Cli;
 using HcService.Contract.Config;
+using HcService.Cli.Bench;
+using HcService.Cli.Children;
+using HcService.Cli.Client;
+using HcService.Cli.Local;
+using HcService.Cli.Up;
+using HcService.Cli.Worker;
 
 var root = new RootCommand("hc: hyper-connection pre-training experiments (HcService)");
 root.Add(ParamsCommand.Create());
@@ -9,13 +14,13 @@ root.Add(BenchCommand.Create());
 root.Add(DataCommand.Create());
 root.Add(TrainCommand.Create());
 root.Add(ReportCommand.Create());
-root.Add(HcService.Cli.Service.WorkerCommand.Create());
-root.Add(HcService.Cli.Service.RunJobCommand.Create());
-root.Add(HcService.Cli.Service.RunEvalCommand.Create());
-foreach (var c in HcService.Cli.Service.ClientCommands.Create()) root.Add(c);
-root.Add(HcService.Cli.Service.UpCommand.Create());
-root.Add(HcService.Cli.Service.KeysCommand.Create());
-root.Add(HcService.Cli.Service.CompareCommand.Create());
+root.Add(WorkerCommand.Create());
+root.Add(RunJobCommand.Create());
+root.Add(RunEvalCommand.Create());
+foreach (var c in ClientCommands.Create()) root.Add(c);
+root.Add(UpCommand.Create());
+root.Add(KeysCommand.Create());
+root.Add(CompareCommand.Create());
 
 using var interrupted = new CancellationTokenSource();
 try
@@ -26,7 +31,7 @@ try
     {
         EnableDefaultExceptionHandler = false,
         // hc up stops its worker (the stop timeout and the worker's own exit), then the API and PostgreSQL, one after the other.
-        ProcessTerminationTimeout = HcService.Cli.Service.WorkerCommand.StopTimeout + TimeSpan.FromSeconds(150),
+        ProcessTerminationTimeout = WorkerCommand.StopTimeout + TimeSpan.FromSeconds(150),
     };
     return root.Parse(args).Invoke(invocation);
 }

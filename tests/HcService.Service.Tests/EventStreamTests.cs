@@ -1,5 +1,5 @@
 using System.Net;
-using HcService.Cli.Service;
+using HcService.Cli.Children;
 using HcService.Core.Training;
 using HcService.Store.Jobs;
 using HcService.Store.Runs;

@@ -1,7 +1,7 @@
 using HcService.Store;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using HcService.Cli.Service;
+using HcService.Cli.Children;
 using HcService.Core.Training;
 using HcService.Store.Jobs;
 using HcService.Store.Runs;

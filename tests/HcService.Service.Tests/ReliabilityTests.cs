@@ -184,14 +184,14 @@ public class ReliabilityTests(ServiceFixture svc)
         // Attempt 1 is a zombie now: none of its writes land.
         Assert.False(await leases.RenewAsync(id, 1, "a:1:test", default));
         Assert.False(await leases.FinishAsync(id, 1, RunStatus.Succeeded, null, default));
-        var sink = new HcService.Cli.Service.PostgresRunSink(db, id, 1, svc.CheckpointRoot, _ => { });
+        var sink = new HcService.Cli.Children.PostgresRunSink(db, id, 1, svc.CheckpointRoot, _ => { });
         sink.OnValidation(new HcService.Core.Training.ValidationMetrics(5, 5, "zombie", 1.0, 2.7, 10));
         sink.Flush(TimeSpan.FromSeconds(5));
         await using (var conn = await db.OpenConnectionAsync())
             Assert.Equal(0L, (long)(await Scalar(conn, """SELECT count(*) FROM hc.metric_points WHERE "RunId" = @id""", id))!);
 
         // Attempt 2 writes; then it is lost too, and with two attempts used the run fails with its history.
-        var live = new HcService.Cli.Service.PostgresRunSink(db, id, 2, svc.CheckpointRoot, _ => { });
+        var live = new HcService.Cli.Children.PostgresRunSink(db, id, 2, svc.CheckpointRoot, _ => { });
         live.OnValidation(new HcService.Core.Training.ValidationMetrics(5, 5, "live", 1.0, 2.7, 10));
         live.Flush(TimeSpan.FromSeconds(5));
         await Task.Delay(1200);

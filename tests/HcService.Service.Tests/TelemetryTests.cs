@@ -140,7 +140,7 @@ public class TelemetryTests(ServiceFixture svc)
         foreach (var w in svc.LiveWorkers) { w.Kill(); await w.WaitForExitAsync(); }
         var spans = new List<Activity>();
         var url = $"http://127.0.0.1:{HcService.Store.EmbeddedPostgres.FreePort()}";
-        var worker = HcService.Cli.Service.WorkerCommand.CreateHost(svc.Postgres.ConnectionString,
+        var worker = HcService.Cli.Worker.WorkerCommand.CreateHost(svc.Postgres.ConnectionString,
             new HcPaths { DataRoot = svc.DataRoot, CheckpointRoot = svc.CheckpointRoot }, "cpu", url, t => t.AddInMemoryExporter(spans));
         await worker.StartAsync();
         try

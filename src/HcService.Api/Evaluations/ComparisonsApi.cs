@@ -1,3 +1,4 @@
+using HcService.Contract.Metrics;
 using HcService.Api.Auth;
 using HcService.Api.Runs;
 using HcService.Contract.Analysis;
@@ -54,11 +55,11 @@ public static class ComparisonsApi
         {
             var curves = await Curves(data, id, ct);
             var label = Label(found[id]);
-            var validation = baseCurves.Where(c => c.Key.StartsWith("val/", StringComparison.Ordinal) && curves.ContainsKey(c.Key) && c.Value.Points.Count > 1 && curves[c.Key].Points.Count > 1)
+            var validation = baseCurves.Where(c => MetricRegistry.IsValidationLoss(c.Key, out _) && curves.ContainsKey(c.Key) && c.Value.Points.Count > 1 && curves[c.Key].Points.Count > 1)
                 .Select(c => CompareCurves(c.Key, c.Value, curves[c.Key], Label(found[baseId]), label, Smoothing.None)).ToList();
             CurveComparison? training = null;
-            if (baseCurves.TryGetValue("train/loss", out var bt) && curves.TryGetValue("train/loss", out var ctl) && bt.Points.Count > 1 && ctl.Points.Count > 1)
-                training = CompareCurves("train/loss", bt, ctl, Label(found[baseId]), label, Smoothing.Window(0.05 * bt.Last.Tokens));
+            if (baseCurves.TryGetValue(MetricRegistry.TrainLoss.Name, out var bt) && curves.TryGetValue(MetricRegistry.TrainLoss.Name, out var ctl) && bt.Points.Count > 1 && ctl.Points.Count > 1)
+                training = CompareCurves(MetricRegistry.TrainLoss.Name, bt, ctl, Label(found[baseId]), label, Smoothing.Window(0.05 * bt.Last.Tokens));
             candidates.Add(new CandidateComparison(RunSummary.Of(found[id]), validation, training, TaskDeltas(evaluations, baseId, id)));
         }
         return TypedResults.Ok(new Comparison(RunSummary.Of(found[baseId]), candidates, $"/api/comparisons/plot.svg?runs={string.Join(',', ids)}"));
@@ -68,14 +69,14 @@ public static class ComparisonsApi
     {
         var (ids, error) = ParseRuns(runs, null);
         if (error is not null) return Invalid(error);
-        metric ??= "train/loss";
+        metric ??= MetricRegistry.TrainLoss.Name;
         if (metric.Length > 200) return Invalid(new("metric", metric[..80] + "...", "a metric name such as train/loss or val/<set>/loss"));
         var found = await db.Runs.AsNoTracking().Where(r => ids.Contains(r.Id)).ToDictionaryAsync(r => r.Id, ct);
         var series = new List<LossCurve>();
         foreach (var id in ids.Where(found.ContainsKey))
         {
             var points = await MetricQueries.SeriesAsync(data, id, metric, null, null, 500, ct);
-            if (Curve(Label(found[id]), points) is { } curve) series.Add(metric == "train/loss" ? Smoothing.Window(0.02 * curve.Last.Tokens).Apply(curve) : curve);
+            if (Curve(Label(found[id]), points) is { } curve) series.Add(metric == MetricRegistry.TrainLoss.Name ? Smoothing.Window(0.02 * curve.Last.Tokens).Apply(curve) : curve);
         }
         if (series.Count == 0) return Invalid(new("metric", metric, "a metric the runs have, e.g. train/loss or val/<set>/loss"));
         var svg = SvgLineChart.Render(series, new LineChartOptions(Title: $"{metric} vs tokens", YLabel: metric));
@@ -111,7 +112,7 @@ public static class ComparisonsApi
         var curves = new Dictionary<string, LossCurve>(StringComparer.Ordinal);
         foreach (var name in await MetricQueries.NamesAsync(data, id, ct))
         {
-            if (name != "train/loss" && !(name.StartsWith("val/", StringComparison.Ordinal) && name.EndsWith("/loss", StringComparison.Ordinal))) continue;
+            if (name != MetricRegistry.TrainLoss.Name && !MetricRegistry.IsValidationLoss(name, out _)) continue;
             if (Curve(name, await MetricQueries.SeriesAsync(data, id, name, null, null, 2000, ct)) is { } curve) curves[name] = curve;
         }
         return curves;

@@ -1,3 +1,4 @@
+using HcService.Contract.Metrics;
 using System.Text.Json.Nodes;
 using Hangfire;
 using HcService.Api.Auth;
@@ -112,7 +113,7 @@ public static class GroupsApi
         if (runs.Count == 0) return TypedResults.NotFound(new ProblemDetails { Title = "Group not found", Detail = $"no group is named '{name}'", Status = 404 });
         var ids = runs.Select(r => r.Id).ToList();
         // The final validation point of each set: the latest step of each val/<set>/loss and /perplexity series.
-        var finals = await db.Metrics.AsNoTracking().Where(m => ids.Contains(m.RunId) && m.Name.StartsWith("val/"))
+        var finals = await db.Metrics.AsNoTracking().Where(m => ids.Contains(m.RunId) && m.Name.StartsWith(MetricRegistry.ValidationPrefix))
             .GroupBy(m => new { m.RunId, m.Name }).Select(g => g.OrderByDescending(m => m.Step).First()).ToListAsync(ct);
         var averages = await db.Evaluations.AsNoTracking().Where(e => ids.Contains(e.RunId) && e.Task == "average" && e.Metric == "acc").ToListAsync(ct);
         var baseline = runs.FirstOrDefault(r => r.Connection == "residual") ?? runs[0];

@@ -1,3 +1,4 @@
+using HcService.Contract.Metrics;
 using HcService.Store.Runs;
 using HcService.Contract.Config;
 using HcService.Contract.Data;
@@ -129,7 +130,7 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
     async Task<double?> MeasuredAsync(string preset, string queue, DeviceKind device, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand($"""
-            SELECT r."Spec"::text, (SELECT "Value" FROM hc.metric_points m WHERE m."RunId" = r."Id" AND m."Name" = 'train/tokens_per_second'
+            SELECT r."Spec"::text, (SELECT "Value" FROM hc.metric_points m WHERE m."RunId" = r."Id" AND m."Name" = '{MetricRegistry.TokensPerSecond.Name}'
                                     ORDER BY m."Step" DESC LIMIT 1)
             FROM hc.runs r WHERE r."Status" = '{RunStatus.Succeeded}' AND r."Queue" = $1 AND r."Preset" = $2 ORDER BY r."Id" DESC LIMIT 10
             """);

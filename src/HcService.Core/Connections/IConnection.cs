@@ -31,8 +31,12 @@ public static class Streams
 
     /// <summary>HC: the SUM over streams (not the mean; docs/hc-math.md section 3.1), [B, T, N, D] -> [B, T, D]. Otherwise unchanged.</summary>
     public static Tensor Reduce(Tensor h, ConnectionConfig c) => c.IsHyper ? h.sum(2) : h;
+}
 
-    /// <summary>Builds the connection module for sublayer <paramref name="sublayerIndex"/> (k = 2 * block + {0 attention, 1 MLP}).</summary>
+/// <summary>Builds the connection module of the configured type around one sublayer.</summary>
+public static class ConnectionFactory
+{
+    /// <summary>The connection module for sublayer <paramref name="sublayerIndex"/> (k = 2 * block + {0 attention, 1 MLP}).</summary>
     public static IConnection Create(string name, ModelConfig model, int sublayerIndex) => model.Connection.Type switch
     {
         ConnectionType.Residual => new ResidualConnection(name),

@@ -24,11 +24,11 @@ public sealed class Block : nn.Module
     {
         attn_norm = new Norm("attn_norm", c.DModel, c.Norm, c.NormEps);
         attn = new Attention("attn", c);
-        attn_conn = (nn.Module)Streams.Create("attn_conn", c, 2 * layer);
+        attn_conn = (nn.Module)ConnectionFactory.Create("attn_conn", c, 2 * layer);
         ff_norm = new Norm("ff_norm", c.DModel, c.Norm, c.NormEps);
         if (c.IsMoe) moe = new MoeFeedForward("moe", c.DModel, c.Moe);
         else ff = new SwiGlu("ff", c.DModel, c.MlpHidden);
-        ff_conn = (nn.Module)Streams.Create("ff_conn", c, 2 * layer + 1);
+        ff_conn = (nn.Module)ConnectionFactory.Create("ff_conn", c, 2 * layer + 1);
         dropout = c.Dropout;
         RegisterComponents();
     }

@@ -1,3 +1,4 @@
+using HcService.Contract.Metrics;
 using HcService.Core.Connections;
 using HcService.Core.Model;
 using TorchSharp;
@@ -7,7 +8,8 @@ namespace HcService.Core.Training;
 
 /// <summary>
 /// Learned-connection statistics for telemetry, per sublayer k: the Frobenius distance of the static A_r from the
-/// identity, the mean |B|, the read weight A_m on the sublayer's own stream (k mod n), and for DHC the scales s_a, s_b.
+/// identity, the mean |B|, the read weight A_m on the sublayer's own stream (k mod n), and for DHC the scales s_a, s_b;
+/// named as they are stored (<see cref="MetricRegistry.ConnectionStatistic"/>: hc/{stat}/k{sublayer}).
 /// </summary>
 public static class HcStatistics
 {
@@ -22,13 +24,13 @@ public static class HcStatistics
             if (conn is HyperConnection hc)
             {
                 var (b, am, ar) = hc.StaticWeights;
-                stats[$"hc.ar_identity_dist.k{k}"] = (ar - eye(hc.Rate, dtype: ar.dtype, device: ar.device)).norm().item<float>();
-                stats[$"hc.beta_mean_abs.k{k}"] = b.abs().mean().item<float>();
-                stats[$"hc.am_own.k{k}"] = am[k % hc.Rate].item<float>();
+                stats[MetricRegistry.ConnectionStatisticOf("ar_identity_dist", k)] = (ar - eye(hc.Rate, dtype: ar.dtype, device: ar.device)).norm().item<float>();
+                stats[MetricRegistry.ConnectionStatisticOf("beta_mean_abs", k)] = b.abs().mean().item<float>();
+                stats[MetricRegistry.ConnectionStatisticOf("am_own", k)] = am[k % hc.Rate].item<float>();
                 if (hc.Scales is { } s)
                 {
-                    stats[$"hc.alpha_scale.k{k}"] = s.Alpha;
-                    stats[$"hc.beta_scale.k{k}"] = s.Beta;
+                    stats[MetricRegistry.ConnectionStatisticOf("alpha_scale", k)] = s.Alpha;
+                    stats[MetricRegistry.ConnectionStatisticOf("beta_scale", k)] = s.Beta;
                 }
             }
             k++;

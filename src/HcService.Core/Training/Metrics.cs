@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using HcService.Contract.Metrics;
 
 namespace HcService.Core.Training;
 
@@ -20,12 +21,35 @@ public sealed record StepMetrics
     public double? RouterZLoss { get; init; }
     /// <summary>Per MoE layer, tokens routed to each expert (summed over the step's micro-batches).</summary>
     public IReadOnlyList<long[]>? ExpertTokens { get; init; }
-    /// <summary>HC statistics by name (e.g. "hc.ar_identity_dist.k3"), on steps where they are sampled.</summary>
+    /// <summary>HC statistics by their stored name (e.g. "hc/ar_identity_dist/k3"), on steps where they are sampled.</summary>
     public IReadOnlyDictionary<string, double>? Hc { get; init; }
+
+    /// <summary>The step's metrics under their stored names (<see cref="MetricRegistry"/>).</summary>
+    public IEnumerable<(string Name, double Value)> Named()
+    {
+        yield return (MetricRegistry.TrainLoss.Name, Loss);
+        yield return (MetricRegistry.TrainCrossEntropy.Name, CrossEntropy);
+        yield return (MetricRegistry.Lr.Name, Lr);
+        yield return (MetricRegistry.GradNorm.Name, GradNorm);
+        yield return (MetricRegistry.TokensPerSecond.Name, TokensPerSecond);
+        yield return (MetricRegistry.StepSeconds.Name, StepSeconds);
+        yield return (MetricRegistry.Mfu.Name, Mfu);
+        if (LoadBalancingLoss is { } lb) yield return (MetricRegistry.LoadBalancingLoss.Name, lb);
+        if (RouterZLoss is { } z) yield return (MetricRegistry.RouterZLoss.Name, z);
+        if (ExpertTokens is { } experts)
+            for (var l = 0; l < experts.Count; l++)
+                for (var e = 0; e < experts[l].Length; e++) yield return (MetricRegistry.ExpertTokensOf(l, e), experts[l][e]);
+        if (Hc is { } hc) foreach (var (name, value) in hc) yield return (name, value);
+    }
 }
 
 /// <summary>Loss and perplexity of one validation set.</summary>
-public sealed record ValidationMetrics(long Step, long Tokens, string Dataset, double Loss, double Perplexity, long EvalTokens);
+public sealed record ValidationMetrics(long Step, long Tokens, string Dataset, double Loss, double Perplexity, long EvalTokens)
+{
+    /// <summary>The validation's metrics under their stored names (<see cref="MetricRegistry"/>).</summary>
+    public IEnumerable<(string Name, double Value)> Named() =>
+        [(MetricRegistry.ValidationLossOf(Dataset), Loss), (MetricRegistry.ValidationPerplexityOf(Dataset), Perplexity)];
+}
 
 /// <summary>A checkpoint that was written and verified.</summary>
 public sealed record CheckpointRecord(long Step, long Tokens, string Path, long Bytes, string Sha256);

@@ -32,7 +32,19 @@ public sealed record RunOptions(string DataRoot, string OutDir, DeviceKind Devic
     public bool AllowCpuBf16 { get; init; }
 }
 
-public enum RunOutcome { Succeeded, Failed, Cancelled }
+/// <summary>How a training loop ended.</summary>
+public enum RunOutcome
+{
+    /// <summary>The token budget was reached.</summary>
+    Succeeded,
+    /// <summary>Divergence, or an error in the spec or the data.</summary>
+    Failed,
+    /// <summary>Stopped before the end after a checkpoint of the current step: a cancel, a stop request (the worker is
+    /// stopping: the run is handed back), or <see cref="RunOptions.StopAfterStep"/>.</summary>
+    Stopped,
+    /// <summary>Stopped at once without a checkpoint: a newer attempt has the run.</summary>
+    Abandoned,
+}
 
 public sealed record RunResult(RunOutcome Outcome, long Step, long Tokens, string? Reason, IReadOnlyList<ValidationMetrics> Validation);
 
@@ -135,12 +147,12 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
         while (step < t.Steps)
         {
             if (abandon.IsCancellationRequested)
-                return new RunResult(RunOutcome.Cancelled, step, tokens, "abandoned without a checkpoint: a newer attempt has the run", lastValidation);
+                return new RunResult(RunOutcome.Abandoned, step, tokens, "abandoned without a checkpoint: a newer attempt has the run", lastValidation);
             var stopHere = options.StopAfterStep is { } stop && step >= stop;
             if (cancel.IsCancellationRequested || stopHere)
             {
                 if (step > lastCheckpointStep) Checkpoint();
-                return new RunResult(RunOutcome.Cancelled, step, tokens, stopHere ? $"stopped after step {step} as asked" : "cancelled", lastValidation);
+                return new RunResult(RunOutcome.Stopped, step, tokens, stopHere ? $"stopped after step {step} as asked" : "cancelled", lastValidation);
             }
             var lr = LrSchedule.At(t, step);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
@@ -174,7 +186,7 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
                 foreach (var s in sinks) s.OnEvaluation(new HcService.Core.Evaluation.EvaluationMetrics(step, tokens, results));
             }
             if (abandon.IsCancellationRequested)   // never write into a folder another attempt now owns
-                return new RunResult(RunOutcome.Cancelled, step, tokens, "abandoned without a checkpoint: a newer attempt has the run", lastValidation);
+                return new RunResult(RunOutcome.Abandoned, step, tokens, "abandoned without a checkpoint: a newer attempt has the run", lastValidation);
             if (step % t.CheckpointEverySteps == 0 || step == t.Steps) Checkpoint();
         }
         return new RunResult(RunOutcome.Succeeded, step, tokens, null, lastValidation);

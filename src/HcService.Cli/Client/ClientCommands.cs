@@ -1,3 +1,4 @@
+using HcService.Contract.Metrics;
 using HcService.Store.Runs;
 using System.CommandLine;
 using System.Globalization;
@@ -6,7 +7,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Client;
 
 /// <summary>`hc submit`, `hc runs`, `hc show`, `hc cancel`, `hc watch`: the API from the command line (CI pipelines use
 /// `hc submit --wait`, which exits 0 only when the run succeeded).</summary>
@@ -96,7 +97,7 @@ static class ClientCommands
     /// </summary>
     internal static async Task<int> Wait(HttpClient http, long id, CancellationToken ct)
     {
-        using var stream = new RunEventStream(http, id, "train/loss,val/", note => Console.Error.WriteLine(note));
+        using var stream = new RunEventStream(http, id, $"{MetricRegistry.TrainLoss.Name},{MetricRegistry.ValidationPrefix}", note => Console.Error.WriteLine(note));
         JsonNode? lastStatus = null;
         long lastPrinted = -1;
         try
@@ -124,9 +125,9 @@ static class ClientCommands
                     // A diverged run's NaN/Infinity comes as a string ("NaN").
                     var value = data["value"] is JsonValue v && v.TryGetValue<double>(out var d) ? d
                         : double.Parse(data["value"]!.ToString(), CultureInfo.InvariantCulture);
-                    if (name.StartsWith("val/", StringComparison.Ordinal) && name.EndsWith("/loss", StringComparison.Ordinal))
+                    if (MetricRegistry.IsValidationLoss(name, out _))
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step} {name} {value:F4}"));
-                    else if (name == "train/loss" && (step >= lastPrinted + 10 || step < lastPrinted))
+                    else if (name == MetricRegistry.TrainLoss.Name && (step >= lastPrinted + 10 || step < lastPrinted))
                     {
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step}, tokens {data["tokens"]}, loss {value:F4}"));
                         lastPrinted = step;

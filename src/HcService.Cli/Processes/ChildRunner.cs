@@ -4,7 +4,7 @@ using System.Text;
 using HcService.Store.Jobs;
 using HcService.Store.Runs;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Processes;
 
 /// <summary>A child `hc` process of a worker (a training attempt, an evaluation): the worker's settings passed in its
 /// environment, stdout forwarded with a prefix, the tail of stderr kept for the failure reason.</summary>

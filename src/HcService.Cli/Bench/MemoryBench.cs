@@ -11,7 +11,7 @@ using HcService.Core.Model;
 using HcService.Core.Training;
 using static TorchSharp.torch;
 
-namespace HcService.Cli.Commands;
+namespace HcService.Cli.Bench;
 
 /// <summary>
 /// `hc bench memory`: the service's training-memory estimate (<see cref="ModelCounter.Memory"/>, what a submission is
@@ -76,7 +76,7 @@ static class MemoryBench
 
     static Probe RunProbe(Point p)
     {
-        var psi = HcService.Cli.Service.ChildRunner.StartInfo();
+        var psi = HcService.Cli.Processes.ChildRunner.StartInfo();
         foreach (var a in new[] { "bench", "memory-probe", "--preset", p.Preset, "--architecture", p.Architecture, "--connection", p.Connection,
                      "--rate", p.Rate.ToString(CultureInfo.InvariantCulture), "--micro-batch", p.MicroBatch.ToString(CultureInfo.InvariantCulture) })
             psi.ArgumentList.Add(a);

@@ -1,3 +1,4 @@
+using HcService.Contract.Metrics;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -11,8 +12,11 @@ using HcService.Store;
 using HcService.Store.Runs;
 using Microsoft.AspNetCore.Builder;
 using Npgsql;
+using HcService.Cli.Children;
+using HcService.Cli.Client;
+using HcService.Cli.Up;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Bench;
 
 /// <summary>
 /// `hc bench service`: the service's own figures on this machine, against a private PostgreSQL, the API in this
@@ -48,7 +52,7 @@ static class ServiceBench
     static async Task<string> Run(int clients, int submissions, int points, int dispatches, int leaseSeconds, string command, CancellationToken ct)
     {
         var home = Path.Combine("/var/tmp", $"hc-bench-{Environment.ProcessId}");
-        var dataRoot = Commands.DataRootOption.Resolve(null);
+        var dataRoot = DataRootOption.Resolve(null);
         var checkpoints = Path.Combine(home, "checkpoints");
         Directory.CreateDirectory(checkpoints);
         Environment.SetEnvironmentVariable("HC_LEASE_SECONDS", leaseSeconds.ToString(CultureInfo.InvariantCulture));
@@ -102,7 +106,7 @@ static class ServiceBench
             var noise = new Random(1);
             new AttemptWriter(db, seriesRun, 1).Commit(new AttemptBatch
             {
-                Points = [.. Enumerable.Range(1, points).Select(s => new PointValue("train/loss", s, s * 1024L, 3 + Math.Sin(s / 1000.0) + noise.NextDouble() * 0.1))],
+                Points = [.. Enumerable.Range(1, points).Select(s => new PointValue(MetricRegistry.TrainLoss.Name, s, s * 1024L, 3 + Math.Sin(s / 1000.0) + noise.NextDouble() * 0.1))],
             });
             await Execute(db, "VACUUM ANALYZE hc.metric_points", 0, ct);
             var query = new List<double>();
@@ -148,7 +152,7 @@ static class ServiceBench
         sb.AppendLine(CultureInfo.InvariantCulture, $"### Service figures ({DateTime.UtcNow:yyyy-MM-dd})");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"- command: `{command}`");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"- machine: {Commands.BenchCommand.Machine()}; PostgreSQL {EmbeddedPostgres.FindBinDir().Split('/')[^2]} on the same machine, the API in the bench process, workers as child processes");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"- machine: {BenchCommand.Machine()}; PostgreSQL {EmbeddedPostgres.FindBinDir().Split('/')[^2]} on the same machine, the API in the bench process, workers as child processes");
         sb.AppendLine();
         sb.AppendLine("| figure | measured | target |");
         sb.AppendLine("|---|---|---|");

@@ -5,7 +5,7 @@ using HcService.Contract.Config;
 using HcService.Contract.Counting;
 using HcService.Core.Counting;
 
-namespace HcService.Cli.Commands;
+namespace HcService.Cli.Local;
 
 /// <summary>
 /// `hc params`: analytic parameter count, FLOPs per token and training-memory estimate for a preset with any

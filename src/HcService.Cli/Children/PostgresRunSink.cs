@@ -6,7 +6,7 @@ using System.Text.Json;
 using HcService.Store.Runs;
 using Npgsql;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Children;
 
 /// <summary>
 /// The training child's sink: metric points batched into PostgreSQL (upsert on (run, name, step), so a replayed step
@@ -100,24 +100,10 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
     public void OnStep(StepMetrics m)
     {
         (step, tokens) = (m.Step, m.Tokens);
-        Add("train/loss", m, m.Loss);
-        Add("train/cross_entropy", m, m.CrossEntropy);
-        Add("train/lr", m, m.Lr);
-        Add("train/grad_norm", m, m.GradNorm);
-        Add("train/tokens_per_second", m, m.TokensPerSecond);
-        Add("train/step_seconds", m, m.StepSeconds);
-        Add("train/mfu", m, m.Mfu);
-        if (m.LoadBalancingLoss is { } lb) Add("train/load_balancing_loss", m, lb);
-        if (m.RouterZLoss is { } z) Add("train/router_z_loss", m, z);
-        if (m.ExpertTokens is { } experts)
-            for (var l = 0; l < experts.Count; l++)
-                for (var e = 0; e < experts[l].Length; e++) Add($"moe/expert_tokens/l{l}/e{e}", m, experts[l][e]);
-        if (m.Hc is { } hc) foreach (var (name, value) in hc) Add(name.Replace('.', '/'), m, value);
+        foreach (var (name, value) in m.Named()) Add(new PointValue(name, m.Step, m.Tokens, value));
         journal.Flush();
         if (buffer.Count >= BatchPoints || sinceTry.Elapsed > TimeSpan.FromSeconds(2)) TryFlush();
     }
-
-    void Add(string name, StepMetrics m, double value) => Add(new PointValue(name, m.Step, m.Tokens, value));
 
     void Add(PointValue p)
     {
@@ -127,8 +113,7 @@ public sealed class PostgresRunSink : IMetricsSink, IDisposable
 
     public void OnValidation(ValidationMetrics m)
     {
-        Add(new PointValue($"val/{m.Dataset}/loss", m.Step, m.Tokens, m.Loss));
-        Add(new PointValue($"val/{m.Dataset}/perplexity", m.Step, m.Tokens, m.Perplexity));
+        foreach (var (name, value) in m.Named()) Add(new PointValue(name, m.Step, m.Tokens, value));
         journal.Flush();
         TryFlush();
     }

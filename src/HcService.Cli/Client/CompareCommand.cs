@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Client;
 
 /// <summary>`hc compare A B [C...] [--baseline A]`: GET /api/comparisons as tables: validation loss at equal tokens,
 /// the speedup (tokens to reach the baseline's final loss), downstream accuracy deltas, and the plot's URL.</summary>

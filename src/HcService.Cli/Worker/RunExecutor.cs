@@ -5,8 +5,10 @@ using HcService.Store.Jobs;
 using HcService.Store.Runs;
 using Hangfire;
 using Npgsql;
+using HcService.Cli.Children;
+using HcService.Cli.Processes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Worker;
 
 /// <summary>
 /// The worker's side of a training job (docs/design.md section 5): start an attempt of the run under a lease (queued -> running, attempt + 1),

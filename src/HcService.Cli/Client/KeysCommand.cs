@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Client;
 
 /// <summary>`hc keys list|create|revoke`: API key management through the API (an admin key: --api-key or $HC_API_KEY).</summary>
 static class KeysCommand

@@ -10,8 +10,9 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Npgsql;
+using HcService.Cli.Processes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Worker;
 
 /// <summary>
 /// `hc worker`: one Hangfire server for one device (WorkerCount = 1) on the queue of its device kind. Each run executes in
@@ -24,7 +25,7 @@ static class WorkerCommand
         var connection = ConnectionOption.Create();
         var queue = new Option<string>("--queue") { Description = "Device queue to serve: cpu or cuda", DefaultValueFactory = _ => "cpu" };
         queue.AcceptOnlyFromAmong("cpu", "cuda");
-        var root = Commands.DataRootOption.Create();
+        var root = DataRootOption.Create();
         var checkpoints = CheckpointRootOption.Create();
         var metricsPort = new Option<int?>("--metrics-port")
         {
@@ -39,7 +40,7 @@ static class WorkerCommand
             using var signals = new StopSignals(cancel);
             var ct = signals.Token;
             var cs = ConnectionOption.Resolve(r.GetValue(connection));
-            var paths = new HcPaths { DataRoot = Commands.DataRootOption.Resolve(r.GetValue(root)), CheckpointRoot = CheckpointRootOption.Resolve(r.GetValue(checkpoints)) };
+            var paths = new HcPaths { DataRoot = DataRootOption.Resolve(r.GetValue(root)), CheckpointRoot = CheckpointRootOption.Resolve(r.GetValue(checkpoints)) };
             var url = r.GetValue(metricsPort) is { } port ? $"http://127.0.0.1:{port}"
                 : Environment.GetEnvironmentVariable("HC_WORKER_METRICS_PORT") is { Length: > 0 } env ? $"http://0.0.0.0:{env}" : "http://127.0.0.1:0";
             var host = CreateHost(cs, paths, r.GetValue(queue)!, url);
@@ -122,10 +123,3 @@ static class ConnectionOption
         ?? throw new HcService.Contract.Config.ConfigException([new("--connection", null, "a PostgreSQL connection string (flag or ConnectionStrings__hc)")]);
 }
 
-/// <summary>--checkpoint-root: the flag, else $HC_CHECKPOINT_ROOT, else ./.hc/checkpoints.</summary>
-static class CheckpointRootOption
-{
-    public static Option<string?> Create() => new("--checkpoint-root") { Description = "Checkpoint store shared by workers and the API (default: $HC_CHECKPOINT_ROOT, else ./.hc/checkpoints)" };
-
-    public static string Resolve(string? flag) => Path.GetFullPath(flag ?? Environment.GetEnvironmentVariable("HC_CHECKPOINT_ROOT") ?? Path.Combine(Environment.CurrentDirectory, ".hc", "checkpoints"));
-}

@@ -15,8 +15,9 @@ using HcService.Store.Jobs;
 using HcService.Store.Runs;
 using Npgsql;
 using TorchSharp;
+using HcService.Cli.Processes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Children;
 
 /// <summary>
 /// `hc run-eval --eval-id N`: the child process of an evaluation job. Loads the run's checkpoint at the job's step (its

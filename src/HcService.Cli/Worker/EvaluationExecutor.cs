@@ -1,8 +1,9 @@
 using HcService.Store;
 using HcService.Store.Jobs;
 using HcService.Store.Runs;
+using HcService.Cli.Processes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Worker;
 
 /// <summary>
 /// The worker's side of an evaluation job: start it (queued -> running), score the checkpoint in a child process

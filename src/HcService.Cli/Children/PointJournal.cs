@@ -5,7 +5,7 @@ using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
 using HcService.Store.Runs;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Children;
 
 /// <summary>
 /// What a run attempt has measured and PostgreSQL does not have yet, on disk in the run folder (the write-ahead log of

@@ -1,6 +1,7 @@
 using System.Diagnostics;
+using HcService.Cli.Processes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Up;
 
 /// <summary>
 /// What systemd or compose's restart policy does for a worker in production, for `hc up` on a laptop: starts the worker

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Processes;
 
 /// <summary>
 /// SIGTERM and SIGINT (Ctrl+C) as a cancellation token, from the first line of a command that must stop cleanly (`hc up`,

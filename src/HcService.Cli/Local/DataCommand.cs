@@ -3,7 +3,7 @@ using System.Globalization;
 using HcService.Contract.Data;
 using HcService.Core.Data;
 
-namespace HcService.Cli.Commands;
+namespace HcService.Cli.Local;
 
 /// <summary>`hc data prepare` (text to token files) and `hc data list` (datasets under the data root).</summary>
 static class DataCommand
@@ -51,14 +51,6 @@ static class DataCommand
     }
 }
 
-/// <summary>--data-root: the flag, else $HC_DATA_ROOT, else ./data/datasets.</summary>
-static class DataRootOption
-{
-    public static Option<string?> Create() => new("--data-root") { Description = "Folder of named datasets (default: $HC_DATA_ROOT, else ./data/datasets)" };
-
-    public static string Resolve(string? flag) =>
-        flag ?? Environment.GetEnvironmentVariable("HC_DATA_ROOT") ?? Path.Combine(Environment.CurrentDirectory, "data", "datasets");
-}
 
 /// <summary>A one-line progress bar on a terminal; silent when stderr is redirected (logs, CI).</summary>
 sealed class ProgressBar(string label) : IProgress<(long Done, long Total)>, IDisposable

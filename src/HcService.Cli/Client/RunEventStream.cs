@@ -2,7 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Client;
 
 /// <summary>One server-sent event of a run's stream: its kind (status, metric), its id and its data.</summary>
 sealed record RunEvent(string Kind, string? Id, JsonNode Data);

@@ -7,8 +7,10 @@ using HcService.Core.Training;
 using HcService.Store;
 using HcService.Store.Runs;
 using Npgsql;
+using HcService.Cli.Processes;
+using HcService.Cli.Worker;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Children;
 
 /// <summary>
 /// `hc run-job --run-id N --attempt A`: the training child process a worker starts for one run attempt (docs/design.md
@@ -115,7 +117,7 @@ static class RunJobCommand
             sink.Recover(checkpointFolder: null);
             sink.Flush(WriteBudget);
             sink.Dispose();   // the journal, empty now, is gone before the run's end is recorded
-            if (why is StopSignal or WorkerGone && result.Outcome == RunOutcome.Cancelled)
+            if (why is StopSignal or WorkerGone && result.Outcome == RunOutcome.Stopped)
             {
                 // Not a user's cancel: hand the run back, to resume from the checkpoint of this very step.
                 var handback = $"{why} at step {result.Step}: checkpointed and handed back";
@@ -126,7 +128,7 @@ static class RunJobCommand
             (status, reason) = result.Outcome switch
             {
                 RunOutcome.Succeeded => (RunStatus.Succeeded, null),
-                RunOutcome.Cancelled => (RunStatus.Cancelled, result.Reason),
+                RunOutcome.Stopped => (RunStatus.Cancelled, result.Reason),
                 _ => (RunStatus.Failed, result.Reason),
             };
         }

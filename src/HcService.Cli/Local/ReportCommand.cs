@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-namespace HcService.Cli.Commands;
+namespace HcService.Cli.Local;
 
 /// <summary>
 /// `hc report run1 run2 ...`: the validation-loss curves of local runs (their metrics.jsonl) side by side as Markdown,

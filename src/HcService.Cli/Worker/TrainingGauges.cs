@@ -3,14 +3,16 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text.Json;
+using HcService.Contract.Metrics;
 using HcService.Core.Training;
 using HcService.Store;
 using HcService.Store.Jobs;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Worker;
 
-/// <summary>One training measurement: instrument name, value, and labels besides the run's.</summary>
-public sealed record TrainingSample(string G, double V, Dictionary<string, string>? T = null);
+/// <summary>One training measurement as the training child relays it to its worker: the instrument
+/// (<see cref="MetricDefinition.Instrument"/>), the value, and labels besides the run's.</summary>
+public sealed record RelayedSample(string Instrument, double Value, Dictionary<string, string>? Labels = null);
 
 /// <summary>
 /// The training metrics of the runs a process knows (docs/design.md section 7): gauges labelled with the run's id, name,
@@ -21,12 +23,6 @@ public sealed record TrainingSample(string G, double V, Dictionary<string, strin
 public sealed class TrainingGauges
 {
     public const string LinePrefix = "@@hc-metrics ";
-    static readonly string[] Instruments =
-    [
-        "hc.train.loss", "hc.train.lr", "hc.train.grad_norm", "hc.train.tokens_per_second", "hc.train.step_seconds", "hc.train.mfu",
-        "hc.train.tokens", "hc.train.step", "hc.device.memory_bytes", "hc.val.loss", "hc.moe.load_balancing_loss", "hc.moe.router_z_loss",
-        "hc.moe.expert_load", "hc.connection_stat",
-    ];
 
     sealed record RunSeries(KeyValuePair<string, object?>[] Labels, ConcurrentDictionary<(string G, string Key), (double V, KeyValuePair<string, object?>[] Tags)> Values);
     readonly ConcurrentDictionary<long, RunSeries> runs = new();
@@ -34,7 +30,8 @@ public sealed class TrainingGauges
     public TrainingGauges(Meter? meter = null)
     {
         meter ??= HcInstruments.Meter;
-        foreach (var name in Instruments) meter.CreateObservableGauge(name, () => Observe(name));
+        foreach (var d in MetricRegistry.All.Where(d => d.Instrument is not null))
+            meter.CreateObservableGauge(d.Instrument!, () => Observe(d.Instrument!), description: d.Description);
     }
 
     IEnumerable<Measurement<double>> Observe(string instrument) =>
@@ -48,15 +45,15 @@ public sealed class TrainingGauges
 
     public void End(long runId) => runs.TryRemove(runId, out _);
 
-    public void Apply(long runId, IEnumerable<TrainingSample> samples)
+    public void Apply(long runId, IEnumerable<RelayedSample> samples)
     {
         if (!runs.TryGetValue(runId, out var run)) return;
         foreach (var s in samples)
         {
-            if (!Instruments.Contains(s.G) || !double.IsFinite(s.V)) continue;
-            var extra = s.T ?? [];
+            if (!MetricRegistry.Instruments.Contains(s.Instrument) || !double.IsFinite(s.Value)) continue;
+            var extra = s.Labels ?? [];
             var key = string.Join(",", extra.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => $"{e.Key}={e.Value}"));
-            run.Values[(s.G, key)] = (s.V, [.. run.Labels, .. extra.Select(e => new KeyValuePair<string, object?>(e.Key, e.Value))]);
+            run.Values[(s.Instrument, key)] = (s.Value, [.. run.Labels, .. extra.Select(e => new KeyValuePair<string, object?>(e.Key, e.Value))]);
         }
     }
 
@@ -64,7 +61,7 @@ public sealed class TrainingGauges
     public Func<string, bool> Relay(long runId) => line =>
     {
         if (!line.StartsWith(LinePrefix, StringComparison.Ordinal)) return false;
-        try { Apply(runId, JsonSerializer.Deserialize<List<TrainingSample>>(line.AsSpan(LinePrefix.Length)) ?? []); }
+        try { Apply(runId, JsonSerializer.Deserialize<List<RelayedSample>>(line.AsSpan(LinePrefix.Length)) ?? []); }
         catch (JsonException) { }
         return true;
     };
@@ -75,32 +72,34 @@ public sealed class RelaySink : IMetricsSink
 {
     public void OnStep(StepMetrics m)
     {
-        var samples = new List<TrainingSample>
+        static RelayedSample Of(MetricDefinition d, double value, Dictionary<string, string>? labels = null) => new(d.Instrument!, value, labels);
+        var samples = new List<RelayedSample>
         {
-            new("hc.train.loss", m.Loss), new("hc.train.lr", m.Lr), new("hc.train.grad_norm", m.GradNorm),
-            new("hc.train.tokens_per_second", m.TokensPerSecond), new("hc.train.step_seconds", m.StepSeconds), new("hc.train.mfu", m.Mfu),
-            new("hc.train.tokens", m.Tokens), new("hc.train.step", m.Step),
-            new("hc.device.memory_bytes", Environment.WorkingSet),
+            Of(MetricRegistry.TrainLoss, m.Loss), Of(MetricRegistry.Lr, m.Lr), Of(MetricRegistry.GradNorm, m.GradNorm),
+            Of(MetricRegistry.TokensPerSecond, m.TokensPerSecond), Of(MetricRegistry.StepSeconds, m.StepSeconds), Of(MetricRegistry.Mfu, m.Mfu),
+            Of(MetricRegistry.Tokens, m.Tokens), Of(MetricRegistry.Step, m.Step),
+            Of(MetricRegistry.ProcessMemory, Environment.WorkingSet),
         };
-        if (m.LoadBalancingLoss is { } lb) samples.Add(new("hc.moe.load_balancing_loss", lb));
-        if (m.RouterZLoss is { } z) samples.Add(new("hc.moe.router_z_loss", z));
+        if (m.LoadBalancingLoss is { } lb) samples.Add(Of(MetricRegistry.LoadBalancingLoss, lb));
+        if (m.RouterZLoss is { } z) samples.Add(Of(MetricRegistry.RouterZLoss, z));
         if (m.ExpertTokens is { } experts)
             for (var l = 0; l < experts.Count; l++)
             {
                 var total = Math.Max(1, experts[l].Sum());
                 for (var e = 0; e < experts[l].Length; e++)
-                    samples.Add(new("hc.moe.expert_load", (double)experts[l][e] / total, new() { ["layer"] = l.ToString(CultureInfo.InvariantCulture), ["expert"] = e.ToString(CultureInfo.InvariantCulture) }));
+                    samples.Add(Of(MetricRegistry.ExpertLoad, (double)experts[l][e] / total, new() { ["layer"] = l.ToString(CultureInfo.InvariantCulture), ["expert"] = e.ToString(CultureInfo.InvariantCulture) }));
             }
-        if (m.Hc is { } hc) foreach (var (stat, value) in hc) samples.Add(new("hc.connection_stat", value, new() { ["stat"] = stat }));
+        if (m.Hc is { } hc) foreach (var (stat, value) in hc) samples.Add(Of(MetricRegistry.ConnectionStatistic, value, new() { ["stat"] = stat }));
         Write(samples);
     }
 
-    public void OnValidation(ValidationMetrics m) => Write([new("hc.val.loss", m.Loss, new() { ["dataset"] = m.Dataset })]);
+    public void OnValidation(ValidationMetrics m) =>
+        Write([new(MetricRegistry.ValidationLoss.Instrument!, m.Loss, new() { ["dataset"] = m.Dataset })]);
     public void OnCheckpoint(CheckpointRecord c) { }
 
-    static void Write(List<TrainingSample> samples)
+    static void Write(List<RelayedSample> samples)
     {
-        var line = TrainingGauges.LinePrefix + JsonSerializer.Serialize(samples.Where(s => double.IsFinite(s.V)));
+        var line = TrainingGauges.LinePrefix + JsonSerializer.Serialize(samples.Where(s => double.IsFinite(s.Value)));
         lock (Console.Out) Console.Out.WriteLine(line);
     }
 }

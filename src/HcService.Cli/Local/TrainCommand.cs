@@ -5,7 +5,7 @@ using HcService.Core.Counting;
 using HcService.Contract.Jobs;
 using HcService.Core.Training;
 
-namespace HcService.Cli.Commands;
+namespace HcService.Cli.Local;
 
 /// <summary>`hc train`: run a job spec standalone (no service, no database). Resumes from the out folder's latest
 /// verified checkpoint; Ctrl+C checkpoints and stops. Exit code 0 succeeded, 1 failed, 2 invalid input, 130 cancelled.</summary>
@@ -46,7 +46,7 @@ static class TrainCommand
                 msg => Console.WriteLine(msg));
             var result = run.Run(cts.Token);
             Console.WriteLine($"{result.Outcome.ToString().ToLowerInvariant()} at step {result.Step} ({result.Tokens:N0} tokens){(result.Reason is { } why ? ": " + why : "")}");
-            return result.Outcome switch { RunOutcome.Succeeded => 0, RunOutcome.Cancelled => 130, _ => 1 };
+            return result.Outcome switch { RunOutcome.Succeeded => 0, RunOutcome.Stopped => 130, _ => 1 };
         });
         return cmd;
     }

@@ -1,3 +1,4 @@
+using HcService.Contract.Metrics;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -11,8 +12,11 @@ using HcService.Store.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using HcService.Cli.Client;
+using HcService.Cli.Processes;
+using HcService.Cli.Worker;
 
-namespace HcService.Cli.Service;
+namespace HcService.Cli.Up;
 
 /// <summary>
 /// `hc up`: the whole service on one machine. An embedded PostgreSQL (initdb into --home once, pg_ctl on a free
@@ -28,10 +32,10 @@ static class UpCommand
     {
         var home = new Option<string>("--home") { Description = "Folder for the database, checkpoints and logs", DefaultValueFactory = _ => ".hc" };
         var port = new Option<int>("--port") { Description = "API port on 127.0.0.1 (0: any free port)", DefaultValueFactory = _ => 5080 };
-        var root = Commands.DataRootOption.Create();
+        var root = DataRootOption.Create();
         var demo = new Option<bool>("--demo") { Description = "Run the demo (tiny residual vs tiny DHC x4), print the results, then stop" };
         var cmd = new Command("up", "Run the service locally: embedded PostgreSQL, API, Swagger, Hangfire dashboard and a worker") { home, port, root, demo };
-        cmd.SetAction(async (r, ct) => await Run(r.GetValue(home)!, r.GetValue(port), Commands.DataRootOption.Resolve(r.GetValue(root)), r.GetValue(demo), ct));
+        cmd.SetAction(async (r, ct) => await Run(r.GetValue(home)!, r.GetValue(port), DataRootOption.Resolve(r.GetValue(root)), r.GetValue(demo), ct));
         return cmd;
     }
 
@@ -163,8 +167,8 @@ static class UpCommand
             var detail = (await http.GetFromJsonAsync<JsonNode>($"/api/runs/{id}", ct))!;
             var m = detail["latestMetrics"]!;
             string Val(string name) => m[name]?["value"]?.GetValue<double>().ToString("F4", CultureInfo.InvariantCulture) ?? "-";
-            Console.WriteLine($"{label,-14} run {id}: {detail["run"]!["status"]}, train loss {Val("train/loss")}, " +
-                              $"validation loss {Val("val/valid-austen-bytes/loss")} (austen), {Val("val/valid-wikitext-bytes/loss")} (wikitext)  {url}/api/runs/{id}");
+            Console.WriteLine($"{label,-14} run {id}: {detail["run"]!["status"]}, train loss {Val(MetricRegistry.TrainLoss.Name)}, " +
+                              $"validation loss {Val(MetricRegistry.ValidationLossOf("valid-austen-bytes"))} (austen), {Val(MetricRegistry.ValidationLossOf("valid-wikitext-bytes"))} (wikitext)  {url}/api/runs/{id}");
         }
         Console.WriteLine();
         await CompareCommand.Print(http, [.. ids.Select(i => i.Id)], null, ct);

@@ -12,8 +12,9 @@ using HcService.Core.Model;
 using HcService.Core.Optim;
 using HcService.Core.Training;
 using static TorchSharp.torch;
+using HcService.Cli.Local;
 
-namespace HcService.Cli.Commands;
+namespace HcService.Cli.Bench;
 
 /// <summary>
 /// `hc bench train`: training throughput of whole optimizer steps as `hc train` runs them (the job plan's batch and

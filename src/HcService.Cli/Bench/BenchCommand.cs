@@ -7,7 +7,7 @@ using HcService.Core.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace HcService.Cli.Commands;
+namespace HcService.Cli.Bench;
 
 /// <summary>
 /// `hc bench step`: forward+backward step time of each connection variant, measured in ONE process as ratios to the
@@ -70,7 +70,7 @@ static class BenchCommand
         var bench = new Command("bench", "Benchmarks (results go to BENCHMARKS.md)");
         bench.Add(step);
         bench.Add(TrainThroughput.Create());
-        bench.Add(HcService.Cli.Service.ServiceBench.Create());
+        bench.Add(ServiceBench.Create());
         foreach (var c in MemoryBench.Create()) bench.Add(c);
         return bench;
     }

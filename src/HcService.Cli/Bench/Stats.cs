@@ -1,4 +1,4 @@
-namespace HcService.Cli.Commands;
+namespace HcService.Cli.Bench;
 
 static class Stats
 {
