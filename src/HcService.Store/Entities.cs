@@ -8,6 +8,10 @@ public sealed class Run
     public required string Name { get; set; }
     /// <summary>The submitted job spec (jsonb).</summary>
     public required string Spec { get; set; }
+    /// <summary>The job plan the API resolved from the spec at submission (jsonb): every default filled in, validated. The
+    /// training and evaluation processes run it as it is, without resolving the spec again. Null for runs submitted
+    /// before plans were stored: those resolve their spec when they start.</summary>
+    public string? Plan { get; set; }
     public required string Preset { get; set; }
     public required string Architecture { get; set; }
     /// <summary>Connection type: residual, post-norm, static-hc, dynamic-hc.</summary>

@@ -29,6 +29,7 @@ public sealed class HcDbContext(DbContextOptions<HcDbContext> options) : DbConte
         {
             e.ToTable("runs");
             e.Property(r => r.Spec).HasColumnType("jsonb");
+            e.Property(r => r.Plan).HasColumnType("jsonb");
             e.Property(r => r.Name).HasMaxLength(200);
             e.Property(r => r.Status).HasMaxLength(16);
             e.Property(r => r.IdempotencyKey).HasMaxLength(200);

@@ -88,3 +88,38 @@ public class JobSpecTests
         Assert.Contains("training.batchTokens = 1000: must be a positive multiple of microBatch x sequence length = 8 x 128 = 1024", ex.Message);
     }
 }
+
+/// <summary>The stored form of a resolved plan (runs.Plan): what the training and evaluation processes run.</summary>
+public class JobPlanStorageTests
+{
+    [Theory]
+    [InlineData("""{ "model": { "preset": "tiny", "overrides": { "dropout": 0.1 } }, "architecture": "dense", "connection": { "type": "dynamic-hc", "rate": 2, "tanh": false }, "training": { "tokenBudget": "40K", "schedule": "linear", "seed": 7 }, "tags": ["a", "b"] }""")]
+    [InlineData("""{ "model": { "preset": "small" }, "architecture": "moe", "moe": { "experts": 4, "topK": 1 }, "connection": { "type": "static-hc" }, "training": { "tokenBudget": 1000000 }, "data": { "train": "corpus-bytes", "validation": ["valid-austen-bytes"] }, "evaluation": { "tasks": ["arc_easy", { "name": "mine", "file": "eval/x.jsonl", "limit": 5 }], "limit": 20 } }""")]
+    [InlineData("""{ "name": "p", "model": { "preset": "olmo-1b" }, "architecture": "dense", "connection": { "type": "post-norm" }, "training": { "tokenBudget": "1B", "precision": "bf16" } }""")]
+    public void APlanComesBackFromItsStoredFormEqual(string json)
+    {
+        var spec = JobSpec.Parse(json);
+        var plan = JobPlan.Resolve(spec, spec.Training?.Precision == "bf16" ? DeviceKind.Cuda : DeviceKind.Cpu);
+        var stored = plan.ToJson();
+        var back = JobPlan.FromJson(stored);
+        Assert.Equal(plan.Model, back.Model);             // records: every field of the model and its connection and MoE
+        Assert.Equal(plan.Training, back.Training);
+        Assert.Equal(plan.Name, back.Name);
+        Assert.Equal(plan.Tags, back.Tags);
+        Assert.Equal(plan.TrainSet, back.TrainSet);
+        Assert.Equal(plan.ValidationSets, back.ValidationSets);
+        Assert.Equal(plan.Evaluation?.Tasks, back.Evaluation?.Tasks);
+        Assert.Equal(plan.Evaluation?.EverySteps, back.Evaluation?.EverySteps);
+        Assert.Equal(stored, back.ToJson());
+        Assert.DoesNotContain("\"isHyper\"", stored);     // derived values are not stored
+    }
+
+    [Fact]
+    public void ARunWithoutAStoredPlanResolvesItsSpec()
+    {
+        var spec = JobSpec.Parse("""{ "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" }, "training": { "tokenBudget": 4096 } }""");
+        var plan = JobPlan.Stored(null, spec, DeviceKind.Cpu);
+        Assert.Equal(4, plan.Training.Steps);
+        Assert.Equal(plan.ToJson(), JobPlan.Stored(plan.ToJson(), spec, DeviceKind.Cpu).ToJson());
+    }
+}

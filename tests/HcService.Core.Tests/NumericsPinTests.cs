@@ -28,7 +28,10 @@ public class NumericsPinTests(ITestOutputHelper output)
     List<double> Run(string specJson)
     {
         var sink = new Losses();
-        var run = new TrainingRun(JobSpec.Parse(specJson), new RunOptions(RepoPaths.DataRoot, RepoPaths.TempDir("pin")), [sink]);
+        // Through the stored form of the plan, as a training process receives it from the run store.
+        var spec = JobSpec.Parse(specJson);
+        var plan = JobPlan.FromJson(JobPlan.Resolve(spec).ToJson());
+        var run = new TrainingRun(spec, plan, new RunOptions(RepoPaths.DataRoot, RepoPaths.TempDir("pin")), [sink]);
         var result = run.Run();
         Assert.Equal(RunOutcome.Succeeded, result.Outcome);
         output.WriteLine(string.Join(", ", sink.Values.Select(v => v.ToString("R", CultureInfo.InvariantCulture))));

@@ -93,9 +93,9 @@ public static class RunsApi
     /// <summary>A queued run of a validated spec, carrying the trace of the request that creates it.</summary>
     internal static Run NewRun(JobSpec spec, JobPlan plan, DeviceKind device, LeaseOptions leases, DateTimeOffset now) => new()
     {
-        Name = plan.Name, Spec = spec.ToJson(), Preset = plan.Model.Name, Architecture = Names.Of(plan.Model.Architecture),
+        Name = plan.Name, Spec = spec.ToJson(), Plan = plan.ToJson(), Preset = plan.Model.Name, Architecture = Names.Of(plan.Model.Architecture),
         Connection = Names.Of(plan.Model.Connection.Type), Rate = plan.Model.Connection.Rate, Tags = [.. plan.Tags],
-        Status = RunStatus.Queued, Queue = device == DeviceKind.Cuda ? "cuda" : "cpu", TotalSteps = plan.Training.Steps,
+        Status = RunStatus.Queued, Queue = DeviceQueues.Of(device), TotalSteps = plan.Training.Steps,
         TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, MaxAttempts = leases.MaxAttempts,
         TraceParent = System.Diagnostics.Activity.Current?.Id, CreatedAt = now, UpdatedAt = now,
     };

@@ -19,9 +19,8 @@ public sealed class SpecValidator(HcService.Store.HcPaths paths, DeviceMemory me
 
         var errors = new List<ConfigError>();
         var catalog = new DataCatalog(paths.DataRoot);
-        var (train, valid) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
-        var names = new List<(string Field, string Name)> { ("data.train", plan.TrainData ?? train) };
-        names.AddRange((plan.ValidationData ?? valid).Select((n, i) => ($"data.validation[{i}]", n)));
+        var names = new List<(string Field, string Name)> { ("data.train", plan.TrainSet) };
+        names.AddRange(plan.ValidationSets.Select((n, i) => ($"data.validation[{i}]", n)));
         foreach (var (field, name) in names)
         {
             try
@@ -30,13 +29,7 @@ public sealed class SpecValidator(HcService.Store.HcPaths paths, DeviceMemory me
                 // Opened as the training process will open it: manifest, file names by identity, .npy headers against
                 // file sizes, the manifest's token count against the files; then the token ids of a sample.
                 using var dataset = new TokenDataset(folder);
-                var manifest = dataset.Manifest;
-                if (manifest.VocabSize > plan.Model.Vocab)
-                    errors.Add(new(field, name, $"a dataset whose tokenizer fits the model's vocabulary {plan.Model.Vocab} ('{name}' is {manifest.Tokenizer}, vocabulary {manifest.VocabSize})"));
-                else if (dataset.Length < plan.Training.SeqLen + 1)
-                    errors.Add(new(field, name, $"a dataset of at least one sequence ({plan.Training.SeqLen + 1} tokens); '{name}' has {dataset.Length}"));
-                else if (dataset.SampleMax() is var max && max >= plan.Model.Vocab)
-                    errors.Add(new(field, name, $"a dataset whose token ids fit the model's vocabulary {plan.Model.Vocab}: '{name}' holds token id {max} (its manifest says {manifest.Tokenizer}, vocabulary {manifest.VocabSize})"));
+                if (DatasetFit.Check(dataset, name, field, plan.Model, plan.Training.SeqLen, sampleIds: true) is { } misfit) errors.Add(misfit);
             }
             catch (ConfigException e) { errors.AddRange(e.Errors); }
             catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
@@ -76,13 +69,13 @@ public sealed class DeviceMemory(IConfiguration config)
         }
         catch (OverflowException)
         {
-            return new("training.microBatch", t.MicroBatch, $"a micro-batch whose training memory fits the {(device == DeviceKind.Cuda ? "cuda" : "cpu")} device: " +
+            return new("training.microBatch", t.MicroBatch, $"a micro-batch whose training memory fits the {DeviceQueues.Of(device)} device: " +
                 $"at {t.MicroBatch} x {t.SeqLen} tokens the estimate exceeds 2^63 bytes");
         }
         if (estimate.Total <= Usable * capacity) return null;
         static string GiB(long b) => (b / (double)(1L << 30)).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " GiB";
         return new("training.microBatch", t.MicroBatch,
-            $"a micro-batch whose training memory fits the {(device == DeviceKind.Cuda ? "cuda" : "cpu")} device: the estimate is {GiB(estimate.Total)} " +
+            $"a micro-batch whose training memory fits the {DeviceQueues.Of(device)} device: the estimate is {GiB(estimate.Total)} " +
             $"(weights + AdamW state {GiB(estimate.WeightsAndOptimizer)}, activations {GiB(estimate.Activations)} at {t.MicroBatch} x {t.SeqLen} tokens) " +
             $"and {Usable:P0} of the device's {GiB(capacity)} is usable; lower training.microBatch (gradient accumulation keeps the batch) or pick a smaller model");
     }
@@ -106,7 +99,7 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
     public async Task<ConfigError?> CheckAsync(JobPlan plan, DeviceKind device, CancellationToken ct)
     {
         var t = plan.Training;
-        var queue = device == DeviceKind.Cuda ? "cuda" : "cpu";
+        var queue = DeviceQueues.Of(device);
         var flopsPerToken = (double)HcService.Contract.Counting.ModelCounter.Flops(plan.Model, t.SeqLen).Training;
         var (flops, source) = await MeasuredAsync(plan.Model.Name, queue, device, ct) is { } measured
             ? (measured, $"the best training rate of recent {plan.Model.Name} runs on the {queue} queue, {measured / 1e12:0.###} TFLOP/s")

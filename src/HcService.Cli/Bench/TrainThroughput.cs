@@ -61,7 +61,7 @@ static class TrainThroughput
                 });
                 manual_seed(1);
                 var model = new LanguageModel(plan.Model);
-                var data = new TokenDataset(catalog.Resolve(DataCatalog.ShippedDefaults(plan.Model.Vocab).Train, "data.train"));
+                var data = new TokenDataset(catalog.Resolve(plan.TrainSet, "data.train"));
                 datasets.Add(data);
                 setups.Add(new Setup(preset, label, plan, model, Optimizers.AdamW(model, plan.Training.Lr), new WindowSampler(data, plan.Training.SeqLen, 1), []));
             }

@@ -55,8 +55,8 @@ static class RunEvalCommand
         try
         {
             var request = JsonSerializer.Deserialize<Request>(requestJson, JobSpec.Json)!;
-            var device = queue == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
-            var plan = JobPlan.Resolve(JobSpec.Parse(spec), device, submission: false);
+            var device = DeviceQueues.DeviceOf(queue);
+            var plan = JobPlan.Stored(job.Plan, JobSpec.Parse(spec), device);
             var tasks = DownstreamEvaluator.Load(paths.DataRoot, request.Tasks ?? [], request.Limit, "tasks");
             var evaluator = new DownstreamEvaluator(tasks, TokenizerOf(paths.DataRoot, plan), request.BatchSize ?? 16);
             using var model = new LanguageModel(plan.Model);
@@ -84,8 +84,7 @@ static class RunEvalCommand
     /// </summary>
     static void Analyse(LanguageModel model, JobPlan plan, HcPaths paths, long runId, long step)
     {
-        var (defaultTrain, defaultValid) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
-        var set = (plan.ValidationData ?? defaultValid).FirstOrDefault() ?? plan.TrainData ?? defaultTrain;
+        var set = plan.ValidationSets.FirstOrDefault() ?? plan.TrainSet;
         using var data = new TokenDataset(new DataCatalog(paths.DataRoot).Resolve(set, "data.validation[0]"));
         int batch = 8, seq = (int)Math.Min(plan.Training.SeqLen, data.Length / 8);
         var ids = new long[batch * seq];
@@ -105,8 +104,7 @@ static class RunEvalCommand
     /// <summary>The tokenizer of the run's training data (its manifest names it).</summary>
     internal static ITextTokenizer TokenizerOf(string dataRoot, JobPlan plan)
     {
-        var (defaultTrain, _) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
-        var folder = new DataCatalog(dataRoot).Resolve(plan.TrainData ?? defaultTrain, "data.train");
+        var folder = new DataCatalog(dataRoot).Resolve(plan.TrainSet, "data.train");
         var manifest = DatasetManifest.Parse(File.ReadAllText(Path.Combine(folder, DatasetManifest.FileName)), folder);
         return TextTokenizers.Create(manifest.Tokenizer);
     }

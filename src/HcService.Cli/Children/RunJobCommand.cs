@@ -14,7 +14,7 @@ namespace HcService.Cli.Children;
 
 /// <summary>
 /// `hc run-job --run-id N --attempt A`: the training child process a worker starts for one run attempt (docs/design.md
-/// section 1.3). It reads the run's spec from PostgreSQL, trains with the core, writes metrics, checkpoint records and the
+/// section 1.3). It reads the run's spec and resolved plan from PostgreSQL, trains with the core, writes metrics, checkpoint records and the
 /// final status (all fenced by the attempt), and stops within seconds of a cancel request after a final checkpoint.
 /// It also stops, after a checkpoint of its current step and without a final status, on SIGTERM or SIGINT (its worker is
 /// shutting down, or an operator asked) or when its worker disappears (SIGKILL, a crash: the child notices its parent is
@@ -62,7 +62,7 @@ static class RunJobCommand
             return 0;
         }
 
-        var device = row.Queue == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
+        var device = DeviceQueues.DeviceOf(row.Queue);
         using var cancel = new CancellationTokenSource();    // checkpoint, then stop
         using var abandon = new CancellationTokenSource();   // stop now: a newer attempt owns the run
         var why = "";   // the first reason to stop wins
@@ -105,9 +105,11 @@ static class RunJobCommand
         try
         {
             var job = JobSpec.Parse(row.Spec);
+            // Resolved once, by the API when the run was submitted.
+            var plan = JobPlan.Stored(row.Plan, job, device);
             var options = new RunOptions(paths.DataRoot, paths.RunFolder(runId), device,
                 device == DeviceKind.Cuda ? DevicePeak.CudaBf16 : CpuPeak.MeasureMatmul());
-            var result = new TrainingRun(job, options, [sink, new RelaySink()], Console.WriteLine).Run(cancel.Token, abandon.Token);
+            var result = new TrainingRun(job, plan, options, [sink, new RelaySink()], Console.WriteLine).Run(cancel.Token, abandon.Token);
             if (why == "superseded")
             {
                 Console.WriteLine($"run {runId} attempt {attempt}: a newer attempt has the run; stopped at step {result.Step} without writing");

@@ -29,7 +29,7 @@ static class TrainCommand
             var specPath = r.GetValue(spec)!;
             if (!File.Exists(specPath)) throw new HcService.Contract.Config.ConfigException([new("--spec", specPath, "an existing JSON file")]);
             var job = JobSpec.Parse(File.ReadAllText(specPath));
-            var kind = r.GetValue(device) == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
+            var kind = DeviceQueues.DeviceOf(r.GetValue(device)!);
             var peakFlops = r.GetValue(peak) * 1e12 ?? (kind == DeviceKind.Cuda ? DevicePeak.CudaBf16 : CpuPeak.MeasureMatmul());
             var outDir = r.GetValue(output)!;
             Directory.CreateDirectory(outDir);
@@ -42,7 +42,7 @@ static class TrainCommand
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); Console.Error.WriteLine("cancelling: checkpointing, then stopping"); };
             using var jsonl = new JsonlMetricsSink(Path.Combine(outDir, "metrics.jsonl"));
             var progress = new ConsoleProgress(plan.Training.Steps, r.GetValue(every));
-            var run = new TrainingRun(job, new RunOptions(DataRootOption.Resolve(r.GetValue(root)), outDir, kind, peakFlops) { StopAfterStep = r.GetValue(stopAfter) }, [jsonl, progress],
+            var run = new TrainingRun(job, plan, new RunOptions(DataRootOption.Resolve(r.GetValue(root)), outDir, kind, peakFlops) { StopAfterStep = r.GetValue(stopAfter) }, [jsonl, progress],
                 msg => Console.WriteLine(msg));
             var result = run.Run(cts.Token);
             Console.WriteLine($"{result.Outcome.ToString().ToLowerInvariant()} at step {result.Step} ({result.Tokens:N0} tokens){(result.Reason is { } why ? ": " + why : "")}");

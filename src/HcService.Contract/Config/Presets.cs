@@ -102,6 +102,20 @@ public static class Presets
         ["olmoe-1b-7b"] = Olmoe1B7B,
     };
 
+    /// <summary>The training defaults each preset comes with (a spec's training fields override them).</summary>
+    public static IReadOnlyDictionary<string, TrainingDefaults> Training { get; } = new Dictionary<string, TrainingDefaults>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["tiny"] = new(Lr: 3e-3, BatchTokens: 8 * 128, MicroBatch: 8),
+        ["small"] = new(Lr: 1e-3, BatchTokens: 16 * 256, MicroBatch: 8),
+        ["olmo-1b"] = new(Lr: 4e-4, BatchTokens: 2048 * 2048, MicroBatch: 8),      // OLMo-1B: ~4M-token batches
+        ["olmo-7b"] = new(Lr: 3e-4, BatchTokens: 2048 * 2048, MicroBatch: 4),
+        ["olmoe-1b-7b"] = new(Lr: 4e-4, BatchTokens: 1024 * 4096, MicroBatch: 4),
+    };
+
+    /// <summary>The training defaults of <paramref name="preset"/> (for a model of <paramref name="seqLen"/> tokens per sequence).</summary>
+    public static TrainingDefaults TrainingOf(string preset, int seqLen) =>
+        Training.TryGetValue(preset, out var d) ? d : new(Lr: 4e-4, BatchTokens: 8L * seqLen, MicroBatch: 8);
+
     public static ModelConfig Get(string name) =>
         All.TryGetValue(name, out var c) ? c
         : throw new ConfigException([new("model.preset", name, "one of " + string.Join(", ", All.Keys))]);
@@ -147,3 +161,6 @@ public sealed record ModelOverrides
         };
     }
 }
+
+/// <summary>A preset's training defaults: peak learning rate, tokens per optimizer step, sequences per micro-batch.</summary>
+public sealed record TrainingDefaults(double Lr, long BatchTokens, int MicroBatch);

@@ -6,7 +6,6 @@ public enum LrScheduleKind { Cosine, Linear, Constant }
 public enum Precision { Fp32, Bf16 }
 public enum DeviceKind { Cpu, Cuda }
 
-/// <summary>Everything the training loop needs, every default filled in.</summary>
 /// <summary>In-loop downstream evaluation: the tasks (limit applied), every how many steps, requests per batch.</summary>
 public sealed record EvaluationPlan(IReadOnlyList<HcService.Contract.Evaluation.EvalTaskSpec> Tasks, long EverySteps, int BatchSize);
 
@@ -41,15 +40,30 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
     /// <summary>In-loop downstream evaluation, when the spec asks for it.</summary>
     public EvaluationPlan? Evaluation { get; init; }
 
-    /// <summary>Per-preset defaults: peak lr, tokens per step, sequences per micro-batch.</summary>
-    static readonly Dictionary<string, (double Lr, long BatchTokens, int MicroBatch)> Defaults = new(StringComparer.OrdinalIgnoreCase)
+    static readonly System.Text.Json.JsonSerializerOptions Json = new(System.Text.Json.JsonSerializerDefaults.Web)
     {
-        ["tiny"] = (3e-3, 8 * 128, 8),
-        ["small"] = (1e-3, 16 * 256, 8),
-        ["olmo-1b"] = (4e-4, 2048 * 2048, 8),      // OLMo-1B: ~4M-token batches
-        ["olmo-7b"] = (3e-4, 2048 * 2048, 4),
-        ["olmoe-1b-7b"] = (4e-4, 1024 * 4096, 4),
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(System.Text.Json.JsonNamingPolicy.CamelCase) },
+        IgnoreReadOnlyProperties = true,   // derived values (labels, counts, the default datasets) are computed again
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
+
+    /// <summary>The plan as the run store keeps it (runs.Plan): what the training and evaluation processes run.</summary>
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, Json);
+
+    /// <summary>The plan a training or evaluation process runs: the one stored at submission, or, for a run submitted
+    /// before plans were stored (<paramref name="storedPlan"/> null), its spec resolved as it was then accepted.</summary>
+    public static JobPlan Stored(string? storedPlan, JobSpec spec, DeviceKind device) =>
+        storedPlan is { } json ? FromJson(json) : Resolve(spec, device, submission: false);
+
+    /// <summary>A plan stored by <see cref="ToJson"/>.</summary>
+    public static JobPlan FromJson(string json) =>
+        System.Text.Json.JsonSerializer.Deserialize<JobPlan>(json, Json) ?? throw new InvalidDataException("the stored job plan is null");
+
+    /// <summary>The training dataset: the spec's, else the shipped corpus for the model's vocabulary.</summary>
+    public string TrainSet => TrainData ?? HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Train;
+
+    /// <summary>The validation datasets: the spec's, else the shipped held-out sets for the model's vocabulary.</summary>
+    public IReadOnlyList<string> ValidationSets => ValidationData ?? HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Validation;
 
     public const long MaxTokenBudget = 100_000_000_000_000;
 
@@ -112,7 +126,7 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         errors.AddRange(model.Validate());
 
         // Training
-        var d = Defaults.TryGetValue(preset.Name, out var found) ? found : (Lr: 4e-4, BatchTokens: 8L * model.MaxSeqLen, MicroBatch: 8);
+        var d = Presets.TrainingOf(preset.Name, model.MaxSeqLen);
         var seqLen = model.MaxSeqLen;
         var micro = tr!.MicroBatch ?? d.MicroBatch;
         Need(micro >= 1, "training.microBatch", micro, "an integer >= 1");
@@ -229,4 +243,16 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         var name = spec.Name ?? $"{preset.Name}-{(arch == Architecture.Moe ? "moe-" : "")}{connection.Label}";
         return new JobPlan(name, model, plan, data?.Train, data?.Validation, spec.Tags ?? []) { Evaluation = evaluation };
     }
+}
+
+/// <summary>The device queues runs wait on: one per device kind, named as the device.</summary>
+public static class DeviceQueues
+{
+    public const string Cpu = "cpu";
+    public const string Cuda = "cuda";
+
+    public static string Of(DeviceKind device) => device == DeviceKind.Cuda ? Cuda : Cpu;
+
+    /// <summary>The device of a run's queue (any queue other than cuda trains on the CPU).</summary>
+    public static DeviceKind DeviceOf(string queue) => queue == Cuda ? DeviceKind.Cuda : DeviceKind.Cpu;
 }

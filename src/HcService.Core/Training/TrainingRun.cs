@@ -28,8 +28,6 @@ public sealed record RunOptions(string DataRoot, string OutDir, DeviceKind Devic
     public int ValidationBatch { get; init; } = 8;
     /// <summary>Checkpoint and stop after this step (a planned interruption: preemptible machines, resume tests).</summary>
     public long? StopAfterStep { get; init; }
-    /// <summary>Tests only: allow bf16 on a CPU (libtorch runs it, slowly) to exercise the mixed-precision path.</summary>
-    public bool AllowCpuBf16 { get; init; }
 }
 
 /// <summary>How a training loop ended.</summary>
@@ -49,11 +47,13 @@ public enum RunOutcome
 public sealed record RunResult(RunOutcome Outcome, long Step, long Tokens, string? Reason, IReadOnlyList<ValidationMetrics> Validation);
 
 /// <summary>
-/// Runs one job spec to its token budget: data, model, optimizer, schedule, validation, checkpoints, resume.
+/// Runs one job plan (resolved from its spec by the API, or by `hc train`) to its token budget: data, model, optimizer, schedule, validation, checkpoints, resume.
 /// Each concern lives in its own type (<see cref="WindowSampler"/>, <see cref="LrSchedule"/>, <see cref="TrainStep"/>,
 /// <see cref="CheckpointStore"/>, <see cref="IMetricsSink"/>); this class only sequences them.
 /// </summary>
-public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<IMetricsSink> sinks, Action<string>? log = null)
+/// <param name="spec">The spec the plan was resolved from: the identity of the run folder's checkpoints (a folder of another
+/// spec is refused).</param>
+public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, IReadOnlyList<IMetricsSink> sinks, Action<string>? log = null)
 {
     /// <summary>Where a run folder keeps its checkpoints.</summary>
     public static string CheckpointFolder(string outDir) => Path.Combine(outDir, "checkpoints");
@@ -63,12 +63,9 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
     /// not write into its checkpoint folder any more.</param>
     public RunResult Run(CancellationToken cancel = default, CancellationToken abandon = default)
     {
-        var plan = JobPlan.Resolve(spec, options.AllowCpuBf16 ? DeviceKind.Cuda : options.Device, submission: false);   // a spec accepted before
         var catalog = new DataCatalog(options.DataRoot);
-        var (defaultTrain, defaultValid) = DataCatalog.ShippedDefaults(plan.Model.Vocab);
-        using var train = OpenDataset(catalog, plan.TrainData ?? defaultTrain, "data.train", plan.Model);
-        var validation = (plan.ValidationData ?? defaultValid)
-            .Select((name, i) => OpenDataset(catalog, name, $"data.validation[{i}]", plan.Model)).ToList();
+        using var train = OpenDataset(catalog, plan.TrainSet, "data.train", plan);
+        var validation = plan.ValidationSets.Select((name, i) => OpenDataset(catalog, name, $"data.validation[{i}]", plan)).ToList();
         try
         {
             return Train(plan, train, validation, cancel, abandon);
@@ -79,15 +76,13 @@ public sealed class TrainingRun(JobSpec spec, RunOptions options, IReadOnlyList<
         }
     }
 
-    static TokenDataset OpenDataset(DataCatalog catalog, string name, string field, ModelConfig model)
+    static TokenDataset OpenDataset(DataCatalog catalog, string name, string field, JobPlan plan)
     {
         var data = new TokenDataset(catalog.Resolve(name, field));
-        if (data.Manifest.VocabSize > model.Vocab)
+        if (DatasetFit.Check(data, name, field, plan.Model, plan.Training.SeqLen, sampleIds: false) is { } misfit)
         {
             data.Dispose();
-            throw new ConfigException([new(field, name,
-                $"a dataset whose tokenizer fits the model's vocabulary {model.Vocab}; '{name}' is tokenised with {data.Manifest.Tokenizer} " +
-                $"(vocabulary {data.Manifest.VocabSize}): set model.overrides.vocab or pick a {(model.Vocab < 50257 ? "bytes" : "gpt2")} dataset")]);
+            throw new ConfigException([misfit]);
         }
         return data;
     }

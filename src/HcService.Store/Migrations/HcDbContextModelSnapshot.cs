@@ -266,6 +266,9 @@ namespace HcService.Store.Migrations
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)");
 
+                    b.Property<string>("Plan")
+                        .HasColumnType("jsonb");
+
                     b.Property<string>("Preset")
                         .IsRequired()
                         .HasColumnType("text");

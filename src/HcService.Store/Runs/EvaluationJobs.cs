@@ -4,8 +4,8 @@ using Npgsql;
 namespace HcService.Store.Runs;
 
 /// <summary>An evaluation job a worker has started: the run and checkpoint it scores, its request, the run's spec and
-/// queue, and the checkpoint's stored location and sha256 (null when retention has removed it since).</summary>
-public sealed record RunningEvaluation(long RunId, long Step, string Request, string Spec, string Queue, string? Location, string? Sha256);
+/// queue and stored plan, and the checkpoint's stored location and sha256 (null when retention has removed it since).</summary>
+public sealed record RunningEvaluation(long RunId, long Step, string Request, string Spec, string? Plan, string Queue, string? Location, string? Sha256);
 
 /// <summary>
 /// The lifecycle of on-demand evaluation jobs (<c>hc.evaluation_jobs</c>): queued -> running -> succeeded | failed.
@@ -32,15 +32,15 @@ public sealed class EvaluationJobs(NpgsqlDataSource db)
     public RunningEvaluation? Running(long evaluationId)
     {
         using var cmd = db.CreateCommand($"""
-            SELECT j."RunId", j."Step", j."Request"::text, r."Spec"::text, r."Queue", c."Location", c."Sha256"
+            SELECT j."RunId", j."Step", j."Request"::text, r."Spec"::text, r."Queue", c."Location", c."Sha256", r."Plan"::text
             FROM hc.evaluation_jobs j JOIN hc.runs r ON r."Id" = j."RunId" LEFT JOIN hc.checkpoints c ON c."RunId" = j."RunId" AND c."Step" = j."Step"
             WHERE j."Id" = @id AND j."Status" = '{EvaluationStatus.Running}'
             """);
         cmd.Parameters.AddWithValue("id", evaluationId);
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
-        return new RunningEvaluation(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetString(4),
-            r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6));
+        return new RunningEvaluation(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.IsDBNull(7) ? null : r.GetString(7),
+            r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6));
     }
 
     /// <summary>Stores the results and marks the job succeeded, in one transaction; false (nothing written) when the job

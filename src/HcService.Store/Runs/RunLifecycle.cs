@@ -41,6 +41,10 @@ public sealed record RunPlacement(long RunId, string Status, string Queue);
 /// <summary>What an attempt's watcher learns about its run: whether the attempt still holds it, and whether a cancel was asked.</summary>
 public readonly record struct AttemptCheck(bool Holds, bool CancelRequested);
 
+/// <summary>A run as its training process needs it: the spec, the plan resolved at submission (null for runs submitted
+/// before plans were stored) and the device queue.</summary>
+public sealed record HeldRun(string Spec, string? Plan, string Queue);
+
 /// <summary>
 /// The run lifecycle, in one place: every change of a run's status and every attempt-guarded write of its state goes
 /// through this class (the metric points, checkpoint records and evaluation results of an attempt through
@@ -103,14 +107,14 @@ public sealed class RunLifecycle(NpgsqlDataSource db, LeaseOptions options)
         return await cmd.ExecuteNonQueryAsync(ct) == 1;
     }
 
-    /// <summary>The spec and device queue of a run that attempt <paramref name="attempt"/> holds; null when it does not
+    /// <summary>The spec, plan and device queue of a run that attempt <paramref name="attempt"/> holds; null when it does not
     /// (the run ended, or a newer attempt has it).</summary>
-    public async Task<(string Spec, string Queue)?> HeldRunAsync(long runId, int attempt, CancellationToken ct)
+    public async Task<HeldRun?> HeldRunAsync(long runId, int attempt, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand($"""SELECT "Spec", "Queue" FROM hc.runs WHERE {AttemptHoldsRun}""");
+        await using var cmd = db.CreateCommand($"""SELECT "Spec", "Plan", "Queue" FROM hc.runs WHERE {AttemptHoldsRun}""");
         Bind(cmd, runId, attempt);
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? (r.GetString(0), r.GetString(1)) : null;
+        return await r.ReadAsync(ct) ? new HeldRun(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.GetString(2)) : null;
     }
 
     /// <summary>Whether attempt <paramref name="attempt"/> still holds the run, and whether a cancel was requested (the

@@ -1,0 +1,26 @@
+using HcService.Contract.Config;
+
+namespace HcService.Contract.Data;
+
+/// <summary>Whether an opened token dataset fits a model: its tokenizer's vocabulary, its length, its token ids. The one
+/// check that submission (the API) and training (the child, `hc train`) both make.</summary>
+public static class DatasetFit
+{
+    /// <summary>The first way <paramref name="dataset"/> (named <paramref name="name"/>, given as <paramref name="field"/>)
+    /// does not fit <paramref name="model"/> and sequences of <paramref name="seqLen"/>; null when it fits.</summary>
+    /// <param name="sampleIds">Also read a sample of its token ids (submission: a wrong manifest is caught before any run).</param>
+    public static ConfigError? Check(TokenDataset dataset, string name, string field, ModelConfig model, int seqLen, bool sampleIds)
+    {
+        var manifest = dataset.Manifest;
+        if (manifest.VocabSize > model.Vocab)
+            return new(field, name,
+                $"a dataset whose tokenizer fits the model's vocabulary {model.Vocab}; '{name}' is tokenised with {manifest.Tokenizer} " +
+                $"(vocabulary {manifest.VocabSize}): set model.overrides.vocab or pick a {(model.Vocab < 50257 ? "bytes" : "gpt2")} dataset");
+        if (dataset.Length < seqLen + 1)
+            return new(field, name, $"a dataset of at least one sequence ({seqLen + 1} tokens); '{name}' has {dataset.Length}");
+        if (sampleIds && dataset.SampleMax() is var max && max >= model.Vocab)
+            return new(field, name,
+                $"a dataset whose token ids fit the model's vocabulary {model.Vocab}: '{name}' holds token id {max} (its manifest says {manifest.Tokenizer}, vocabulary {manifest.VocabSize})");
+        return null;
+    }
+}
