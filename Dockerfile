@@ -54,9 +54,7 @@ COPY data/datasets/ /app/data/datasets/
 RUN mkdir -p /var/lib/hc/checkpoints && chown -R "$APP_UID" /var/lib/hc
 VOLUME /var/lib/hc/checkpoints
 ENV HC_DATA_ROOT=/app/data/datasets \
-    HC_CHECKPOINT_ROOT=/var/lib/hc/checkpoints \
-    Hc__DataRoot=/app/data/datasets \
-    Hc__CheckpointRoot=/var/lib/hc/checkpoints
+    HC_CHECKPOINT_ROOT=/var/lib/hc/checkpoints
 
 # ---- api --------------------------------------------------------------------------------------------------------
 FROM runtime AS api

@@ -20,19 +20,18 @@ public static class ApiApp
         configure?.Invoke(builder);
         var connectionString = builder.Configuration.GetConnectionString("hc")
             ?? throw new InvalidOperationException("ConnectionStrings:hc is not set (environment: ConnectionStrings__hc)");
-        var paths = new HcPaths
-        {
-            DataRoot = Path.GetFullPath(builder.Configuration["Hc:DataRoot"] ?? Path.Combine(Environment.CurrentDirectory, "data", "datasets")),
-            CheckpointRoot = Path.GetFullPath(builder.Configuration["Hc:CheckpointRoot"] ?? Path.Combine(Environment.CurrentDirectory, ".hc", "checkpoints")),
-        };
+        // Every setting read and validated now: a bad one stops the API here, naming it, its value and what is allowed.
+        var settings = HcSettings.Load(key => builder.Configuration[key]);
+        var paths = settings.Paths;
 
+        builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton<SpecValidator>();
         builder.Services.AddSingleton<DeviceMemory>();
         builder.Services.AddSingleton<RunDurationCap>();
         builder.Services.AddDbContext<HcDbContext>(o => o.UseHcNpgsql(connectionString));
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
-        builder.Services.AddSingleton(LeaseOptions.FromEnvironment());
+        builder.Services.AddSingleton(settings.Leases);
         builder.Services.AddSingleton<RunLifecycle>();
         builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<RunLifecycle>(),
             sp.GetRequiredService<IBackgroundJobClient>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("HcService.Leases").LogLeaseEvent));
@@ -65,13 +64,14 @@ public static class ApiApp
             });
             o.AddSecurityRequirement(document => new Microsoft.OpenApi.OpenApiSecurityRequirement { [new Microsoft.OpenApi.OpenApiSecuritySchemeReference("ApiKey", document)] = [] });
         });
-        var auth = builder.AddHcAuth();
+        var auth = builder.AddHcAuth(settings);
         builder.AddHcTelemetry("hc-api");
         builder.Services.AddSingleton<HcService.Api.Telemetry.ServiceGauges>();
         builder.Services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
         builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = 1 << 20);
 
         var app = builder.Build();
+        foreach (var warning in settings.Warnings) app.Logger.LogWarning("setting: {Warning}", warning);
         // Kestrel's own rejections (a body over the 1 MiB limit: 413, a malformed request: 400) keep their status.
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is BadHttpRequestException b ? b.StatusCode : 500 });
         app.UseStatusCodePages();
@@ -104,8 +104,8 @@ public static class ApiApp
     {
         configure?.Invoke(b);
         b.Configuration["ConnectionStrings:hc"] = connectionString;
-        b.Configuration["Hc:DataRoot"] = dataRoot;
-        b.Configuration["Hc:CheckpointRoot"] = checkpointRoot;
+        b.Configuration[HcSettings.DataRootSetting.Name] = dataRoot;
+        b.Configuration[HcSettings.CheckpointRootSetting.Name] = checkpointRoot;
         b.Configuration["Logging:LogLevel:Default"] = "Warning";
         // EF logs the first migration-history query on a new database as an error; failures still surface as exceptions.
         b.Configuration["Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command"] = "Critical";

@@ -5,17 +5,17 @@ namespace HcService.Api.Auth;
 
 /// <summary>
 /// API keys on every door (docs/design.md section 3.2): mutating routes need a key with the submit scope, key management and
-/// the Hangfire dashboard need admin, reads need a read key when Hc:Auth:ReadsRequireKey is true (default false: runs
-/// and metrics are readable on the network the service is deployed to). Hc:Auth:Enabled=false turns it all off
+/// the Hangfire dashboard need admin, reads need a read key when HC_AUTH_READS_REQUIRE_KEY is true (default false: runs
+/// and metrics are readable on the network the service is deployed to). HC_AUTH_ENABLED=false turns it all off
 /// (a private laptop); it is on by default.
 /// </summary>
 public static class AuthSetup
 {
     public sealed record AuthSettings(bool Enabled, bool ReadsRequireKey);
 
-    public static AuthSettings AddHcAuth(this WebApplicationBuilder builder)
+    public static AuthSettings AddHcAuth(this WebApplicationBuilder builder, HcService.Store.HcSettings hc)
     {
-        var settings = new AuthSettings(builder.Configuration.GetValue("Hc:Auth:Enabled", true), builder.Configuration.GetValue("Hc:Auth:ReadsRequireKey", false));
+        var settings = new AuthSettings(hc.AuthEnabled, hc.ReadsRequireKey);
         builder.Services.AddSingleton(settings);
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);

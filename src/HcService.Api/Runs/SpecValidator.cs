@@ -1,3 +1,4 @@
+using HcService.Store;
 using HcService.Contract.Metrics;
 using HcService.Store.Runs;
 using HcService.Contract.Config;
@@ -43,18 +44,18 @@ public sealed class SpecValidator(HcService.Store.HcPaths paths, DeviceMemory me
 }
 
 /// <summary>
-/// Device memory per queue, for the fit check: Hc:Devices:cuda:MemoryGiB (default 80, an 80 GB A100/H100; set 141 for
-/// an H200) and Hc:Devices:cpu:MemoryGiB (default: this host's memory). A run must fit in 90% of it (the rest is the
+/// Device memory per queue, for the fit check: HC_CUDA_MEMORY_GIB (default 80, an 80 GB A100/H100; set 141 for
+/// an H200) and HC_CPU_MEMORY_GIB (default: this host's memory). A run must fit in 90% of it (the rest is the
 /// CUDA context, the allocator's fragmentation and the evaluation batch). Training here is single-device, so a model
 /// whose weights and AdamW state alone exceed one device (OLMo-7B on 80 GB) is rejected with that reason.
 /// </summary>
-public sealed class DeviceMemory(IConfiguration config)
+public sealed class DeviceMemory(HcSettings settings)
 {
     const double Usable = 0.9;
 
     public long Bytes(DeviceKind device) => device == DeviceKind.Cuda
-        ? (long)(config.GetValue("Hc:Devices:cuda:MemoryGiB", 80.0) * (1L << 30))
-        : config.GetValue<double?>("Hc:Devices:cpu:MemoryGiB") is { } gib ? (long)(gib * (1L << 30)) : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        ? (long)(settings.CudaMemoryGiB * (1L << 30))
+        : settings.CpuMemoryGiB is { } gib ? (long)(gib * (1L << 30)) : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 
     public ConfigError? Check(JobPlan plan, DeviceKind device)
     {
@@ -82,19 +83,19 @@ public sealed class DeviceMemory(IConfiguration config)
 }
 
 /// <summary>
-/// The wall-clock cap: a run whose estimated training time exceeds Hc:MaxRunDays (default 7) is refused, with the
+/// The wall-clock cap: a run whose estimated training time exceeds HC_MAX_RUN_DAYS (default 7) is refused, with the
 /// estimate, instead of holding a worker for years ("100T" tokens on tiny). The rate is the device's measured one where
 /// the service has it: the best training FLOP/s achieved by the latest succeeded runs of the same preset on the queue
 /// (their tokens/s times their own FLOPs per token; a smaller model reaches fewer FLOP/s, so other presets are not
 /// comparable), divided by this run's FLOPs per token. Without such runs it is an optimistic bound: 50% of
-/// the device's peak (Hc:Devices:cuda:PeakTflops, default 989, an H100/H200; Hc:Devices:cpu:PeakGflops, default 2000).
+/// the device's peak (HC_CUDA_PEAK_TFLOPS, default 989, an H100/H200; HC_CPU_PEAK_GFLOPS, default 2000).
 /// Both err towards letting a run through: only runs that cannot finish in time are refused.
 /// </summary>
-public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSource db)
+public sealed class RunDurationCap(HcSettings settings, Npgsql.NpgsqlDataSource db)
 {
     const double OptimisticMfu = 0.5;
 
-    public double MaxDays => config.GetValue("Hc:MaxRunDays", 7.0);
+    public double MaxDays => settings.MaxRunDays;
 
     public async Task<ConfigError?> CheckAsync(JobPlan plan, DeviceKind device, CancellationToken ct)
     {
@@ -108,15 +109,15 @@ public sealed class RunDurationCap(IConfiguration config, Npgsql.NpgsqlDataSourc
         var days = t.Steps * (double)t.BatchTokens / tokensPerSecond / 86_400;
         if (days <= MaxDays) return null;
         return new("training.tokenBudget", t.TokenBudget,
-            $"a budget this device trains within the cap of {MaxDays:0.##} days (Hc:MaxRunDays): {t.TokenBudget:N0} tokens at " +
+            $"a budget this device trains within the cap of {MaxDays:0.##} days (HC_MAX_RUN_DAYS): {t.TokenBudget:N0} tokens at " +
             $"{tokensPerSecond:N0} tokens/s ({source}) take about {Human(days)}");
     }
 
     static string Human(double days) => days >= 730 ? $"{days / 365.25:N0} years" : $"{days:N1} days";
 
     double PeakFlops(DeviceKind device) => device == DeviceKind.Cuda
-        ? config.GetValue("Hc:Devices:cuda:PeakTflops", HcService.Contract.Counting.DevicePeak.CudaBf16 / 1e12) * 1e12
-        : config.GetValue("Hc:Devices:cpu:PeakGflops", 2000.0) * 1e9;
+        ? settings.CudaPeakTflops * 1e12
+        : settings.CpuPeakGflops * 1e9;
 
     /// <summary>The best FLOP/s of the latest succeeded runs of <paramref name="preset"/> on <paramref name="queue"/>, or
     /// null without any.</summary>

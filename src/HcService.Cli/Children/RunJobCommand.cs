@@ -53,7 +53,7 @@ static class RunJobCommand
         var (connectionString, paths) = ChildRunner.Settings();
         var parent = getppid();
         using var db = NpgsqlDataSource.Create(connectionString);
-        var lifecycle = new RunLifecycle(db, LeaseOptions.FromEnvironment());
+        var lifecycle = new RunLifecycle(db, HcSettings.FromEnvironment().Leases);
 
         if (DbRetry.Run(() => lifecycle.HeldRunAsync(runId, attempt, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine)
             is not { } row)

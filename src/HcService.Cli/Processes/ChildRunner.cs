@@ -22,8 +22,8 @@ public sealed class ChildRunner : IDisposable
         var psi = StartInfo();
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["ConnectionStrings__hc"] = connectionString;
-        psi.Environment["HC_DATA_ROOT"] = paths.DataRoot;
-        psi.Environment["HC_CHECKPOINT_ROOT"] = paths.CheckpointRoot;
+        psi.Environment[HcSettings.DataRootSetting.Name] = paths.DataRoot;
+        psi.Environment[HcSettings.CheckpointRootSetting.Name] = paths.CheckpointRoot;
         if (!psi.Environment.ContainsKey("GLIBC_TUNABLES"))
             psi.Environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296";
         psi.RedirectStandardError = true;
@@ -52,7 +52,9 @@ public sealed class ChildRunner : IDisposable
     public static (string ConnectionString, HcPaths Paths) Settings()
     {
         static string Get(string name) => Environment.GetEnvironmentVariable(name) ?? throw new InvalidOperationException($"{name} is not set");
-        return (Get("ConnectionStrings__hc"), new HcPaths { DataRoot = Get("HC_DATA_ROOT"), CheckpointRoot = Get("HC_CHECKPOINT_ROOT") });
+        _ = Get(HcSettings.DataRootSetting.Name);
+        _ = Get(HcSettings.CheckpointRootSetting.Name);
+        return (Get("ConnectionStrings__hc"), HcSettings.FromEnvironment().Paths);
     }
 
     /// <summary>SIGTERM (the process checkpoints or shuts down cleanly), then SIGKILL of its tree after <paramref name="grace"/>.

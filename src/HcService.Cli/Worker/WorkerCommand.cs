@@ -70,8 +70,7 @@ static class WorkerCommand
     /// <summary>How long a stopping worker lets its training process checkpoint and hand the run back before killing it
     /// ($HC_STOP_TIMEOUT_SECONDS, default 60): a deployment's stop grace period (compose's stop_grace_period, Kubernetes'
     /// terminationGracePeriodSeconds) must exceed it by some seconds.</summary>
-    public static TimeSpan StopTimeout => TimeSpan.FromSeconds(
-        Environment.GetEnvironmentVariable("HC_STOP_TIMEOUT_SECONDS") is { Length: > 0 } s ? double.Parse(s, System.Globalization.CultureInfo.InvariantCulture) : 60);
+    public static TimeSpan StopTimeout => HcSettings.FromEnvironment().StopTimeout;
 
     /// <summary>The worker: a Hangfire server, the lease reaper, and /metrics + /healthz on <paramref name="url"/>.</summary>
     /// <param name="configureTracing">Extra tracing setup (tests add an in-memory exporter).</param>
@@ -81,7 +80,7 @@ static class WorkerCommand
         builder.WebHost.UseUrls(url);
         builder.AddHcTelemetry("hc-worker", configureTracing);
         var state = new WorkerState(queue);
-        var leases = LeaseOptions.FromEnvironment();
+        var leases = HcSettings.FromEnvironment().Leases;
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton(state);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));

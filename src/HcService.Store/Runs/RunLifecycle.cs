@@ -15,18 +15,6 @@ public sealed record LeaseOptions
     public TimeSpan Heartbeat => Duration / 3;
     /// <summary>How often every API and worker process looks for expired leases.</summary>
     public TimeSpan ReapInterval => TimeSpan.FromSeconds(Math.Clamp(Duration.TotalSeconds / 6, 0.5, 5));
-
-    public static LeaseOptions FromEnvironment()
-    {
-        var o = new LeaseOptions();
-        if (Environment.GetEnvironmentVariable("HC_LEASE_SECONDS") is { } s)
-            o = o with { Duration = TimeSpan.FromSeconds(double.Parse(s, CultureInfo.InvariantCulture)) };
-        if (Environment.GetEnvironmentVariable("HC_MAX_ATTEMPTS") is { } a)
-            o = o with { MaxAttempts = int.Parse(a, CultureInfo.InvariantCulture) };
-        if (o.Duration < TimeSpan.FromSeconds(1)) throw new InvalidOperationException($"HC_LEASE_SECONDS is {o.Duration.TotalSeconds}; it must be >= 1");
-        if (o.MaxAttempts < 1) throw new InvalidOperationException($"HC_MAX_ATTEMPTS is {o.MaxAttempts}; it must be >= 1");
-        return o;
-    }
 }
 
 /// <summary>An attempt that has just started: its number (the fencing token), how long the run waited in the queue, the
