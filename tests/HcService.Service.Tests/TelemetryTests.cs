@@ -140,8 +140,10 @@ public class TelemetryTests(ServiceFixture svc)
         foreach (var w in svc.LiveWorkers) { w.Kill(); await w.WaitForExitAsync(); }
         var spans = new List<Activity>();
         var url = $"http://127.0.0.1:{HcService.Store.EmbeddedPostgres.FreePort()}";
+        var logs = new CapturedLogs();
         var worker = HcService.Cli.Worker.WorkerCommand.CreateHost(svc.Postgres.ConnectionString,
-            new HcPaths { DataRoot = svc.DataRoot, CheckpointRoot = svc.CheckpointRoot }, "cpu", url, t => t.AddInMemoryExporter(spans));
+            new HcPaths { DataRoot = svc.DataRoot, CheckpointRoot = svc.CheckpointRoot }, "cpu", url, t => t.AddInMemoryExporter(spans),
+            b => Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(b.Services, logs));
         await worker.StartAsync();
         try
         {
@@ -163,6 +165,14 @@ public class TelemetryTests(ServiceFixture svc)
             Assert.Equal(submit.SpanId, attempt.Links.Single().Context.SpanId);
             Assert.NotEqual(submit.TraceId, attempt.TraceId);   // linked, not nested: the request's trace ended with its answer
             Assert.Contains(all, a => a.TraceId == attempt.TraceId && a.Source.Name.StartsWith("Npgsql", StringComparison.Ordinal));   // its queries
+            // The worker's and its training process's events are log records in the attempt's trace (so they reach
+            // OpenTelemetry with it): the worker's own, and each line the child wrote, prefixed with the run.
+            var records = logs.Records;
+            Assert.Contains(records, r => r.Message.StartsWith($"run {id} attempt 1: started child process", StringComparison.Ordinal) && r.TraceId == attempt.TraceId);
+            var childLines = records.Where(r => r.Message.StartsWith($"[run {id}] ", StringComparison.Ordinal)).ToList();
+            Assert.NotEmpty(childLines);
+            Assert.All(childLines, r => Assert.Equal(attempt.TraceId, r.TraceId));
+            Assert.Contains(childLines, r => r.Message.Contains("succeeded", StringComparison.Ordinal));
         }
         finally
         {
@@ -172,6 +182,27 @@ public class TelemetryTests(ServiceFixture svc)
             // that the API in this process (the fixture's) keeps creating jobs. (In production each process has one host.)
             Hangfire.Logging.LogProvider.SetCurrentLogProvider(null);
             svc.EnsureWorker();
+        }
+    }
+}
+
+/// <summary>Log records with the trace they were written in.</summary>
+sealed class CapturedLogs : Microsoft.Extensions.Logging.ILoggerProvider
+{
+    public sealed record Entry(string Category, string Message, ActivityTraceId? TraceId);
+    readonly List<Entry> entries = [];
+    public IReadOnlyList<Entry> Records { get { lock (entries) return [.. entries]; } }
+    public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+    public void Dispose() { }
+
+    sealed class Logger(CapturedLogs owner, string category) : Microsoft.Extensions.Logging.ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception,
+            Func<TState, Exception?, string> formatter)
+        {
+            lock (owner.entries) owner.entries.Add(new(category, formatter(state, exception), Activity.Current?.TraceId));
         }
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using HcService.Store;
 using System.Diagnostics;
 using System.Text;
@@ -7,7 +8,9 @@ using HcService.Store.Runs;
 namespace HcService.Cli.Processes;
 
 /// <summary>A child `hc` process of a worker (a training attempt, an evaluation): the worker's settings passed in its
-/// environment, stdout forwarded with a prefix, the tail of stderr kept for the failure reason.</summary>
+/// environment; what it writes becomes the worker's log records (stdout as information, stderr as warnings, each line
+/// prefixed with the child's name and carrying the trace and span of the activity that started it, so that the child's
+/// events reach OpenTelemetry with the attempt's trace); the tail of stderr kept for the failure reason.</summary>
 public sealed class ChildRunner : IDisposable
 {
     const int StderrTailChars = 4000;
@@ -17,7 +20,8 @@ public sealed class ChildRunner : IDisposable
     ChildRunner(Process process) => Process = process;
 
     /// <param name="intercept">Sees each stdout line first; true when it consumed the line (metrics relayed by the child).</param>
-    public static ChildRunner Start(IEnumerable<string> args, string connectionString, HcPaths paths, string prefix, Func<string, bool>? intercept = null)
+    public static ChildRunner Start(IEnumerable<string> args, string connectionString, HcPaths paths, string prefix, ILogger log,
+        Func<string, bool>? intercept = null)
     {
         var psi = StartInfo();
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -29,12 +33,22 @@ public sealed class ChildRunner : IDisposable
         psi.RedirectStandardError = true;
         psi.RedirectStandardOutput = true;
         var runner = new ChildRunner(new Process { StartInfo = psi });
+        var started = Activity.Current;
+        void Log(LogLevel level, string line)
+        {
+            // The output handlers run on threads of their own: log within the activity that started the child.
+            var previous = Activity.Current;
+            Activity.Current = started;
+            try { log.Log(level, "[{Child}] {Line}", prefix, line); }
+            finally { Activity.Current = previous; }
+        }
         runner.Process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
             lock (runner.tail) { runner.tail.AppendLine(e.Data); if (runner.tail.Length > 2 * StderrTailChars) runner.tail.Remove(0, runner.tail.Length - StderrTailChars); }
+            Log(LogLevel.Warning, e.Data);
         };
-        runner.Process.OutputDataReceived += (_, e) => { if (e.Data is not null && intercept?.Invoke(e.Data) != true) Console.WriteLine($"[{prefix}] {e.Data}"); };
+        runner.Process.OutputDataReceived += (_, e) => { if (e.Data is not null && intercept?.Invoke(e.Data) != true) Log(LogLevel.Information, e.Data); };
         runner.Process.Start();
         runner.Process.BeginErrorReadLine();
         runner.Process.BeginOutputReadLine();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using HcService.Store;
 using HcService.Store.Jobs;
 using HcService.Store.Runs;
@@ -11,7 +12,7 @@ namespace HcService.Cli.Worker;
 /// the child dies without recording an end. A job left running by a worker whose Hangfire server has stopped beating
 /// (lost) is taken again when Hangfire dispatches it again (after its invisibility timeout).
 /// </summary>
-public sealed class EvaluationExecutor(EvaluationJobs evaluations, string connectionString, HcPaths paths, WorkerState state) : IEvaluationExecutor
+public sealed class EvaluationExecutor(EvaluationJobs evaluations, string connectionString, HcPaths paths, WorkerState state, ILogger log) : IEvaluationExecutor
 {
     public async Task ExecuteAsync(long evaluationId, CancellationToken shutdown)
     {
@@ -20,7 +21,7 @@ public sealed class EvaluationExecutor(EvaluationJobs evaluations, string connec
         try
         {
             using var child = ChildRunner.Start(["run-eval", "--eval-id", evaluationId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
-                connectionString, paths, $"eval {evaluationId}");
+                connectionString, paths, $"eval {evaluationId}", log);
             try { await child.Process.WaitForExitAsync(shutdown); }
             catch (OperationCanceledException)
             {

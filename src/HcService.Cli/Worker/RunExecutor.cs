@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using HcService.Store;
@@ -18,7 +19,7 @@ namespace HcService.Cli.Worker;
 /// SIGKILL) the run fails with the exit code and the tail of its stderr. A crash never takes the worker down.
 /// </summary>
 public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifecycle lifecycle, WorkerState state,
-    IBackgroundJobClient jobs, TimeSpan stopTimeout) : IRunExecutor
+    IBackgroundJobClient jobs, TimeSpan stopTimeout, ILogger log) : IRunExecutor
 {
     static readonly TimeSpan WriteBudget = TimeSpan.FromMinutes(5);
 
@@ -43,7 +44,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifec
         {
             // The attempt could not run (no child...): end it as failed instead of leaving it to the lease.
             await DbRetry.RunAsync(ct => lifecycle.FinishAsync(runId, attempt, RunStatus.Failed, $"worker error: {e.GetType().Name}: {e.Message}", ct),
-                WriteBudget, Console.Error.WriteLine, CancellationToken.None);
+                WriteBudget, m => log.LogWarning("{Message}", m), CancellationToken.None);
             throw;
         }
         finally { state.Idle(); }
@@ -53,9 +54,9 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifec
     async Task<string> RunChild(long runId, int attempt, CancellationToken shutdown)
     {
         using var runner = ChildRunner.Start(["run-job", "--run-id", runId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--attempt", attempt.ToString(System.Globalization.CultureInfo.InvariantCulture)], connectionString, paths, $"run {runId}", state.Training.Relay(runId));
+            "--attempt", attempt.ToString(System.Globalization.CultureInfo.InvariantCulture)], connectionString, paths, $"run {runId}", log, state.Training.Relay(runId));
         var child = runner.Process;
-        Console.WriteLine($"run {runId} attempt {attempt}: started child process {child.Id} (lease holder {state.Name})");
+        log.LogInformation("run {RunId} attempt {Attempt}: started child process {ChildPid} (lease holder {Worker})", runId, attempt, child.Id, state.Name);
 
         using var stopHeartbeat = new CancellationTokenSource();
         var heartbeat = Heartbeat(runId, attempt, child, stopHeartbeat.Token);
@@ -63,7 +64,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifec
         catch (OperationCanceledException)
         {
             // The worker is stopping: the child checkpoints its current step and hands the run back (SIGTERM).
-            Console.WriteLine($"run {runId} attempt {attempt}: worker stopping; asking the training process to checkpoint and hand the run back");
+            log.LogInformation("run {RunId} attempt {Attempt}: worker stopping; asking the training process to checkpoint and hand the run back", runId, attempt);
             var stoppedInTime = await ChildRunner.StopGracefully(child, stopTimeout);
             // Normally the child has handed the run back itself (then this is fenced out). If it was killed after the
             // timeout, or died before it could handle the signal, hand it back from here: it resumes from its latest checkpoint.
@@ -71,7 +72,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifec
                 : $"the training process did not stop within {stopTimeout.TotalSeconds:0} s and was killed";
             // Best effort, and nothing here may replace the stop: if it fails, the lease simply expires.
             try { await lifecycle.HandBackAsync(runId, attempt, $"worker stopping: {why}", CancellationToken.None); }
-            catch (Exception e) { Console.Error.WriteLine($"run {runId}: not handed back ({e.Message.Split('\n')[0]}); its lease will expire"); }
+            catch (Exception e) { log.LogWarning("run {RunId}: not handed back ({Error}); its lease will expire", runId, e.Message.Split('\n')[0]); }
             await stopHeartbeat.CancelAsync();
             await EnqueueHandedBack(runId);
             throw;
@@ -88,9 +89,9 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifec
         // Fenced: a no-op when the child recorded its end (or a newer attempt has the run).
         // A process that dies while it stops for a cancel ends the run cancelled (what was asked), saying how it died.
         var whenCancelled = (RunStatus.Cancelled, $"cancelled; the training process exited with code {child.ExitCode}{Signal(child.ExitCode)} while stopping, before its final checkpoint");
-        var ended = await DbRetry.RunAsync(ct => lifecycle.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct, whenCancelled), WriteBudget, Console.Error.WriteLine, CancellationToken.None);
+        var ended = await DbRetry.RunAsync(ct => lifecycle.FinishAsync(runId, attempt, RunStatus.Failed, reason, ct, whenCancelled), WriteBudget, m => log.LogWarning("{Message}", m), CancellationToken.None);
         var outcome = await lifecycle.OutcomeAsync(runId, attempt, CancellationToken.None) ?? AttemptOutcome.Lost;
-        Console.WriteLine($"run {runId} attempt {attempt}: child exited with {child.ExitCode}{(ended ? $" -> {outcome}" : "")}");
+        log.LogInformation("run {RunId} attempt {Attempt}: child exited with {ExitCode}{Outcome}", runId, attempt, child.ExitCode, ended ? $" -> {outcome}" : "");
         return outcome;
     }
 
@@ -106,7 +107,7 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifec
         catch (Exception e) when (DbRetry.IsTransient(e) || e is Hangfire.BackgroundJobClientException)
         {
             // Hangfire wraps its storage's errors: a database away now. Best effort: the reaper enqueues it within seconds.
-            Console.Error.WriteLine($"run {runId}: not enqueued ({e.Message.Split('\n')[0]}); the lease reaper will");
+            log.LogWarning("run {RunId}: not enqueued ({Error}); the lease reaper will", runId, e.Message.Split('\n')[0]);
         }
     }
 
@@ -128,13 +129,13 @@ public sealed class RunExecutor(string connectionString, HcPaths paths, RunLifec
                     }
                     // Not renewed: the run ended (the child is exiting) or was taken over. Give the child a moment.
                     if (child.WaitForExit(TimeSpan.FromSeconds(3))) return;
-                    Console.WriteLine($"run {runId} attempt {attempt}: lease lost; stopping the child");
+                    log.LogWarning("run {RunId} attempt {Attempt}: lease lost; stopping the child", runId, attempt);
                     child.Kill(entireProcessTree: true);
                     return;
                 }
                 catch (Exception e) when (DbRetry.IsTransient(e))
                 {
-                    Console.Error.WriteLine($"run {runId} attempt {attempt}: lease not renewed, database unavailable ({e.Message.Split('\n')[0]})");
+                    log.LogWarning("run {RunId} attempt {Attempt}: lease not renewed, database unavailable ({Error})", runId, attempt, e.Message.Split('\n')[0]);
                 }
             }
         }

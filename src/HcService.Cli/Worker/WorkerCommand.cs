@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using HcService.Store;
 using System.CommandLine;
 using Hangfire;
@@ -72,13 +73,23 @@ static class WorkerCommand
     /// terminationGracePeriodSeconds) must exceed it by some seconds.</summary>
     public static TimeSpan StopTimeout => HcSettings.FromEnvironment().StopTimeout;
 
+    static Action<string> LeaseLog(IServiceProvider sp)
+    {
+        var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("HcService.Leases");
+        return message => logger.LogWarning("{Message}", message);
+    }
+
     /// <summary>The worker: a Hangfire server, the lease reaper, and /metrics + /healthz on <paramref name="url"/>.</summary>
     /// <param name="configureTracing">Extra tracing setup (tests add an in-memory exporter).</param>
-    public static WebApplication CreateHost(string connectionString, HcPaths paths, string queue, string url, Action<OpenTelemetry.Trace.TracerProviderBuilder>? configureTracing = null)
+    /// <param name="configure">Extra host setup (tests add a log provider).</param>
+    public static WebApplication CreateHost(string connectionString, HcPaths paths, string queue, string url,
+        Action<OpenTelemetry.Trace.TracerProviderBuilder>? configureTracing = null, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(url);
         builder.AddHcTelemetry("hc-worker", configureTracing);
+        // One line per event, with the time: the worker's log (hc up keeps it in .hc/worker.log) is read by people.
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         var state = new WorkerState(queue);
         var leases = HcSettings.FromEnvironment().Leases;
         builder.Services.AddSingleton(paths);
@@ -88,14 +99,15 @@ static class WorkerCommand
         builder.Services.AddSingleton(sp => new EvaluationJobs(sp.GetRequiredService<NpgsqlDataSource>()));
         var stopTimeout = StopTimeout;
         builder.Services.AddSingleton<IRunExecutor>(sp => new RunExecutor(connectionString, paths, sp.GetRequiredService<RunLifecycle>(), state,
-            sp.GetRequiredService<IBackgroundJobClient>(), stopTimeout));
+            sp.GetRequiredService<IBackgroundJobClient>(), stopTimeout, sp.GetRequiredService<ILoggerFactory>().CreateLogger("HcService.Worker.Runs")));
         // Stopping waits for the training process's hand-back: Hangfire's and the host's shutdown outlast it.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = stopTimeout + TimeSpan.FromSeconds(15));
         builder.Services.AddSingleton(sp => new LeaseReaper(sp.GetRequiredService<RunLifecycle>(),
-            sp.GetRequiredService<IBackgroundJobClient>(), Console.WriteLine));
+            sp.GetRequiredService<IBackgroundJobClient>(), LeaseLog(sp)));
         builder.Services.AddHostedService<LeaseReaperService>();
         builder.Services.AddTransient<TrainingJob>();
-        builder.Services.AddSingleton<IEvaluationExecutor>(sp => new EvaluationExecutor(sp.GetRequiredService<EvaluationJobs>(), connectionString, paths, state));
+        builder.Services.AddSingleton<IEvaluationExecutor>(sp => new EvaluationExecutor(sp.GetRequiredService<EvaluationJobs>(), connectionString, paths, state,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("HcService.Worker.Evaluations")));
         builder.Services.AddTransient<EvaluationJobRunner>();
         builder.Services.AddHangfire(c => c.UseHcStorage(connectionString));
         builder.Services.AddHangfireServer(o =>
@@ -106,6 +118,7 @@ static class WorkerCommand
             o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
             o.ShutdownTimeout = stopTimeout + TimeSpan.FromSeconds(10);
         });
+        configure?.Invoke(builder);
         var app = builder.Build();
         app.MapPrometheusScrapingEndpoint();
         app.MapGet("/healthz", () => Results.Ok(new { status = "alive", worker = state.Name, run = state.CurrentRun }));
@@ -121,4 +134,3 @@ static class ConnectionOption
     public static string Resolve(string? flag) => flag ?? Environment.GetEnvironmentVariable("ConnectionStrings__hc")
         ?? throw new HcService.Contract.Config.ConfigException([new("--connection", null, "a PostgreSQL connection string (flag or ConnectionStrings__hc)")]);
 }
-
