@@ -69,122 +69,171 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
 
     /// <summary>Validates <paramref name="spec"/> and fills in every default. Throws <see cref="ConfigException"/>
     /// listing every invalid field (the field, the value, what is allowed).</summary>
-    /// <param name="submission">False for a spec already stored (a training process, a resumed run): the rules for labels
-    /// (printable names and tags), which may have tightened since it was accepted, are not applied again.</param>
-    public static JobPlan Resolve(JobSpec spec, DeviceKind device = DeviceKind.Cpu, bool submission = true)
+    /// <param name="submission">False for a spec already stored (a run from before plans were stored): the rules for
+    /// labels (printable names and tags), which may have tightened since it was accepted, are not applied again.</param>
+    public static JobPlan Resolve(JobSpec spec, DeviceKind device = DeviceKind.Cpu, bool submission = true) =>
+        new Resolver(spec, device, submission).Plan();
+
+    /// <summary>One resolution: each part of the spec in its own method, every error collected, in the spec's order.</summary>
+    sealed class Resolver(JobSpec spec, DeviceKind device, bool submission)
     {
-        var errors = new List<ConfigError>();
+        readonly List<ConfigError> errors = [];
+
         void Need(bool ok, string field, object? value, string allowed) { if (!ok) errors.Add(new(field, value, allowed)); }
 
-        // Model
-        ModelConfig? preset = null;
-        var presetName = spec.Model?.Preset;
-        if (presetName is null) errors.Add(new("model.preset", null, "one of " + string.Join(", ", Presets.All.Keys)));
-        else if (!Presets.All.TryGetValue(presetName, out preset)) errors.Add(new("model.preset", presetName, "one of " + string.Join(", ", Presets.All.Keys)));
-
-        var arch = spec.Architecture switch
+        public JobPlan Plan()
         {
-            "dense" => Architecture.Dense,
-            "moe" => Architecture.Moe,
-            _ => (Architecture?)null,
-        };
-        Need(arch is not null, "architecture", spec.Architecture, "dense or moe");
+            var model = Model();
+            var training = Training(model);
+            var evaluation = Evaluation(training);
+            Labels();
+            if (errors.Count > 0) throw new ConfigException(errors);
+            var name = spec.Name ?? $"{model.Name}-{(model.Architecture == Architecture.Moe ? "moe-" : "")}{model.Connection.Label}";
+            return new JobPlan(name, model, training, spec.Data?.Train, spec.Data?.Validation, spec.Tags ?? []) { Evaluation = evaluation };
+        }
 
-        ConnectionType connType = default;
-        var conn = spec.Connection;
-        Need(conn?.Type is not null && Names.TryParseConnection(conn.Type, out connType), "connection.type", conn?.Type, "one of " + string.Join(", ", Names.Connections));
-        var hyper = connType is ConnectionType.StaticHc or ConnectionType.DynamicHc;
-        var connection = new ConnectionConfig
+        /// <summary>The preset with its overrides, architecture, connection and MoE settings. The four required fields
+        /// are checked first: without them nothing else can be resolved.</summary>
+        ModelConfig Model()
         {
-            Type = connType,
-            Rate = conn?.Rate ?? (hyper ? 4 : 1),
-            Tanh = conn?.Tanh ?? true,
-            ScaleOutputInit = conn?.ScaleOutputInit,
-        };
+            ModelConfig? preset = null;
+            var presetName = spec.Model?.Preset;
+            if (presetName is null) errors.Add(new("model.preset", null, "one of " + string.Join(", ", Presets.All.Keys)));
+            else if (!Presets.All.TryGetValue(presetName, out preset)) errors.Add(new("model.preset", presetName, "one of " + string.Join(", ", Presets.All.Keys)));
 
-        var tr = spec.Training;
-        Need(tr?.TokenBudget is not null, "training.tokenBudget", null, "a token count such as 2000000 or \"2M\"");
-
-        if (preset is null || arch is null || errors.Count > 0) throw new ConfigException(errors);
-
-        var overrides = spec.Model!.Overrides ?? new ModelOverrides();
-        if (overrides.MaxSeqLen is { } seq)
-            Need(seq <= preset.MaxSeqLen, "model.overrides.maxSeqLen", seq, $"<= the preset's maximum {preset.MaxSeqLen}");
-        var model = overrides.Apply(preset) with { Architecture = arch.Value, Connection = connection };
-        if (spec.Moe is { } moe)
-            model = model with
+            var arch = spec.Architecture switch
             {
-                Moe = model.Moe with
-                {
-                    Experts = moe.Experts ?? model.Moe.Experts,
-                    TopK = moe.TopK ?? model.Moe.TopK,
-                    ExpertHidden = moe.ExpertHidden ?? model.Moe.ExpertHidden,
-                    LoadBalancingCoef = moe.LoadBalancingCoef ?? model.Moe.LoadBalancingCoef,
-                    RouterZLossCoef = moe.RouterZLossCoef ?? model.Moe.RouterZLossCoef,
-                },
+                "dense" => Architecture.Dense,
+                "moe" => Architecture.Moe,
+                _ => (Architecture?)null,
             };
-        errors.AddRange(model.Validate());
+            Need(arch is not null, "architecture", spec.Architecture, "dense or moe");
 
-        // Training
-        var d = Presets.TrainingOf(preset.Name, model.MaxSeqLen);
-        var seqLen = model.MaxSeqLen;
-        var micro = tr!.MicroBatch ?? d.MicroBatch;
-        Need(micro >= 1, "training.microBatch", micro, "an integer >= 1");
-        var microTokens = (long)Math.Max(micro, 1) * seqLen;
-        var batchTokens = tr.BatchTokens?.Value ?? Math.Max(d.BatchTokens, microTokens) / microTokens * microTokens;
-        Need(batchTokens >= microTokens && batchTokens % microTokens == 0, "training.batchTokens", batchTokens,
-            $"a positive multiple of microBatch x sequence length = {micro} x {seqLen} = {microTokens}");
-        var budget = tr.TokenBudget!.Value.Value;
-        var steps = batchTokens > 0 ? budget / batchTokens : 0;
-        Need(steps >= 1, "training.tokenBudget", budget, $">= one step of batchTokens = {batchTokens}");
-        Need(budget <= MaxTokenBudget, "training.tokenBudget", budget, $"at most {MaxTokenBudget:N0} tokens (100T; the paper's largest run is 1T)");
+            ConnectionType connType = default;
+            var conn = spec.Connection;
+            Need(conn?.Type is not null && Names.TryParseConnection(conn.Type, out connType), "connection.type", conn?.Type, "one of " + string.Join(", ", Names.Connections));
+            var hyper = connType is ConnectionType.StaticHc or ConnectionType.DynamicHc;
+            var connection = new ConnectionConfig
+            {
+                Type = connType,
+                Rate = conn?.Rate ?? (hyper ? 4 : 1),
+                Tanh = conn?.Tanh ?? true,
+                ScaleOutputInit = conn?.ScaleOutputInit,
+            };
+            Need(spec.Training?.TokenBudget is not null, "training.tokenBudget", null, "a token count such as 2000000 or \"2M\"");
 
-        var schedule = tr.Schedule switch
+            if (preset is null || arch is null || errors.Count > 0) throw new ConfigException(errors);
+
+            var overrides = spec.Model!.Overrides ?? new ModelOverrides();
+            if (overrides.MaxSeqLen is { } seq)
+                Need(seq <= preset.MaxSeqLen, "model.overrides.maxSeqLen", seq, $"<= the preset's maximum {preset.MaxSeqLen}");
+            var model = overrides.Apply(preset) with { Architecture = arch.Value, Connection = connection };
+            if (spec.Moe is { } moe)
+                model = model with
+                {
+                    Moe = model.Moe with
+                    {
+                        Experts = moe.Experts ?? model.Moe.Experts,
+                        TopK = moe.TopK ?? model.Moe.TopK,
+                        ExpertHidden = moe.ExpertHidden ?? model.Moe.ExpertHidden,
+                        LoadBalancingCoef = moe.LoadBalancingCoef ?? model.Moe.LoadBalancingCoef,
+                        RouterZLossCoef = moe.RouterZLossCoef ?? model.Moe.RouterZLossCoef,
+                    },
+                };
+            errors.AddRange(model.Validate());
+            return model;
+        }
+
+        /// <summary>Batch, steps, schedule, precision, optimiser, validation and checkpoint cadence, from the spec and
+        /// the preset's training defaults.</summary>
+        TrainingPlan Training(ModelConfig model)
         {
-            null or "cosine" => LrScheduleKind.Cosine,
-            "linear" => LrScheduleKind.Linear,
-            "constant" => LrScheduleKind.Constant,
-            _ => (LrScheduleKind?)null,
-        };
-        Need(schedule is not null, "training.schedule", tr.Schedule, "cosine, linear or constant");
-        var precision = tr.Precision switch
-        {
-            null => device == DeviceKind.Cuda ? Precision.Bf16 : Precision.Fp32,
-            "fp32" => Precision.Fp32,
-            "bf16" => Precision.Bf16,
-            _ => (Precision?)null,
-        };
-        Need(precision is not null, "training.precision", tr.Precision, "fp32 or bf16");
-        Need(!(precision == Precision.Bf16 && device == DeviceKind.Cpu), "training.precision", tr.Precision,
-            "fp32 on a CPU worker (bf16 mixed precision runs on CUDA)");
+            var tr = spec.Training!;
+            var d = Presets.TrainingOf(model.Name, model.MaxSeqLen);
+            var seqLen = model.MaxSeqLen;
+            var micro = tr.MicroBatch ?? d.MicroBatch;
+            Need(micro >= 1, "training.microBatch", micro, "an integer >= 1");
+            var microTokens = (long)Math.Max(micro, 1) * seqLen;
+            var batchTokens = tr.BatchTokens?.Value ?? Math.Max(d.BatchTokens, microTokens) / microTokens * microTokens;
+            Need(batchTokens >= microTokens && batchTokens % microTokens == 0, "training.batchTokens", batchTokens,
+                $"a positive multiple of microBatch x sequence length = {micro} x {seqLen} = {microTokens}");
+            var budget = tr.TokenBudget!.Value.Value;
+            var steps = batchTokens > 0 ? budget / batchTokens : 0;
+            Need(steps >= 1, "training.tokenBudget", budget, $">= one step of batchTokens = {batchTokens}");
+            Need(budget <= MaxTokenBudget, "training.tokenBudget", budget, $"at most {MaxTokenBudget:N0} tokens (100T; the paper's largest run is 1T)");
 
-        var lr = tr.Lr ?? d.Lr;
-        Need(lr > 0 && lr < 1, "training.lr", lr, "a number in (0, 1)");
-        var warmup = tr.WarmupSteps ?? (int)Math.Min(2000, Math.Max(1, (steps + 9) / 10));
-        Need(warmup >= 0 && warmup <= Math.Max(steps, 0), "training.warmupSteps", warmup, $"an integer in [0, steps = {steps}]");
-        var minLr = tr.MinLrRatio ?? 0.1;
-        Need(minLr is >= 0 and <= 1, "training.minLrRatio", minLr, "a number in [0, 1]");
-        var wd = tr.WeightDecay ?? 0.1;
-        Need(wd >= 0, "training.weightDecay", wd, ">= 0");
-        var clip = tr.GradClip ?? 1.0;
-        Need(clip >= 0, "training.gradClip", clip, ">= 0 (0 disables clipping)");
-        var keep = tr.CheckpointsToKeep ?? 3;
-        Need(keep >= 1, "training.checkpointsToKeep", keep, "an integer >= 1");
-        var evalTokens = tr.EvalTokens?.Value ?? 65_536;
-        Need(evalTokens >= seqLen, "training.evalTokens", evalTokens, $">= one sequence ({seqLen} tokens)");
+            var schedule = tr.Schedule switch
+            {
+                null or "cosine" => LrScheduleKind.Cosine,
+                "linear" => LrScheduleKind.Linear,
+                "constant" => LrScheduleKind.Constant,
+                _ => (LrScheduleKind?)null,
+            };
+            Need(schedule is not null, "training.schedule", tr.Schedule, "cosine, linear or constant");
+            var precision = tr.Precision switch
+            {
+                null => device == DeviceKind.Cuda ? Precision.Bf16 : Precision.Fp32,
+                "fp32" => Precision.Fp32,
+                "bf16" => Precision.Bf16,
+                _ => (Precision?)null,
+            };
+            Need(precision is not null, "training.precision", tr.Precision, "fp32 or bf16");
+            Need(!(precision == Precision.Bf16 && device == DeviceKind.Cpu), "training.precision", tr.Precision,
+                "fp32 on a CPU worker (bf16 mixed precision runs on CUDA)");
 
-        long Every(TokenCount? interval, string field, long fallbackTokens)
+            var lr = tr.Lr ?? d.Lr;
+            Need(lr > 0 && lr < 1, "training.lr", lr, "a number in (0, 1)");
+            var warmup = tr.WarmupSteps ?? (int)Math.Min(2000, Math.Max(1, (steps + 9) / 10));
+            Need(warmup >= 0 && warmup <= Math.Max(steps, 0), "training.warmupSteps", warmup, $"an integer in [0, steps = {steps}]");
+            var minLr = tr.MinLrRatio ?? 0.1;
+            Need(minLr is >= 0 and <= 1, "training.minLrRatio", minLr, "a number in [0, 1]");
+            var wd = tr.WeightDecay ?? 0.1;
+            Need(wd >= 0, "training.weightDecay", wd, ">= 0");
+            var clip = tr.GradClip ?? 1.0;
+            Need(clip >= 0, "training.gradClip", clip, ">= 0 (0 disables clipping)");
+            var keep = tr.CheckpointsToKeep ?? 3;
+            Need(keep >= 1, "training.checkpointsToKeep", keep, "an integer >= 1");
+            var evalTokens = tr.EvalTokens?.Value ?? 65_536;
+            Need(evalTokens >= seqLen, "training.evalTokens", evalTokens, $">= one sequence ({seqLen} tokens)");
+            var evalEvery = Every(tr.EvalInterval, "training.evalInterval", budget / 10, batchTokens);
+            var ckptEvery = Every(tr.CheckpointInterval, "training.checkpointInterval", budget / 5, batchTokens);
+
+            return new TrainingPlan
+            {
+                TokenBudget = budget,
+                BatchTokens = batchTokens,
+                MicroBatch = micro,
+                SeqLen = seqLen,
+                Accumulation = (int)(batchTokens / microTokens),
+                Steps = steps,
+                Lr = lr,
+                // The fallbacks never reach a plan: an invalid value has added its error, which Plan() throws.
+                Schedule = schedule ?? LrScheduleKind.Cosine,
+                WarmupSteps = warmup,
+                MinLrRatio = minLr,
+                WeightDecay = wd,
+                GradClip = clip,
+                Precision = precision ?? Precision.Fp32,
+                Seed = tr.Seed ?? 1,
+                EvalEverySteps = evalEvery,
+                EvalTokens = evalTokens,
+                CheckpointEverySteps = ckptEvery,
+                CheckpointsToKeep = keep,
+            };
+        }
+
+        /// <summary>A cadence in tokens as optimizer steps (at least one step; a given interval of less is an error).</summary>
+        long Every(TokenCount? interval, string field, long fallbackTokens, long batchTokens)
         {
             var tokens = interval?.Value ?? fallbackTokens;
             Need(tokens >= batchTokens || interval is null, field, tokens, $">= one step of batchTokens = {batchTokens}");
             return Math.Max(1, tokens / Math.Max(batchTokens, 1));
         }
-        var evalEvery = Every(tr.EvalInterval, "training.evalInterval", budget / 10);
-        var ckptEvery = Every(tr.CheckpointInterval, "training.checkpointInterval", budget / 5);
 
-        EvaluationPlan? evaluation = null;
-        if (spec.Evaluation is { } ev)
+        /// <summary>In-loop downstream evaluation, when the spec asks for it.</summary>
+        EvaluationPlan? Evaluation(TrainingPlan training)
         {
+            if (spec.Evaluation is not { } ev) return null;
             var tasks = ev.Tasks ?? [];
             Need(tasks.Count is >= 1 and <= 64, "evaluation.tasks", tasks.Count, "a list of 1 to 64 tasks (names such as arc_easy, or {\"name\", \"file\"})");
             for (var i = 0; i < tasks.Count; i++)
@@ -204,44 +253,22 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 string.Join(",", names), "tasks with distinct names, none named \"average\" (the stored mean of the tasks)");
             Need(ev.Limit is null or (>= 1 and <= 1_000_000), "evaluation.limit", ev.Limit, "an integer in [1, 1000000], or absent for every item");
             Need(ev.BatchSize is null or (>= 1 and <= 1024), "evaluation.batchSize", ev.BatchSize, "an integer in [1, 1024]");
-            evaluation = new EvaluationPlan([.. tasks.Where(t => t is not null).Select(t => t with { Limit = t.Limit ?? ev.Limit })],
-                Every(ev.Interval, "evaluation.interval", budget), ev.BatchSize ?? 16);
+            return new EvaluationPlan([.. tasks.Where(t => t is not null).Select(t => t with { Limit = t.Limit ?? ev.Limit })],
+                Every(ev.Interval, "evaluation.interval", training.TokenBudget, training.BatchTokens), ev.BatchSize ?? 16);
         }
 
-        var data = spec.Data;
-        if (data?.Train is { } train) Need(!string.IsNullOrWhiteSpace(train), "data.train", train, "a dataset name");
-        bool Label(string s) => !submission || Text.IsPrintable(s);
-        if (spec.Tags is { } tags) Need(tags.Count <= 32 && tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64 && Label(t)), "tags",
-            Shorten(string.Join(",", tags)), "at most 32 non-empty strings of at most 64 printable characters (no control, bidi-override or zero-width characters)");
-        if (spec.Name is { } runName) Need(runName.Length is > 0 and <= 200 && Label(runName), "name", Shorten(runName),
-            "a non-empty name of at most 200 printable characters (no control, bidi-override or zero-width characters)");
-
-        if (errors.Count > 0) throw new ConfigException(errors);
-
-        var plan = new TrainingPlan
+        /// <summary>The dataset name, tags and run name: what people read.</summary>
+        void Labels()
         {
-            TokenBudget = budget,
-            BatchTokens = batchTokens,
-            MicroBatch = micro,
-            SeqLen = seqLen,
-            Accumulation = (int)(batchTokens / microTokens),
-            Steps = steps,
-            Lr = lr,
-            Schedule = schedule!.Value,
-            WarmupSteps = warmup,
-            MinLrRatio = minLr,
-            WeightDecay = wd,
-            GradClip = clip,
-            Precision = precision!.Value,
-            Seed = tr.Seed ?? 1,
-            EvalEverySteps = evalEvery,
-            EvalTokens = evalTokens,
-            CheckpointEverySteps = ckptEvery,
-            CheckpointsToKeep = keep,
-        };
+            if (spec.Data?.Train is { } train) Need(!string.IsNullOrWhiteSpace(train), "data.train", train, "a dataset name");
+            bool Label(string s) => !submission || Text.IsPrintable(s);
+            if (spec.Tags is { } tags) Need(tags.Count <= 32 && tags.All(t => !string.IsNullOrWhiteSpace(t) && t.Length <= 64 && Label(t)), "tags",
+                Shorten(string.Join(",", tags)), "at most 32 non-empty strings of at most 64 printable characters (no control, bidi-override or zero-width characters)");
+            if (spec.Name is { } runName) Need(runName.Length is > 0 and <= 200 && Label(runName), "name", Shorten(runName),
+                "a non-empty name of at most 200 printable characters (no control, bidi-override or zero-width characters)");
+        }
+
         static string Shorten(string s) => s.Length > 80 ? s[..80] + $"... ({s.Length} characters)" : s;
-        var name = spec.Name ?? $"{preset.Name}-{(arch == Architecture.Moe ? "moe-" : "")}{connection.Label}";
-        return new JobPlan(name, model, plan, data?.Train, data?.Validation, spec.Tags ?? []) { Evaluation = evaluation };
     }
 }
 
