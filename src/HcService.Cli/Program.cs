@@ -31,7 +31,7 @@ try
     {
         EnableDefaultExceptionHandler = false,
         // hc up stops its worker (the stop timeout and the worker's own exit), then the API and PostgreSQL, one after the other.
-        ProcessTerminationTimeout = WorkerCommand.StopTimeout + TimeSpan.FromSeconds(150),
+        ProcessTerminationTimeout = HcService.Store.HcSettings.StopTimeoutOrDefault() + TimeSpan.FromSeconds(150),
     };
     return root.Parse(args).Invoke(invocation);
 }

@@ -21,13 +21,13 @@ public sealed class HcSettings
         "folder of named datasets (and eval/ for downstream tasks)", "Hc:DataRoot");
     public static readonly SettingDefinition CheckpointRootSetting = new("HC_CHECKPOINT_ROOT", "./.hc/checkpoints", "a folder",
         "checkpoint store shared by the API and the workers: one folder per run", "Hc:CheckpointRoot");
-    public static readonly SettingDefinition LeaseSecondsSetting = new("HC_LEASE_SECONDS", "30", "a number in [1, 3600]",
+    public static readonly SettingDefinition LeaseSecondsSetting = new("HC_LEASE_SECONDS", "30", "a number in [1, 86400]",
         "how long a run's lease lasts without a heartbeat: a lost worker is noticed within this");
-    public static readonly SettingDefinition MaxAttemptsSetting = new("HC_MAX_ATTEMPTS", "3", "an integer in [1, 100]",
+    public static readonly SettingDefinition MaxAttemptsSetting = new("HC_MAX_ATTEMPTS", "3", "an integer in [1, 1000000]",
         "attempts a run gets (per submission or retry) before a lost worker fails it");
     public static readonly SettingDefinition StopTimeoutSetting = new("HC_STOP_TIMEOUT_SECONDS", "60", "a number in [1, 86400]",
         "how long a stopping worker lets its training process checkpoint and hand the run back before killing it");
-    public static readonly SettingDefinition MaxRunDaysSetting = new("HC_MAX_RUN_DAYS", "7", "a number in (0, 3650]",
+    public static readonly SettingDefinition MaxRunDaysSetting = new("HC_MAX_RUN_DAYS", "7", "a number in (0, 1000000]",
         "submissions whose estimated training time exceeds this are refused", "Hc:MaxRunDays");
     public static readonly SettingDefinition CpuMemorySetting = new("HC_CPU_MEMORY_GIB", "(the host's memory)", "a number in (0, 1048576]",
         "memory of a CPU worker, for the training-memory check at submission", "Hc:Devices:cpu:MemoryGiB");
@@ -69,6 +69,13 @@ public sealed class HcSettings
     public HcPaths Paths => new() { DataRoot = DataRoot, CheckpointRoot = CheckpointRoot };
     public LeaseOptions Leases => new() { Duration = TimeSpan.FromSeconds(LeaseSeconds), MaxAttempts = MaxAttempts };
     public TimeSpan StopTimeout => TimeSpan.FromSeconds(StopTimeoutSeconds);
+
+    /// <summary>The stop timeout alone, leniently (a bad or missing value: the default): what every `hc` command needs to
+    /// know how long to wait at Ctrl+C, including commands that use no other setting and must not fail on one.</summary>
+    public static TimeSpan StopTimeoutOrDefault() =>
+        Environment.GetEnvironmentVariable(StopTimeoutSetting.Name) is { } text
+        && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && double.IsFinite(s) && s is >= 1 and <= 86_400
+            ? TimeSpan.FromSeconds(s) : TimeSpan.FromSeconds(60);
 
     /// <summary>The settings of a process without a configuration system (the CLI, the worker's children): the environment.</summary>
     public static HcSettings FromEnvironment() => Load(Environment.GetEnvironmentVariable);
@@ -126,10 +133,10 @@ public sealed class HcSettings
         {
             DataRoot = Folder(DataRootSetting, "data", "datasets"),
             CheckpointRoot = Folder(CheckpointRootSetting, ".hc", "checkpoints"),
-            LeaseSeconds = Number(LeaseSecondsSetting, 30, 1, 3600),
-            MaxAttempts = Integer(MaxAttemptsSetting, 3, 1, 100),
+            LeaseSeconds = Number(LeaseSecondsSetting, 30, 1, 86_400),
+            MaxAttempts = Integer(MaxAttemptsSetting, 3, 1, 1_000_000),
             StopTimeoutSeconds = Number(StopTimeoutSetting, 60, 1, 86_400),
-            MaxRunDays = Number(MaxRunDaysSetting, 7, 0, 3650, minExclusive: true),
+            MaxRunDays = Number(MaxRunDaysSetting, 7, 0, 1_000_000, minExclusive: true),
             CpuMemoryGiB = Raw(CpuMemorySetting) is null ? null : Number(CpuMemorySetting, 0, 0, 1_048_576, minExclusive: true),
             CudaMemoryGiB = Number(CudaMemorySetting, 80, 0, 1_048_576, minExclusive: true),
             CpuPeakGflops = Number(CpuPeakSetting, 2000, 0, 1e9, minExclusive: true),

@@ -32,7 +32,7 @@ public class SettingsTests
         var e = Assert.Throws<ConfigException>(() => Load(("HC_LEASE_SECONDS", "0.5"), ("HC_MAX_ATTEMPTS", "2.5"), ("HC_AUTH_ENABLED", "yes"),
             ("HC_MAX_RUN_DAYS", "0"), ("HC_CPU_MEMORY_GIB", "NaN")));
         Assert.Equal(["HC_LEASE_SECONDS", "HC_MAX_ATTEMPTS", "HC_MAX_RUN_DAYS", "HC_CPU_MEMORY_GIB", "HC_AUTH_ENABLED"], e.Errors.Select(x => x.Field));
-        Assert.Contains("HC_LEASE_SECONDS = '0.5': must be a number in [1, 3600]", e.Message);
+        Assert.Contains("HC_LEASE_SECONDS = '0.5': must be a number in [1, 86400]", e.Message);
         Assert.Contains("HC_AUTH_ENABLED = 'yes': must be true or false", e.Message);
     }
 
@@ -61,11 +61,19 @@ public class SettingsTests
     }
 
     [Fact]
+    public async Task ACommandThatUsesNoSettingIsNotStoppedByOne()
+    {
+        var r = await HcProcess.RunAsync(TimeSpan.FromMinutes(2), new Dictionary<string, string?> { ["HC_LEASE_SECONDS"] = "soon", ["HC_STOP_TIMEOUT_SECONDS"] = "x" },
+            "params", "--preset", "tiny");
+        Assert.True(r.ExitCode == 0, r.Output);
+    }
+
+    [Fact]
     public async Task ABadSettingStopsACommandAtStartNamingIt()
     {
         var r = await HcProcess.RunAsync(TimeSpan.FromMinutes(2), new Dictionary<string, string?> { ["HC_LEASE_SECONDS"] = "soon" },
             "worker", "--connection", "Host=127.0.0.1;Port=1;Username=x;Database=x");
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("HC_LEASE_SECONDS = 'soon': must be a number in [1, 3600]", r.Stderr);
+        Assert.Contains("HC_LEASE_SECONDS = 'soon': must be a number in [1, 86400]", r.Stderr);
     }
 }

@@ -55,9 +55,18 @@ public class RepositoryLayoutTests
     {
         // The run lifecycle (statuses, attempts, guarded writes, evaluation jobs) lives in src/HcService.Store/Runs;
         // everything else reads, or goes through it (EF inserts of new rows by the API are the one other way in).
-        var writes = new System.Text.RegularExpressions.Regex(@"(UPDATE|INSERT INTO|DELETE FROM)\s+hc\.", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
-        var offenders = SourceLines(p => Migration(p) || p.StartsWith("src/HcService.Store/Runs/", StringComparison.Ordinal))
-            .Where(l => writes.IsMatch(l.Text)).Select(l => $"{l.File}:{l.Line}: {l.Text.Trim()}").ToList();
+        // Whitespace includes line breaks: a statement split over lines ("INSERT INTO\n hc.runs") is found too.
+        var writes = new System.Text.RegularExpressions.Regex(@"\b(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+hc\.", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        var offenders = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(RepoPaths.Root, "src"), "*.cs", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(RepoPaths.Root, file).Replace('\\', '/');
+            if (relative.Contains("/obj/", StringComparison.Ordinal) || relative.Contains("/bin/", StringComparison.Ordinal) || Migration(relative)
+                || relative.StartsWith("src/HcService.Store/Runs/", StringComparison.Ordinal)) continue;
+            var text = File.ReadAllText(file);
+            foreach (System.Text.RegularExpressions.Match m in writes.Matches(text))
+                offenders.Add($"{relative}:{text[..m.Index].Count(c => c == '\n') + 1}: {m.Value.ReplaceLineEndings(" ")}");
+        }
         Assert.True(offenders.Count == 0, "SQL writes to the run store outside src/HcService.Store/Runs:\n" + string.Join("\n", offenders));
     }
 

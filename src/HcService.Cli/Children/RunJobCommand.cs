@@ -119,7 +119,8 @@ static class RunJobCommand
             sink.Recover(checkpointFolder: null);
             sink.Flush(WriteBudget);
             sink.Dispose();   // the journal, empty now, is gone before the run's end is recorded
-            if (why is StopSignal or WorkerGone && result.Outcome == RunOutcome.Stopped)
+            var end = EndOf(result.Outcome, result.Reason, why);
+            if (end is null)
             {
                 // Not a user's cancel: hand the run back, to resume from the checkpoint of this very step.
                 var handback = $"{why} at step {result.Step}: checkpointed and handed back";
@@ -127,17 +128,27 @@ static class RunJobCommand
                 Console.WriteLine($"run {runId} attempt {attempt}: {handback}{(run is null ? " (the run had moved on)" : $"; the run is {run.Status}")}");
                 return ExitRequeue;
             }
-            (status, reason) = result.Outcome switch
-            {
-                RunOutcome.Succeeded => (RunStatus.Succeeded, null),
-                RunOutcome.Stopped => (RunStatus.Cancelled, result.Reason),
-                _ => (RunStatus.Failed, result.Reason),
-            };
+            (status, reason) = end.Value;
         }
         catch (ConfigException e) { (status, reason) = (RunStatus.Failed, "invalid spec: " + e.Message); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException) { (status, reason) = (RunStatus.Failed, "invalid stored plan: " + e.Message); }
 
         DbRetry.Run(() => lifecycle.FinishAsync(runId, attempt, status, reason, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine);
         Console.WriteLine($"run {runId} attempt {attempt}: {status}{(reason is null ? "" : ": " + reason)}");
         return status == RunStatus.Failed ? 1 : 0;
     }
+
+    /// <summary>How an attempt that trained ends, from how its training loop ended and the first reason it was given to
+    /// stop: null to hand the run back (a stop signal or a vanished worker, not a user's cancel), else the run's final
+    /// status and reason. A loop that stopped, or was then cut short by a takeover, ends as the user's cancel asked.</summary>
+    internal static (string Status, string? Reason)? EndOf(RunOutcome outcome, string? reason, string why) => outcome switch
+    {
+        RunOutcome.Stopped or RunOutcome.Abandoned when why is StopSignal or WorkerGone => null,
+        RunOutcome.Succeeded => (RunStatus.Succeeded, null),
+        RunOutcome.Stopped or RunOutcome.Abandoned => (RunStatus.Cancelled, reason),
+        _ => (RunStatus.Failed, reason),
+    };
+
+    /// <summary>The reasons to stop that hand the run back (for tests).</summary>
+    internal static readonly string[] HandBackReasons = [StopSignal, WorkerGone];
 }

@@ -11,8 +11,13 @@ using HcService.Store.Jobs;
 namespace HcService.Cli.Worker;
 
 /// <summary>One training measurement as the training child relays it to its worker: the instrument
-/// (<see cref="MetricDefinition.Instrument"/>), the value, and labels besides the run's.</summary>
-public sealed record RelayedSample(string Instrument, double Value, Dictionary<string, string>? Labels = null);
+/// (<see cref="MetricDefinition.Instrument"/>), the value, and labels besides the run's.
+/// (The wire names stay G, V and T, so that a worker and a training process of adjacent versions still understand each
+/// other during an in-place upgrade.)</summary>
+public sealed record RelayedSample(
+    [property: System.Text.Json.Serialization.JsonPropertyName("G")] string Instrument,
+    [property: System.Text.Json.Serialization.JsonPropertyName("V")] double Value,
+    [property: System.Text.Json.Serialization.JsonPropertyName("T")] Dictionary<string, string>? Labels = null);
 
 /// <summary>
 /// The training metrics of the runs a process knows (docs/design.md section 7): gauges labelled with the run's id, name,

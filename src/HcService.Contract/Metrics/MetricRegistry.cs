@@ -5,7 +5,7 @@ namespace HcService.Contract.Metrics;
 /// REST API and the event stream serve, and the documentation uses (a template for per-dataset, per-layer or
 /// per-statistic names: <c>val/{dataset}/loss</c>). <paramref name="Instrument"/> is the OpenTelemetry instrument the
 /// worker exports it as (Prometheus: dots become underscores), when it is exported; <paramref name="Label"/> is the
-/// instrument label that carries the template's variable part.
+/// instrument label that tells the template's instances apart (the dataset; for HC statistics the stored name itself).
 /// </summary>
 public sealed record MetricDefinition(string Name, string Unit, string Description, string? Instrument = null, string? Label = null);
 

@@ -53,7 +53,7 @@ public sealed class AttemptWriter(NpgsqlDataSource db, long runId, int attempt)
         // The run's row lock first: the points' sequence numbers are then drawn in the order the run's writes commit, so
         // an event stream reading "after number N" can never skip a point that commits late.
         using (var guard = Command(conn, $"""
-            SELECT "Attempt" = @attempt AND "Status" IN {RunStatus.ActiveSql} FROM hc.runs WHERE "Id" = @run FOR NO KEY UPDATE
+            SELECT {RunLifecycle.HeldAtAttempt} FROM hc.runs WHERE "Id" = @run FOR NO KEY UPDATE
             """))
             if (guard.ExecuteScalar() is not true) return false;
 

@@ -49,11 +49,13 @@ public sealed class RunLifecycle(NpgsqlDataSource db, LeaseOptions options)
     /// <summary>The attempt guard: the run is still active at attempt <c>@attempt</c>. Every write of an attempt carries it
     /// (with the parameters <c>@run</c> and <c>@attempt</c>), so a superseded attempt writes nothing.</summary>
     internal const string AttemptHoldsRun = $"""
-        "Id" = @run AND "Attempt" = @attempt AND "Status" IN {RunStatus.ActiveSql}
+        "Id" = @run AND {HeldAtAttempt}
         """;
 
-    /// <summary><see cref="AttemptHoldsRun"/> as a condition on another table's statement.</summary>
-    internal const string AttemptHoldsRunExists = $"EXISTS (SELECT 1 FROM hc.runs WHERE {AttemptHoldsRun})";
+    /// <summary>The guard on the run's own row: it is active at attempt <c>@attempt</c>.</summary>
+    internal const string HeldAtAttempt = $"""
+        "Attempt" = @attempt AND "Status" IN {RunStatus.ActiveSql}
+        """;
 
     /// <summary>Queued -> running under a new attempt held by <paramref name="owner"/>; null when the run is not queued
     /// (cancelled, or another worker has it), which makes a duplicate dispatch harmless.</summary>
@@ -110,7 +112,7 @@ public sealed class RunLifecycle(NpgsqlDataSource db, LeaseOptions options)
     public async Task<AttemptCheck> CheckAsync(long runId, int attempt, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand($"""
-            SELECT "CancelRequested", "Attempt" = @attempt AND "Status" IN {RunStatus.ActiveSql} FROM hc.runs WHERE "Id" = @run
+            SELECT "CancelRequested", {HeldAtAttempt} FROM hc.runs WHERE "Id" = @run
             """);
         Bind(cmd, runId, attempt);
         await using var r = await cmd.ExecuteReaderAsync(ct);
