@@ -98,10 +98,11 @@ public class ConfigTests
     }
 
     [Fact]
-    public void OutputInitScalingDefaultsOnForHyperConnectionsOnly()
+    public void OutputInitScalingIsOffByDefaultAndOnlyForHyperConnectionsWhenAsked()
     {
-        Assert.True(ConnectionConfig.DynamicHc(4).ScalesOutputInit);
+        Assert.False(ConnectionConfig.DynamicHc(4).ScalesOutputInit);
         Assert.False(ConnectionConfig.Residual.ScalesOutputInit);
-        Assert.False((ConnectionConfig.StaticHc(2) with { ScaleOutputInit = false }).ScalesOutputInit);
+        Assert.False((ConnectionConfig.Residual with { ScaleOutputInit = true }).ScalesOutputInit);
+        Assert.True((ConnectionConfig.StaticHc(2) with { ScaleOutputInit = true }).ScalesOutputInit);
     }
 }

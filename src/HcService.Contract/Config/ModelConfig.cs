@@ -43,11 +43,12 @@ public sealed record ConnectionConfig
     /// <summary>DHC only: apply tanh to the dynamic projections (the paper's default; off = the "w/o tanh" ablation).</summary>
     public bool Tanh { get; init; } = true;
     /// <summary>HC only: divide the init std of attention-out and MLP-out projections by sqrt(n) (paper section 4,
-    /// docs/hc-math.md section 3.5). Null means "on for HC, off otherwise".</summary>
+    /// docs/hc-math.md section 3.5). Off by default (null or false): the same seed then gives an HC run exactly its
+    /// residual baseline's host weights, so that a comparison measures the connection alone.</summary>
     public bool? ScaleOutputInit { get; init; }
 
     public bool IsHyper => Type is ConnectionType.StaticHc or ConnectionType.DynamicHc;
-    public bool ScalesOutputInit => IsHyper && (ScaleOutputInit ?? true);
+    public bool ScalesOutputInit => IsHyper && (ScaleOutputInit ?? false);
 
     public static ConnectionConfig Residual { get; } = new();
     public static ConnectionConfig StaticHc(int rate) => new() { Type = ConnectionType.StaticHc, Rate = rate };

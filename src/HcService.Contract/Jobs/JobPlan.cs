@@ -118,7 +118,8 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 Type = connType,
                 Rate = conn?.Rate ?? (hyper ? 4 : 1),
                 Tanh = conn?.Tanh ?? true,
-                ScaleOutputInit = conn?.ScaleOutputInit,
+                // Explicit in the stored plan, so that a later change of the default cannot change a queued run's init.
+                ScaleOutputInit = conn?.ScaleOutputInit ?? false,
             };
             Need(spec.Training?.TokenBudget is not null, "training.tokenBudget", null, "a token count such as 2000000 or \"2M\"");
 

@@ -73,7 +73,7 @@ public sealed record ConnectionSpec
     public int? Rate { get; init; }
     /// <summary>DHC: tanh on the dynamic projections (default true).</summary>
     public bool? Tanh { get; init; }
-    /// <summary>HC: divide output-projection init std by sqrt(n) (default true for HC).</summary>
+    /// <summary>HC: divide output-projection init std by sqrt(n) (default false: an HC run starts from its baseline's weights).</summary>
     public bool? ScaleOutputInit { get; init; }
 }
 
