@@ -89,4 +89,38 @@ public class ArrangementTests
         var rel = RelDiff(m.Forward(tokens).Hidden, h);
         Assert.True(rel <= 1e-6, $"post-norm differs from norm(h + T(h)) by {rel:E2}");
     }
+
+    [Fact]
+    public void AnAsymmetricStreamMixingFollowsTheIndexConvention()
+    {
+        // n = 2 with an asymmetric A_r, so that a transposed mixing cannot pass (docs/hc-math.md section 3.2:
+        // H'_j = sum_i A_r[i, j] H_i, x = sum_i A_m[i] H_i, H_out_j = B[j] y + H'_j):
+        //   attention:  B = (1, 0), A_m = (1, 0), A_r = [[1, 1], [0, 1]]  ->  H'_0 = a, H'_1 = a + b
+        //   MLP:        B = (0, 1), A_m = (0, 1), A_r = I
+        using var scope = NewDisposeScope();
+        var hc = Build(Tiny(ConnectionConfig.StaticHc(2)), seed: 9);
+        var conns = hc.Connections.Cast<HyperConnection>().ToList();
+        for (var k = 0; k < conns.Count; k++)
+        {
+            if (k % 2 == 0) conns[k].SetStatic(tensor(new[] { 1f, 0f }), tensor(new[] { 1f, 0f }), tensor(new[,] { { 1f, 1f }, { 0f, 1f } }));
+            else conns[k].SetStatic(tensor(new[] { 0f, 1f }), tensor(new[] { 0f, 1f }), eye(2));
+        }
+
+        var tokens = Tokens(2, 16, 64);
+        using var _ = no_grad();
+        var actual = hc.Forward(tokens).Hidden;
+
+        var h0 = hc.Embedding.forward(tokens);
+        Tensor a = h0, b = h0;
+        foreach (var block in hc.Blocks)
+        {
+            var t1 = block.Attn.forward(block.AttnNorm.forward(a));
+            (a, b) = (t1 + a, a + b);
+            var t2 = block.Mlp!.forward(block.FfNorm.forward(b));
+            b = t2 + b;
+        }
+        var expected = a + b;
+        var rel = RelDiff(actual, expected);
+        Assert.True(rel <= 1e-6, $"the asymmetric mixing differs from the hand-built network by {rel:E2}");
+    }
 }
