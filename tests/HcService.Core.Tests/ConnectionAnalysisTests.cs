@@ -151,6 +151,31 @@ public class ConnectionAnalysisTests
         Assert.Equal(0.0, MaxAbsDiff(traced, model.Forward(tokens).Hidden));
     }
 
+    [Fact]
+    public void TraceMatchesAHandComposedTrunk()
+    {
+        // Independent of Block.Forward: a residual trunk composed by hand from the sublayer modules (h + T(norm(h))),
+        // and the layer states the trace reports after the embedding and after each block.
+        using var scope = NewDisposeScope();
+        var model = Build(ThreeBlocks(ConnectionConfig.Residual), seed: 12);
+        var tokens = Tokens(2, 8, 64);
+        var states = new List<Tensor>();
+        var traced = TrunkTrace.Run(model, tokens, null, (l, h) => { Assert.Equal(states.Count, l); states.Add(h.clone().DetachFromDisposeScope()); });
+        using var _ = no_grad();
+        var hand = model.Embedding.forward(tokens);
+        Assert.Equal(0.0, MaxAbsDiff(states[0], hand));
+        for (var l = 0; l < 3; l++)
+        {
+            var block = model.Blocks[l];
+            hand = hand + block.Attn.forward(block.AttnNorm.forward(hand));
+            hand = hand + block.Mlp!.forward(block.FfNorm.forward(hand));
+            Assert.True(MaxAbsDiff(states[l + 1], hand) <= 1e-6, $"layer {l + 1}: the trace differs from the hand-composed trunk");
+        }
+        Assert.Equal(4, states.Count);
+        Assert.True(MaxAbsDiff(traced, hand) <= 1e-6);
+        foreach (var t in states) t.Dispose();
+    }
+
     static void RandomizeDynamic(LanguageModel model, int seed)
     {
         RandomizeStatic(model, seed);
@@ -214,6 +239,17 @@ public class ConnectionAnalysisTests
             Assert.All(d.Std.B.Concat(d.Std.Am).Concat(d.Std.Ar.SelectMany(r => r)), s => Assert.Equal(0.0, s));
         }
         AssertMatrixClose(report.StaticMatrix!.Values, report.DynamicMatrix!.Values, 1e-7, "dynamic at init");
+
+        // The statistics measure the per-token weights, not the static ones: with dynamic projections away from zero
+        // the same report shows spread and means that move off the static values.
+        var trained = Build(Tiny(ConnectionConfig.DynamicHc(2)));
+        RandomizeDynamic(trained, seed: 6);
+        var moved = ConnectionReport.Of(trained, Tokens(2, 8, 64));
+        foreach (var d in moved.Dynamic!)
+        {
+            Assert.Contains(d.Std.B.Concat(d.Std.Am).Concat(d.Std.Ar.SelectMany(r => r)), s => s > 1e-3);
+            Assert.NotEqual(moved.Static![d.Sublayer].Static.Am, d.Mean.Am);
+        }
     }
 
     [Fact]
