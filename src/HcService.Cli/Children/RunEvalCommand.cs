@@ -41,7 +41,8 @@ static class RunEvalCommand
 
     static int Run(long evaluationId)
     {
-        var (connectionString, paths) = ChildRunner.Settings();
+        var (connectionString, settings) = ChildRunner.Settings();
+        var paths = settings.Paths;
         using var db = NpgsqlDataSource.Create(connectionString);
         var jobs = new EvaluationJobs(db);
         if (jobs.Running(evaluationId) is not { } job) { Console.Error.WriteLine($"evaluation {evaluationId} is not running: nothing to do"); return 0; }

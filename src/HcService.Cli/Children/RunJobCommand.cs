@@ -50,10 +50,11 @@ static class RunJobCommand
     {
         using var signals = new StopSignals();   // SIGTERM/SIGINT: checkpoint this step and hand the run back
         var terminate = signals.Token;
-        var (connectionString, paths) = ChildRunner.Settings();
+        var (connectionString, settings) = ChildRunner.Settings();
+        var paths = settings.Paths;
         var parent = getppid();
         using var db = NpgsqlDataSource.Create(connectionString);
-        var lifecycle = new RunLifecycle(db, HcSettings.FromEnvironment().Leases);
+        var lifecycle = new RunLifecycle(db, settings.Leases);
 
         if (DbRetry.Run(() => lifecycle.HeldRunAsync(runId, attempt, CancellationToken.None).GetAwaiter().GetResult(), WriteBudget, Console.Error.WriteLine)
             is not { } row)

@@ -61,14 +61,14 @@ public sealed class ChildRunner : IDisposable
         lock (tail) return (tail.Length > StderrTailChars ? tail.ToString(tail.Length - StderrTailChars, StderrTailChars) : tail.ToString()).Trim();
     }
 
-    /// <summary>The settings a worker passes to its child (<see cref="Start"/>), read back in the child: the connection
-    /// string and the data and checkpoint roots.</summary>
-    public static (string ConnectionString, HcPaths Paths) Settings()
+    /// <summary>The settings a worker passes to its child (<see cref="Start"/>), read back in the child, once: the
+    /// connection string and the service's settings (the data and checkpoint roots must have been passed).</summary>
+    public static (string ConnectionString, HcSettings Settings) Settings()
     {
         static string Get(string name) => Environment.GetEnvironmentVariable(name) ?? throw new InvalidOperationException($"{name} is not set");
         _ = Get(HcSettings.DataRootSetting.Name);
         _ = Get(HcSettings.CheckpointRootSetting.Name);
-        return (Get("ConnectionStrings__hc"), HcSettings.FromEnvironment().Paths);
+        return (Get("ConnectionStrings__hc"), HcSettings.FromEnvironment());
     }
 
     /// <summary>SIGTERM (the process checkpoints or shuts down cleanly), then SIGKILL of its tree after <paramref name="grace"/>.

@@ -91,13 +91,14 @@ static class WorkerCommand
         // One line per event, with the time: the worker's log (hc up keeps it in .hc/worker.log) is read by people.
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         var state = new WorkerState(queue);
-        var leases = HcSettings.FromEnvironment().Leases;
+        var settings = HcSettings.FromEnvironment();
+        var leases = settings.Leases;
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton(state);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
         builder.Services.AddSingleton(sp => new RunLifecycle(sp.GetRequiredService<NpgsqlDataSource>(), leases));
         builder.Services.AddSingleton(sp => new EvaluationJobs(sp.GetRequiredService<NpgsqlDataSource>()));
-        var stopTimeout = StopTimeout;
+        var stopTimeout = settings.StopTimeout;
         builder.Services.AddSingleton<IRunExecutor>(sp => new RunExecutor(connectionString, paths, sp.GetRequiredService<RunLifecycle>(), state,
             sp.GetRequiredService<IBackgroundJobClient>(), stopTimeout, sp.GetRequiredService<ILoggerFactory>().CreateLogger("HcService.Worker.Runs")));
         // Stopping waits for the training process's hand-back: Hangfire's and the host's shutdown outlast it.
