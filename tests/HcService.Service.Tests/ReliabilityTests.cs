@@ -116,6 +116,34 @@ public class ReliabilityTests(ServiceFixture svc)
         Assert.False(Process.GetProcesses().Any(p => p.Id == childPid), "the killed worker's training process is still running");
     }
 
+    /// <summary>A worker killed before its training process had even started to watch it (the kill-worker case above at
+    /// k = 0, on a loaded machine): the process was orphaned before it could ask who its parent was, so it must know its
+    /// worker from what the worker told it, not from its parent at start, and hand the run back at its first step. The
+    /// worker here is a process that has already exited.</summary>
+    [Fact]
+    public async Task ATrainingProcessOrphanedBeforeItStartedHandsTheRunBack()
+    {
+        var spec = HcService.Contract.Jobs.JobSpec.Parse(Resumable.Replace("NAME", "orphaned-at-start"));
+        var (id, db, _) = await svc.ClaimedRun("orphaned-at-start", "orphan-test", Steps, spec);
+        await using var _db = db;
+        using var gone = Process.Start("true")!;
+        await gone.WaitForExitAsync();
+        var r = await HcProcess.RunAsync(TimeSpan.FromMinutes(3), new Dictionary<string, string?>
+        {
+            ["ConnectionStrings__hc"] = svc.Postgres.ConnectionString,
+            [HcSettings.DataRootSetting.Name] = svc.DataRoot,
+            [HcSettings.CheckpointRootSetting.Name] = svc.CheckpointRoot,
+            ["HC_WORKER_PID"] = gone.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }, "run-job", "--run-id", id.ToString(System.Globalization.CultureInfo.InvariantCulture), "--attempt", "1");
+
+        Assert.True(r.ExitCode == 75, r.Output);   // handed back (EX_TEMPFAIL), not trained to the end
+        Assert.Matches(@"worker gone at step \d+: checkpointed and handed back", r.Stdout);
+        var run = await svc.Run(id);
+        Assert.Equal("queued", run["run"]!["status"]!.GetValue<string>());
+        Assert.True(run["run"]!["step"]!.GetValue<long>() < Steps, run.ToJsonString());
+        Assert.Equal("stopped", run["attempts"]![0]!["outcome"]!.GetValue<string>());
+    }
+
     static void Kill(int pid) => Process.Start("kill", ["-9", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
 
     [Fact]

@@ -63,18 +63,22 @@ public static class RunClient
 
     /// <summary>A run row of <paramref name="steps"/> steps on <paramref name="queue"/> (one no worker serves), claimed as
     /// attempt 1 with a long lease (nothing reaps it): for tests that write as a training process does.</summary>
-    public static async Task<(long Id, Npgsql.NpgsqlDataSource Db, HcService.Store.Runs.RunLifecycle Leases)> ClaimedRun(this ServiceFixture svc, string name, string queue, long steps)
+    /// <param name="spec">The run's spec (its plan resolved as the API would); none for tests that never train.</param>
+    public static async Task<(long Id, Npgsql.NpgsqlDataSource Db, HcService.Store.Runs.RunLifecycle Leases)> ClaimedRun(this ServiceFixture svc, string name, string queue, long steps,
+        HcService.Contract.Jobs.JobSpec? spec = null)
     {
         var db = Npgsql.NpgsqlDataSource.Create(svc.Postgres.ConnectionString);
         await using var cmd = db.CreateCommand("""
-            INSERT INTO hc.runs ("Name", "Spec", "Preset", "Architecture", "Connection", "Rate", "Tags", "Status", "Queue", "Attempt",
+            INSERT INTO hc.runs ("Name", "Spec", "Plan", "Preset", "Architecture", "Connection", "Rate", "Tags", "Status", "Queue", "Attempt",
                 "MaxAttempts", "TotalSteps", "TokenBudget", "Step", "Tokens", "CancelRequested", "CreatedAt", "UpdatedAt")
-            VALUES ($1, '{}', 'tiny', 'dense', 'residual', 1, '{}', 'queued', $3, 0, 3, $2, $2 * 1024, 0, 0, false, now(), now())
+            VALUES ($1, $4::jsonb, $5::jsonb, 'tiny', 'dense', 'residual', 1, '{}', 'queued', $3, 0, 3, $2, $2 * 1024, 0, 0, false, now(), now())
             RETURNING "Id"
             """);
         cmd.Parameters.Add(new() { Value = name });
         cmd.Parameters.Add(new() { Value = steps });
         cmd.Parameters.Add(new() { Value = queue });
+        cmd.Parameters.Add(new() { Value = spec?.ToJson() ?? "{}", NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = spec is null ? DBNull.Value : HcService.Contract.Jobs.JobPlan.Resolve(spec).ToJson(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
         var id = (long)(await cmd.ExecuteScalarAsync())!;
         var leases = new HcService.Store.Runs.RunLifecycle(db, new HcService.Store.Runs.LeaseOptions { Duration = TimeSpan.FromMinutes(30) });
         Assert.Equal(1, (await leases.StartAttemptAsync(id, $"test:1:{queue}", CancellationToken.None))!.Attempt);

@@ -52,7 +52,7 @@ static class RunJobCommand
         var terminate = signals.Token;
         var (connectionString, settings) = ChildRunner.Settings();
         var paths = settings.Paths;
-        var parent = getppid();
+        var parent = ChildRunner.WorkerPid(getppid);
         using var db = NpgsqlDataSource.Create(connectionString);
         var lifecycle = new RunLifecycle(db, settings.Leases);
 

@@ -28,6 +28,7 @@ public sealed class ChildRunner : IDisposable
         psi.Environment["ConnectionStrings__hc"] = connectionString;
         psi.Environment[HcSettings.DataRootSetting.Name] = paths.DataRoot;
         psi.Environment[HcSettings.CheckpointRootSetting.Name] = paths.CheckpointRoot;
+        psi.Environment[WorkerPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (!psi.Environment.ContainsKey("GLIBC_TUNABLES"))
             psi.Environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296";
         psi.RedirectStandardError = true;
@@ -70,6 +71,16 @@ public sealed class ChildRunner : IDisposable
         _ = Get(HcSettings.CheckpointRootSetting.Name);
         return (Get("ConnectionStrings__hc"), HcSettings.FromEnvironment());
     }
+
+    /// <summary>The environment variable that tells a child its worker's process id.</summary>
+    internal const string WorkerPidVariable = "HC_WORKER_PID";
+
+    /// <summary>The process id of the worker that started this child: passed in its environment, because the child's own
+    /// parent at the time it asks may already be another process (a worker killed while the child was still starting
+    /// leaves it orphaned before it could look); the current parent when it was not passed (a child started by hand).</summary>
+    public static int WorkerPid(Func<int> currentParent) =>
+        int.TryParse(Environment.GetEnvironmentVariable(WorkerPidVariable), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out var pid) ? pid : currentParent();
 
     /// <summary>SIGTERM (the process checkpoints or shuts down cleanly), then SIGKILL of its tree after <paramref name="grace"/>.
     /// True when it stopped by itself.</summary>
