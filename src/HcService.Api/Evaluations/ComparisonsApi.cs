@@ -3,6 +3,8 @@ using HcService.Api.Auth;
 using HcService.Api.Runs;
 using HcService.Contract.Analysis;
 using HcService.Contract.Config;
+using HcService.Contract.Evaluation;
+using HcService.Contract.Jobs;
 using HcService.Store;
 using HcService.Store.Runs;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -16,13 +18,24 @@ namespace HcService.Api.Evaluations;
 public sealed record CurveComparison(string Metric, double BaselineFinal, double CandidateFinal, double? LastCommonTokens, double? DeltaAtLastCommon,
     IReadOnlyList<DeltaPoint> Deltas, SpeedupResult Speedup);
 
-/// <summary>A downstream metric of both runs at their latest evaluated step, and the difference (candidate - baseline).</summary>
-public sealed record TaskDelta(string Task, string Metric, long BaselineStep, double Baseline, long CandidateStep, double Candidate, double Delta);
+/// <summary>A downstream metric of both runs at their latest evaluated step, each with its standard error (binomial from
+/// the task's item count, as lm-evaluation-harness reports acc_stderr), and the difference (candidate - baseline) with its
+/// standard error; <see cref="Noise"/>: the difference lies within two of them.</summary>
+public sealed record TaskDelta(string Task, string Metric, long BaselineStep, double Baseline, double? BaselineStderr, long CandidateStep, double Candidate,
+    double? CandidateStderr, double Delta, double? DeltaStderr, bool Noise);
 
 public sealed record CandidateComparison(RunSummary Run, IReadOnlyList<CurveComparison> Validation, CurveComparison? Training, IReadOnlyList<TaskDelta> Tasks);
 
-/// <summary>GET /api/comparisons: every candidate against the baseline, aligned by tokens.</summary>
-public sealed record Comparison(RunSummary Baseline, IReadOnlyList<CandidateComparison> Candidates, string PlotUrl);
+/// <summary>A candidate variant (its seeds) against the baseline variant, paired by seed: per loss curve, each variant's
+/// mean and std, the paired delta with its 95% interval and verdict, and the speedup over seeds; downstream accuracies
+/// likewise; the plan fields besides the connection and the seed in which the two differ (confounds); a verdict.</summary>
+public sealed record VariantComparison(VariantInfo Variant, IReadOnlyList<SeededCurve> Curves, IReadOnlyList<SeededScore> Downstream,
+    IReadOnlyList<PlanDifference> Confounds, bool Confounded, string Verdict);
+
+/// <summary>GET /api/comparisons: every candidate run against the baseline run, aligned by tokens; and the runs grouped
+/// into variants (equal plans but for the seed), every candidate variant against the baseline's, paired by seed.</summary>
+public sealed record Comparison(RunSummary Baseline, IReadOnlyList<CandidateComparison> Candidates, VariantInfo BaselineVariant,
+    IReadOnlyList<VariantComparison> Variants, string PlotUrl);
 
 /// <summary>
 /// Comparisons answer the paper's questions from stored results: lower validation loss at equal tokens, the same loss
@@ -35,7 +48,7 @@ public static class ComparisonsApi
     public static void MapComparisons(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/comparisons").WithTags("Comparisons").RequireScope(Scopes.Read);
-        g.MapGet("/", Compare).WithSummary("Two or more runs aligned by tokens: loss deltas per validation set, speedup, downstream deltas");
+        g.MapGet("/", Compare).WithSummary("Two or more runs aligned by tokens: loss deltas per validation set, speedup, downstream deltas with standard errors; and by variant over seeds: mean, std, seed-paired deltas with 95% intervals, verdicts, confounds");
         g.MapGet("/plot.svg", Plot).WithSummary("Loss vs tokens of the runs (SVG); metric = train/loss or val/<set>/loss")
             .Produces(200, contentType: "image/svg+xml");
     }
@@ -49,11 +62,13 @@ public static class ComparisonsApi
         var baseId = baseline ?? ids[0];
         var evaluations = await db.Evaluations.AsNoTracking().Where(e => ids.Contains(e.RunId)).ToListAsync(ct);
 
-        var baseCurves = await Curves(data, baseId, ct);
+        var curvesOf = new Dictionary<long, Dictionary<string, LossCurve>>();
+        foreach (var id in ids) curvesOf[id] = await Curves(data, id, ct);
+        var baseCurves = curvesOf[baseId];
         var candidates = new List<CandidateComparison>();
         foreach (var id in ids.Where(i => i != baseId))
         {
-            var curves = await Curves(data, id, ct);
+            var curves = curvesOf[id];
             var label = Label(found[id]);
             var validation = baseCurves.Where(c => MetricRegistry.IsValidationLoss(c.Key, out _) && curves.ContainsKey(c.Key) && c.Value.Points.Count > 1 && curves[c.Key].Points.Count > 1)
                 .Select(c => CompareCurves(c.Key, c.Value, curves[c.Key], Label(found[baseId]), label, Smoothing.None)).ToList();
@@ -62,7 +77,21 @@ public static class ComparisonsApi
                 training = CompareCurves(MetricRegistry.TrainLoss.Name, bt, ctl, Label(found[baseId]), label, Smoothing.Window(0.05 * bt.Last.Tokens));
             candidates.Add(new CandidateComparison(RunSummary.Of(found[id]), validation, training, TaskDeltas(evaluations, baseId, id)));
         }
-        return TypedResults.Ok(new Comparison(RunSummary.Of(found[baseId]), candidates, $"/api/comparisons/plot.svg?runs={string.Join(',', ids)}"));
+        // By variant, paired by seed: training loss smoothed as above (5% of the pair's baseline tokens), validation as measured.
+        var variants = Variants.Of(found.Values, baseId);
+        var scores = Variants.LatestScores(evaluations);
+        List<SeedRun> SeedRuns(Variants.Variant v) => v.Members.Select(m => new SeedRun(m.Run.Id, m.Seed, curvesOf[m.Run.Id], scores.GetValueOrDefault(m.Run.Id))).ToList();
+        var baseRuns = SeedRuns(variants.Baseline);
+        var variantComparisons = variants.Candidates.Select(v =>
+        {
+            var curves = SeedComparison.Curves(baseRuns, SeedRuns(v),
+                (metric, baselineCurve) => metric == MetricRegistry.TrainLoss.Name ? Smoothing.Window(0.05 * baselineCurve.Last.Tokens) : Smoothing.None);
+            var confounds = v.ConfoundsAgainst(variants.Baseline);
+            return new VariantComparison(v.Info, curves, SeedComparison.Scores(baseRuns, SeedRuns(v)), confounds, confounds.Count > 0,
+                Variants.Verdict(confounds, curves.Where(c => MetricRegistry.IsValidationLoss(c.Metric, out _)).Select(c => (c.Metric, c.Delta))));
+        }).ToList();
+        return TypedResults.Ok(new Comparison(RunSummary.Of(found[baseId]), candidates, variants.Baseline.Info, variantComparisons,
+            $"/api/comparisons/plot.svg?runs={string.Join(',', ids)}"));
     }
 
     static async Task<Results<ContentHttpResult, ValidationProblem>> Plot(HcDbContext db, NpgsqlDataSource data, string? runs, string? metric, CancellationToken ct)
@@ -95,15 +124,23 @@ public static class ComparisonsApi
             thinned, LossCurves.Speedup(b, c, smoothing));
     }
 
-    /// <summary>Each downstream (task, metric) both runs have, at each run's latest evaluated step.</summary>
+    /// <summary>Each downstream (task, metric) both runs have, at each run's latest evaluated step, with standard errors.</summary>
     static List<TaskDelta> TaskDeltas(List<EvaluationResult> all, long baseId, long id)
     {
-        static Dictionary<(string, string), EvaluationResult> Latest(IEnumerable<EvaluationResult> rs) => rs.Where(r => r.Metric != "items")
+        static Dictionary<(string, string), EvaluationResult> Latest(IEnumerable<EvaluationResult> rs) => rs.Where(r => r.Metric != EvalMetrics.Items)
             .GroupBy(r => (r.Task, r.Metric)).ToDictionary(g => g.Key, g => g.MaxBy(r => r.Step)!);
-        var b = Latest(all.Where(e => e.RunId == baseId));
-        var c = Latest(all.Where(e => e.RunId == id));
-        return b.Keys.Intersect(c.Keys).OrderBy(k => k.Item1 == "average" ? "~" : k.Item1, StringComparer.Ordinal).ThenBy(k => k.Item2, StringComparer.Ordinal)
-            .Select(k => new TaskDelta(k.Item1, k.Item2, b[k].Step, b[k].Value, c[k].Step, c[k].Value, c[k].Value - b[k].Value)).ToList();
+        static Dictionary<(long, string, string), double?> Errors(IEnumerable<EvaluationResult> rs) =>
+            AccuracyErrors.Of(rs.Select(r => new StoredScore(r.Step, r.Task, r.Metric, r.Value)));
+        var (b, c) = (Latest(all.Where(e => e.RunId == baseId)), Latest(all.Where(e => e.RunId == id)));
+        var (be, ce) = (Errors(all.Where(e => e.RunId == baseId)), Errors(all.Where(e => e.RunId == id)));
+        return b.Keys.Intersect(c.Keys).OrderBy(k => k.Item1 == EvalMetrics.Average ? "~" : k.Item1, StringComparer.Ordinal).ThenBy(k => k.Item2, StringComparer.Ordinal)
+            .Select(k =>
+            {
+                var (bs, cs) = (be.GetValueOrDefault((b[k].Step, k.Item1, k.Item2)), ce.GetValueOrDefault((c[k].Step, k.Item1, k.Item2)));
+                var delta = c[k].Value - b[k].Value;
+                var (se, noise) = SeedStatistics.DifferenceStderr(delta, bs, cs);
+                return new TaskDelta(k.Item1, k.Item2, b[k].Step, b[k].Value, bs, c[k].Step, c[k].Value, cs, delta, se, noise);
+            }).ToList();
     }
 
     /// <summary>The run's loss curves by tokens: train/loss (2,000 points) and every val/&lt;set&gt;/loss.</summary>

@@ -5,6 +5,8 @@ using HcService.Api.Auth;
 using HcService.Api.Runs;
 using HcService.Contract.Config;
 using HcService.Contract.Jobs;
+using HcService.Contract.Analysis;
+using HcService.Contract.Evaluation;
 using HcService.Store;
 using HcService.Store.Jobs;
 using HcService.Store.Runs;
@@ -17,10 +19,11 @@ namespace HcService.Api.Evaluations;
 
 /// <summary>POST /api/groups: a grid of runs as one call. Each variant is merged onto the base spec (objects merged
 /// field by field, anything else replaced), e.g. the paper's Table 1: base = the residual run, variants = DHC at
-/// n = 1, 2, 4, 8 and SHC x4.</summary>
+/// n = 1, 2, 4, 8 and SHC x4. With <see cref="Seeds"/>, the base and every variant run once per seed (training.seed set,
+/// "-s&lt;seed&gt;" added to the name), so that each variant is compared with the baseline seed by seed.</summary>
 /// <remarks>Base and variants arrive as JSON elements (read under the strict options: a field given twice is a 400) and
 /// become objects here.</remarks>
-public sealed record GroupRequest(string? Name, System.Text.Json.JsonElement? Base, List<System.Text.Json.JsonElement>? Variants);
+public sealed record GroupRequest(string? Name, System.Text.Json.JsonElement? Base, List<System.Text.Json.JsonElement>? Variants, List<long>? Seeds = null);
 
 public sealed record GroupCreated(string Group, IReadOnlyList<RunSummary> Runs, string TableUrl);
 
@@ -29,8 +32,17 @@ public sealed record GroupCreated(string Group, IReadOnlyList<RunSummary> Runs, 
 public sealed record GroupRow(RunSummary Run, bool IsBaseline, IReadOnlyDictionary<string, double> ValidationLoss, IReadOnlyDictionary<string, double> Perplexity,
     double? DownstreamAverage, IReadOnlyDictionary<string, double> LossDelta, double? DownstreamDelta);
 
-/// <summary>GET /api/groups/{name}: the group's table in the paper's layout (one row per run, the baseline first).</summary>
-public sealed record GroupTable(string Group, long? BaselineRunId, IReadOnlyList<string> ValidationSets, IReadOnlyList<GroupRow> Rows, string? ComparisonUrl);
+/// <summary>One variant of a group over its seeds: the mean and standard deviation of its final validation loss per set
+/// and of its downstream average; against the baseline variant, the seed-paired deltas with their 95% intervals and
+/// verdicts, and every plan field besides the connection and the seed in which it differs from the baseline (confounds).</summary>
+public sealed record VariantRow(VariantInfo Variant, bool IsBaseline, IReadOnlyDictionary<string, SeedSummary> ValidationLoss, SeedSummary? DownstreamAverage,
+    IReadOnlyDictionary<string, PairedDifference> LossDelta, PairedDifference? DownstreamDelta, IReadOnlyList<PlanDifference> Confounds, bool Confounded,
+    string? Verdict);
+
+/// <summary>GET /api/groups/{name}: the group's table in the paper's layout: one row per run (each run's deltas against the
+/// baseline run of its seed), and one row per variant over its seeds, the baseline first.</summary>
+public sealed record GroupTable(string Group, long? BaselineRunId, IReadOnlyList<string> ValidationSets, IReadOnlyList<GroupRow> Rows,
+    IReadOnlyList<VariantRow> Variants, string? ComparisonUrl);
 
 public static class GroupsApi
 {
@@ -41,9 +53,9 @@ public static class GroupsApi
     {
         var g = app.MapGroup("/api/groups").WithTags("Experiment groups");
         g.MapPost("/", Submit).RequireScope(Scopes.Submit)
-            .WithSummary("Submit a grid of runs as one call: a base spec and variants merged onto it; the runs are the group's members (and tagged group:<name>); a name is used once (409)");
+            .WithSummary("Submit a grid of runs as one call: a base spec and variants merged onto it, each run once per seed when seeds are given; the runs are the group's members (and tagged group:<name>); a name is used once (409)");
         g.MapGet("/{name}", Table).RequireScope(Scopes.Read)
-            .WithSummary("The group's table: validation loss and perplexity per set, downstream average, deltas to the baseline (the residual run)");
+            .WithSummary("The group's table: per run, validation loss and perplexity per set, downstream average, deltas to the baseline (the residual run) of its seed; per variant, mean and std over seeds, seed-paired deltas with 95% intervals and verdicts, confounds");
     }
 
     static async Task<Results<Created<GroupCreated>, ValidationProblem, Conflict<ProblemDetails>>> Submit(GroupRequest request, HcDbContext db,
@@ -60,6 +72,11 @@ public static class GroupsApi
         if (variants.Count is < 1 or > 32) errors.Add(new("variants", variants.Count, "a list of 1 to 32 objects merged onto the base spec"));
         for (var i = 0; i < variants.Count; i++)
             if (variants[i] is null) errors.Add(new($"variants[{i}]", null, "an object merged onto the base spec"));
+        var seeds = request.Seeds;
+        if (seeds is not null && (seeds.Count is < 1 or > MaxSeeds || seeds.Distinct().Count() != seeds.Count || seeds.Any(x => x < 0)))
+            errors.Add(new("seeds", System.Text.Json.JsonSerializer.Serialize(seeds), $"a list of 1 to {MaxSeeds} distinct non-negative integers (each variant runs once per seed)"));
+        else if (seeds is not null && (variants.Count + 1) * seeds.Count > MaxRuns)
+            errors.Add(new("seeds", System.Text.Json.JsonSerializer.Serialize(seeds), $"at most {MaxRuns} runs in a group: {variants.Count + 1} specs x {seeds.Count} seeds is {(variants.Count + 1) * seeds.Count}"));
         var device = queue switch { null or "cpu" => DeviceKind.Cpu, "cuda" => DeviceKind.Cuda, _ => (DeviceKind?)null };
         if (device is null) errors.Add(new("queue", queue, "cpu or cuda"));
         if (errors.Count > 0) return Problem(errors);
@@ -67,6 +84,7 @@ public static class GroupsApi
         // The base itself is the first run (the baseline), then each variant merged onto it.
         var specs = new List<(JobSpec Spec, JobPlan Plan)>();
         var merged = new[] { (JsonObject)baseSpec!.DeepClone() }.Concat(variants.Select(v => Merge((JsonObject)baseSpec!.DeepClone(), v!))).ToList();
+        var grid = new List<(string Field, JsonObject Spec)>();
         for (var i = 0; i < merged.Count; i++)
         {
             var field = i == 0 ? "base" : $"variants[{i - 1}]";
@@ -75,10 +93,24 @@ public static class GroupsApi
                 errors.Add(new($"{field}.tags", tags.ToJsonString(), $"tags not starting with '{TagPrefix}' (the group's tag is added to its runs here)"));
             tags.Add(TagPrefix + name);
             merged[i]["tags"] = tags;
-            if (merged[i]["name"] is null) merged[i]["name"] = $"{name}-{i}";
+            var runName = merged[i]["name"] is JsonValue n && n.TryGetValue<string>(out var given) ? given : $"{name}-{i}";
+            if (seeds is null) { merged[i]["name"] = merged[i]["name"]?.DeepClone() ?? runName; grid.Add((field, merged[i])); continue; }
+            if (merged[i]["training"] is JsonObject t && t.ContainsKey("seed"))
+                errors.Add(new($"{field}.training.seed", t["seed"]?.ToJsonString(), "absent: the group's seeds set each run's seed"));
+            foreach (var seed in seeds)
+            {
+                var one = (JsonObject)merged[i].DeepClone();
+                one["name"] = $"{runName}-s{seed}";
+                if (one["training"] is not JsonObject training) one["training"] = training = [];
+                training["seed"] = seed;
+                grid.Add((field, one));
+            }
+        }
+        foreach (var (field, one) in grid)
+        {
             try
             {
-                var spec = JobSpec.Parse(merged[i].ToJsonString());
+                var spec = JobSpec.Parse(one.ToJsonString());
                 var (plan, specErrors) = validator.Validate(spec, device!.Value);
                 if (plan is null) errors.AddRange(specErrors.Select(e => e with { Field = $"{field}.{e.Field}" }));
                 else if (await durationCap.CheckAsync(plan, device!.Value, ct) is { } tooLong) errors.Add(tooLong with { Field = $"{field}.{tooLong.Field}" });
@@ -107,6 +139,9 @@ public static class GroupsApi
         return TypedResults.Created($"/api/groups/{name}", new GroupCreated(name!, runs.Select(RunSummary.Of).ToList(), $"/api/groups/{name}"));
     }
 
+    /// <summary>Seeds a group may run each variant at, and runs a group may hold.</summary>
+    const int MaxSeeds = 10, MaxRuns = 64;
+
     static async Task<Results<Ok<GroupTable>, NotFound<ProblemDetails>>> Table(string name, HcDbContext db, CancellationToken ct)
     {
         var runs = await db.Runs.AsNoTracking().Where(r => r.Group == name).OrderBy(r => r.Id).ToListAsync(ct);
@@ -123,16 +158,44 @@ public static class GroupsApi
         Dictionary<string, double> Of(long run, string suffix) => finals.Where(m => m.RunId == run && m.Name.EndsWith(suffix, StringComparison.Ordinal))
             .ToDictionary(m => Set(m.Name), m => m.Value);
         double? Average(long run) => averages.Where(a => a.RunId == run).MaxBy(a => a.Step)?.Value;
-        var baseLoss = Of(baseline.Id, "/loss");
+        var variants = Variants.Of(runs, baseline.Id);
+        // Each run against the baseline run of its own seed (the baseline run itself where the baseline lacks that seed).
+        var seedOf = variants.Candidates.Prepend(variants.Baseline).SelectMany(v => v.Members).ToDictionary(m => m.Run.Id, m => m.Seed);
+        var baselineOfSeed = variants.Baseline.Members.GroupBy(m => m.Seed).ToDictionary(g => g.Key, g => g.First().Run.Id);
         var rows = runs.OrderBy(r => r.Id == baseline.Id ? 0 : 1).ThenBy(r => r.Id).Select(r =>
         {
+            var partner = baselineOfSeed.GetValueOrDefault(seedOf[r.Id], baseline.Id);
+            var baseLoss = Of(partner, "/loss");
             var loss = Of(r.Id, "/loss");
             var avg = Average(r.Id);
             return new GroupRow(RunSummary.Of(r), r.Id == baseline.Id, loss, Of(r.Id, "/perplexity"), avg,
                 loss.Where(l => baseLoss.ContainsKey(l.Key)).ToDictionary(l => l.Key, l => l.Value - baseLoss[l.Key]),
-                avg is { } a && Average(baseline.Id) is { } b ? a - b : null);
+                avg is { } a && Average(partner) is { } b ? a - b : null);
         }).ToList();
-        return TypedResults.Ok(new GroupTable(name, baseline.Id, sets, rows,
+
+        // Per variant over seeds: the final validation points as one-point curves (a pair counts once both runs have a
+        // final point at equal tokens), the downstream average as a score.
+        SeedRun SeedRunOf(Variants.Member m) => new(m.Run.Id, m.Seed,
+            finals.Where(f => f.RunId == m.Run.Id && MetricRegistry.IsValidationLoss(f.Name, out _))
+                .ToDictionary(f => Set(f.Name), f => new LossCurve(f.Name, [new LossPoint(f.Tokens, f.Value)])),
+            Average(m.Run.Id) is { } avg ? new Dictionary<string, double> { [EvalMetrics.Average] = avg } : null);
+        var baseRuns = variants.Baseline.Members.Select(SeedRunOf).ToList();
+        VariantRow Row(Variants.Variant v, bool isBaseline)
+        {
+            var seedRuns = v.Members.Select(SeedRunOf).ToList();
+            var validation = sets.Where(set => seedRuns.Any(r => r.Curves.ContainsKey(set)))
+                .ToDictionary(set => set, set => SeedSummary.Of(seedRuns.Where(r => r.Curves.ContainsKey(set)).Select(r => r.Curves[set].Last.Loss).ToList()));
+            var averagesOf = seedRuns.Where(r => r.Scores is not null).Select(r => r.Scores![EvalMetrics.Average]).ToList();
+            var average = averagesOf.Count > 0 ? SeedSummary.Of(averagesOf) : null;
+            if (isBaseline) return new VariantRow(v.Info, true, validation, average, new Dictionary<string, PairedDifference>(), null, [], false, null);
+            var deltas = SeedComparison.Curves(baseRuns, seedRuns, (_, _) => Smoothing.None, speedup: false).ToDictionary(c => c.Metric, c => c.Delta);
+            var downstream = SeedComparison.Scores(baseRuns, seedRuns).FirstOrDefault()?.Delta;
+            var confounds = v.ConfoundsAgainst(variants.Baseline);
+            return new VariantRow(v.Info, false, validation, average, deltas, downstream, confounds, confounds.Count > 0,
+                Variants.Verdict(confounds, deltas.Select(d => (d.Key, d.Value))));
+        }
+        var variantRows = variants.Candidates.Select(v => Row(v, false)).Prepend(Row(variants.Baseline, true)).ToList();
+        return TypedResults.Ok(new GroupTable(name, baseline.Id, sets, rows, variantRows,
             runs.Count > 1 ? $"/api/comparisons?runs={string.Join(',', rows.Select(r => r.Run.Id))}&baseline={baseline.Id}" : null));
     }
 

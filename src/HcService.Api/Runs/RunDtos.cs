@@ -32,7 +32,9 @@ public sealed record RunPage(IReadOnlyList<RunSummary> Items, int Total, int Pag
 
 public sealed record CheckpointInfo(long Step, long Tokens, long Bytes, string Sha256, DateTimeOffset CreatedAt, string DownloadUrl);
 
-public sealed record EvaluationInfo(long Step, string Task, string Metric, double Value, DateTimeOffset CreatedAt);
+/// <summary>A stored evaluation value; <see cref="Stderr"/>: an accuracy's standard error (binomial from the task's item count,
+/// as lm-evaluation-harness reports acc_stderr; for the average, of the mean of its tasks), none for the item count.</summary>
+public sealed record EvaluationInfo(long Step, string Task, string Metric, double Value, double? Stderr, DateTimeOffset CreatedAt);
 
 public sealed record PresetInfo(string Name, int Layers, int DModel, int Heads, int MlpHidden, int MaxSeqLen, int Vocab, string Architecture,
     long Parameters, long ParametersDhcX4, long TrainingFlopsPerToken, long MemoryBytesPerSequence);

@@ -1,0 +1,99 @@
+namespace HcService.Contract.Analysis;
+
+/// <summary>One run of a variant in a seeded comparison: its seed, its loss curves by metric name, and its scores
+/// (downstream accuracies by "task metric", higher is better).</summary>
+public sealed record SeedRun(long RunId, long Seed, IReadOnlyDictionary<string, LossCurve> Curves, IReadOnlyDictionary<string, double>? Scores = null);
+
+/// <summary>The paper's speedup (tokens to reach the baseline's final loss) over seed pairs.</summary>
+/// <param name="Pairs">Seed pairs compared.</param>
+/// <param name="Reached">Pairs in which the candidate reached its baseline's final loss.</param>
+/// <param name="Speedups">Each pair's speedup, by seed (those that reached it).</param>
+/// <param name="Interval">The speedup's paired t interval; only when every pair reached the target (else a mean of the
+/// pairs that did would overstate it).</param>
+/// <param name="Summary">One sentence.</param>
+public sealed record SeededSpeedup(int Pairs, int Reached, IReadOnlyDictionary<long, double> Speedups, PairedDifference? Interval, string Summary);
+
+/// <summary>One loss curve of a candidate variant against the baseline variant, paired by seed: each variant's loss at
+/// the pair's last common token count (mean and std over seeds), the paired delta with its interval, and the speedup.</summary>
+public sealed record SeededCurve(string Metric, IReadOnlyList<long> Seeds, SeedSummary Baseline, SeedSummary Candidate, PairedDifference Delta,
+    SeededSpeedup? Speedup);
+
+/// <summary>One score (an accuracy) of a candidate variant against the baseline variant, paired by seed.</summary>
+public sealed record SeededScore(string Name, IReadOnlyList<long> Seeds, SeedSummary Baseline, SeedSummary Candidate, PairedDifference Delta);
+
+/// <summary>
+/// Seed-paired comparison of two variants (docs/hc-math.md section 10): seed s of the candidate against seed s of the
+/// baseline. The same seed gives both the same sublayer weights and data order, so the pair differs by the connection
+/// alone and the seed-to-seed noise cancels in the difference.
+/// </summary>
+public static class SeedComparison
+{
+    /// <summary>The seeds both variants ran, each with its two runs (the lowest run id where a seed was run twice).</summary>
+    public static IReadOnlyList<(long Seed, SeedRun Baseline, SeedRun Candidate)> Pairs(IReadOnlyList<SeedRun> baseline, IReadOnlyList<SeedRun> candidate)
+    {
+        static Dictionary<long, SeedRun> BySeed(IEnumerable<SeedRun> runs) =>
+            runs.GroupBy(r => r.Seed).ToDictionary(g => g.Key, g => g.MinBy(r => r.RunId)!);
+        var (b, c) = (BySeed(baseline), BySeed(candidate));
+        return b.Keys.Intersect(c.Keys).Order().Select(s => (s, b[s], c[s])).ToList();
+    }
+
+    /// <summary>Every loss curve both variants have in every pair: per pair, both losses at the pair's last common token
+    /// count (after <paramref name="smoothing"/> for that metric) and their difference; with <paramref name="speedup"/>,
+    /// also each pair's speedup.</summary>
+    public static IReadOnlyList<SeededCurve> Curves(IReadOnlyList<SeedRun> baseline, IReadOnlyList<SeedRun> candidate,
+        Func<string, LossCurve, Smoothing> smoothing, bool speedup = true)
+    {
+        var pairs = Pairs(baseline, candidate);
+        if (pairs.Count == 0) return [];
+        var metrics = pairs.Select(p => p.Baseline.Curves.Keys.Intersect(p.Candidate.Curves.Keys))
+            .Aggregate((a, b) => a.Intersect(b)).Order(StringComparer.Ordinal).ToList();
+        var result = new List<SeededCurve>();
+        foreach (var metric in metrics)
+        {
+            var seeds = new List<long>();
+            var (bs, cs, deltas) = (new List<double>(), new List<double>(), new List<double>());
+            var speedups = new Dictionary<long, double>();
+            var reached = 0;
+            foreach (var (seed, b, c) in pairs)
+            {
+                var (bc, cc) = (b.Curves[metric], c.Curves[metric]);
+                var smooth = smoothing(metric, bc);
+                var d = LossCurves.Deltas(bc, cc, smooth);
+                if (d.LastCommonTokens is not { } at) continue;   // the curves do not overlap: this pair says nothing
+                var (sb, sc) = (smooth.Apply(bc), smooth.Apply(cc));
+                seeds.Add(seed);
+                bs.Add(LossCurves.LossAt(sb, at)!.Value);
+                cs.Add(LossCurves.LossAt(sc, at)!.Value);
+                deltas.Add(d.DeltaAtLastCommon!.Value);
+                if (!speedup) continue;
+                var s = LossCurves.Speedup(bc, cc, smooth);
+                if (s.Speedup is { } x) { reached++; speedups[seed] = x; }
+            }
+            if (seeds.Count == 0) continue;
+            SeededSpeedup? sp = null;
+            if (speedup)
+            {
+                var interval = reached == seeds.Count ? SeedStatistics.Speedup(speedups.Values) : null;
+                var summary = interval?.Verdict ?? (reached == 0
+                    ? $"never reached the baseline's final loss (0 of {seeds.Count} seeds)"
+                    : $"reached the baseline's final loss in {reached} of {seeds.Count} seeds: no speedup interval");
+                sp = new SeededSpeedup(seeds.Count, reached, speedups, interval, summary);
+            }
+            result.Add(new SeededCurve(metric, seeds, SeedSummary.Of(bs), SeedSummary.Of(cs), SeedStatistics.LossDelta(deltas), sp));
+        }
+        return result;
+    }
+
+    /// <summary>Every score both runs of every pair have (accuracies: higher is better), paired by seed.</summary>
+    public static IReadOnlyList<SeededScore> Scores(IReadOnlyList<SeedRun> baseline, IReadOnlyList<SeedRun> candidate)
+    {
+        var pairs = Pairs(baseline, candidate).Where(p => p.Baseline.Scores is not null && p.Candidate.Scores is not null).ToList();
+        if (pairs.Count == 0) return [];
+        var names = pairs.Select(p => p.Baseline.Scores!.Keys.Intersect(p.Candidate.Scores!.Keys)).Aggregate((a, b) => a.Intersect(b)).ToList();
+        return names.Select(name => new SeededScore(name, pairs.Select(p => p.Seed).ToList(),
+                SeedSummary.Of(pairs.Select(p => p.Baseline.Scores![name]).ToList()),
+                SeedSummary.Of(pairs.Select(p => p.Candidate.Scores![name]).ToList()),
+                SeedStatistics.AccuracyDelta(pairs.Select(p => p.Candidate.Scores![name] - p.Baseline.Scores![name]).ToList())))
+            .ToList();
+    }
+}
