@@ -59,9 +59,9 @@ public static class SeedStatistics
                 $"one seed: not resolved ({format(summary.Mean)}; run more seeds for an interval)");
         var half = StudentTQuantile(0.5 + Confidence / 2, values.Count - 1) * std / Math.Sqrt(values.Count);
         var (low, high) = (summary.Mean - half, summary.Mean + half);
-        var interval = $"{Percent(Confidence)} interval {format(low)} to {format(high)}, {values.Count} seeds";
+        var interval = $"{Percent(Confidence)} interval {format(low)} to {format(high)} over {values.Count} seeds";
         var resolved = low > nullValue || high < nullValue;
-        var verdict = !resolved ? $"not resolved: the {interval} includes {format(nullValue)}"
+        var verdict = !resolved ? $"not resolved ({format(summary.Mean)}; the {interval} includes {format(nullValue)})"
             : $"resolved: {(high < nullValue ? below : above)} ({format(summary.Mean)}; {interval})";
         return new(values.Count, summary.Mean, std, low, high, Confidence, method, resolved, verdict);
     }
