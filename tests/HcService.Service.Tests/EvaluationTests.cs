@@ -94,6 +94,20 @@ public class EvaluationTests(ServiceFixture svc)
         var arc = candidate["tasks"]!.AsArray().Single(t => t!["task"]!.GetValue<string>() == "arc_easy" && t["metric"]!.GetValue<string>() == "acc")!;
         Assert.Equal(20, arc["candidateStep"]!.GetValue<long>());
         Assert.Equal(Value(results, 20, "arc_easy", "acc")!.Value - Value(baseResults, 20, "arc_easy", "acc")!.Value, arc["delta"]!.GetValue<double>(), 12);
+        // Each accuracy with its binomial standard error on its 5 items, sqrt(p (1 - p) / 4); the delta is noise within two
+        // standard errors of the difference.
+        double Se(double p) => Math.Sqrt(p * (1 - p) / 4);
+        var (pb, pc) = (arc["baseline"]!.GetValue<double>(), arc["candidate"]!.GetValue<double>());
+        Assert.Equal(Se(pb), arc["baselineStderr"]!.GetValue<double>(), 12);
+        Assert.Equal(Se(pc), arc["candidateStderr"]!.GetValue<double>(), 12);
+        Assert.Equal(Math.Sqrt(Se(pb) * Se(pb) + Se(pc) * Se(pc)), arc["deltaStderr"]!.GetValue<double>(), 12);
+        Assert.Equal(Math.Abs(pc - pb) < 2 * Math.Sqrt(Se(pb) * Se(pb) + Se(pc) * Se(pc)), arc["noise"]!.GetValue<bool>());
+        var listed = results.Single(r => r!["step"]!.GetValue<long>() == 20 && r["task"]!.GetValue<string>() == "arc_easy" && r["metric"]!.GetValue<string>() == "acc")!;
+        Assert.Equal(Se(Value(results, 20, "arc_easy", "acc")!.Value), listed["stderr"]!.GetValue<double>(), 12);
+        Assert.Null(results.First(r => r!["metric"]!.GetValue<string>() == "items")!["stderr"]);
+        // One run a side: the seed-paired view exists and says that one seed settles nothing.
+        var paired = comparison["variants"]!.AsArray().Single()!;
+        Assert.All(paired["curves"]!.AsArray(), c => Assert.StartsWith("one seed: not resolved", c!["delta"]!["verdict"]!.GetValue<string>()));
 
         using var plot = await svc.Http.GetAsync(comparison["plotUrl"]!.GetValue<string>().TrimStart('/'));
         Assert.Equal("image/svg+xml", plot.Content.Headers.ContentType!.MediaType);
@@ -143,6 +157,104 @@ public class EvaluationTests(ServiceFixture svc)
             Assert.Equal(expected, row["lossDelta"]!["valid-austen-bytes"]!.GetValue<double>(), 12);
         }
     }
+
+    /// <summary>The done-means of issue 14 through the API: a group with seeds runs every variant at every seed; the same
+    /// seed gives residual and DHC x4 the same step-0 validation loss; the table and the comparison pair runs by seed and
+    /// report mean, std, the paired delta with its t interval and a verdict; a variant that also changes the init is
+    /// marked confounded; `hc compare --group` prints it.</summary>
+    [Fact]
+    public async Task AGroupWithSeedsPairsEveryVariantWithTheBaselineOfItsSeed()
+    {
+        svc.EnsureWorker();
+        var baseSpec = JsonNode.Parse("""
+            { "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
+              "training": { "tokenBudget": 10240, "evalTokens": "2K", "evalInterval": 5120 } }
+            """)!;
+        var dhc = JsonNode.Parse("""{ "name": "dhc4", "connection": { "type": "dynamic-hc", "rate": 4 } }""")!;
+        var scaled = JsonNode.Parse("""{ "name": "dhc4-scaled", "connection": { "type": "dynamic-hc", "rate": 4, "scaleOutputInit": true } }""")!;
+        using (var bad = await svc.Http.PostAsJsonAsync("api/groups", new { name = "seeds-bad", @base = baseSpec, variants = new[] { dhc }, seeds = new[] { 1, 1 } }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.Contains("distinct non-negative integers", await bad.Content.ReadAsStringAsync());
+        }
+        var seeded = baseSpec.DeepClone();
+        seeded["training"]!["seed"] = 5;
+        using (var bad = await svc.Http.PostAsJsonAsync("api/groups", new { name = "seeds-bad", @base = seeded, variants = new[] { dhc }, seeds = new[] { 1, 2 } }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.Contains("base.training.seed", await bad.Content.ReadAsStringAsync());
+        }
+
+        var name = $"seeds-{Guid.NewGuid():N}"[..20];
+        using var created = await svc.Http.PostAsJsonAsync("api/groups", new { name, @base = baseSpec, variants = new[] { dhc, scaled }, seeds = new[] { 1, 2, 3 } });
+        Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
+        var runs = (await created.Content.ReadFromJsonAsync<JsonNode>())!["runs"]!.AsArray().Select(r => (Id: r!["id"]!.GetValue<long>(), Name: r["name"]!.GetValue<string>())).ToList();
+        Assert.Equal(new[] { $"{name}-0", "dhc4", "dhc4-scaled" }.SelectMany(v => new[] { 1, 2, 3 }.Select(s => $"{v}-s{s}")), runs.Select(r => r.Name));
+        foreach (var r in runs) Assert.Equal("succeeded", (await svc.WaitFor(r.Id, RunClient.Ended, TimeSpan.FromMinutes(3))).Status);
+        long Id(string runName) => runs.Single(r => r.Name == runName).Id;
+        foreach (var s in new[] { 1, 2, 3 })
+            Assert.Equal(s, (await svc.Run(Id($"dhc4-s{s}")))["spec"]!["training"]!["seed"]!.GetValue<long>());
+
+        // Step 0: the same seed, the same host weights; the paper's rescaled init starts elsewhere; another seed elsewhere too.
+        const string Austen = "val/valid-austen-bytes/loss";
+        async Task<double> StepZero(string runName) => (await svc.Series(Id(runName), Austen)).Single(p => p.Step == 0).Value;
+        var residual0 = await StepZero($"{name}-0-s1");
+        var matched = Math.Abs(await StepZero("dhc4-s1") - residual0);
+        Assert.True(matched < 5e-3, $"step-0 validation loss: residual {residual0}, DHC x4 differs by {matched}");
+        Assert.True(Math.Abs(await StepZero("dhc4-scaled-s1") - residual0) > 2 * matched);
+        Assert.NotEqual(residual0, await StepZero($"{name}-0-s2"));
+
+        // The table: each run against the baseline of its own seed; per variant, mean and std over seeds and the paired
+        // delta with its t interval, recomputed here from the runs' final losses.
+        var table = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/groups/{name}"))!;
+        double Final(string runName) => table["rows"]!.AsArray().Single(r => r!["run"]!["name"]!.GetValue<string>() == runName)!["validationLoss"]!["valid-austen-bytes"]!.GetValue<double>();
+        double RowDelta(string runName) => table["rows"]!.AsArray().Single(r => r!["run"]!["name"]!.GetValue<string>() == runName)!["lossDelta"]!["valid-austen-bytes"]!.GetValue<double>();
+        var deltas = new[] { 1, 2, 3 }.Select(s => Final($"dhc4-s{s}") - Final($"{name}-0-s{s}")).ToArray();
+        Assert.Equal(deltas[1], RowDelta("dhc4-s2"), 12);
+        var variants = table["variants"]!.AsArray();
+        Assert.Equal(3, variants.Count);
+        Assert.True(variants[0]!["isBaseline"]!.GetValue<bool>());
+        Assert.Equal([1L, 2, 3], variants[0]!["variant"]!["seeds"]!.AsArray().Select(x => x!.GetValue<long>()));
+        var row = variants.Single(v => v!["variant"]!["label"]!.GetValue<string>() == "dhc4")!;
+        var finals = new[] { 1, 2, 3 }.Select(s => Final($"dhc4-s{s}")).ToArray();
+        Assert.Equal(finals.Average(), row["validationLoss"]!["valid-austen-bytes"]!["mean"]!.GetValue<double>(), 12);
+        Assert.Equal(Std(finals), row["validationLoss"]!["valid-austen-bytes"]!["std"]!.GetValue<double>(), 12);
+        var delta = row["lossDelta"]!["valid-austen-bytes"]!;
+        var half = 4.30265273 * Std(deltas) / Math.Sqrt(3);
+        Assert.Equal(3, delta["pairs"]!.GetValue<int>());
+        Assert.Equal(deltas.Average(), delta["mean"]!.GetValue<double>(), 12);
+        Assert.Equal(deltas.Average() - half, delta["low"]!.GetValue<double>(), 6);
+        Assert.Equal(deltas.Average() + half, delta["high"]!.GetValue<double>(), 6);
+        var resolved = deltas.Average() + half < 0 || deltas.Average() - half > 0;
+        Assert.Equal(resolved, delta["resolved"]!.GetValue<bool>());
+        Assert.StartsWith(resolved ? "resolved" : "not resolved", delta["verdict"]!.GetValue<string>());
+        Assert.False(row["confounded"]!.GetValue<bool>());
+        var scaledRow = variants.Single(v => v!["variant"]!["label"]!.GetValue<string>() == "dhc4-scaled")!;
+        Assert.True(scaledRow["confounded"]!.GetValue<bool>());
+        Assert.Equal("model.connection.scaleOutputInit", scaledRow["confounds"]!.AsArray().Single()!["field"]!.GetValue<string>());
+        Assert.StartsWith("confounded: the runs also differ in model.connection.scaleOutputInit", scaledRow["verdict"]!.GetValue<string>());
+
+        // The comparison: the same pairs, at equal tokens, with the speedup over seeds.
+        var comparison = (await svc.Http.GetFromJsonAsync<JsonNode>(table["comparisonUrl"]!.GetValue<string>().TrimStart('/')))!;
+        var byVariant = comparison["variants"]!.AsArray().Single(v => v!["variant"]!["label"]!.GetValue<string>() == "dhc4")!;
+        var curve = byVariant["curves"]!.AsArray().Single(c => c!["metric"]!.GetValue<string>() == Austen)!;
+        Assert.Equal(deltas.Average(), curve["delta"]!["mean"]!.GetValue<double>(), 12);
+        Assert.Equal(3, curve["speedup"]!["pairs"]!.GetValue<int>());
+
+        var cli = await HcProcess.RunAsync("compare", "--group", name, "--server", svc.Url);
+        Assert.True(cli.ExitCode == 0, cli.Output);
+        Assert.Contains($"baseline variant: {name}-0 (residual; runs ", cli.Stdout);
+        Assert.Contains("seeds 1 2 3)", cli.Stdout);
+        Assert.Contains("candidate variant: dhc4 (dynamic-hc x4;", cli.Stdout);
+        Assert.Contains("CONFOUNDED: model.connection.scaleOutputInit is false in the baseline, true in the candidate", cli.Stdout);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{deltas.Average():+0.0000;-0.0000} [{deltas.Average() - half:+0.0000;-0.0000}, {deltas.Average() + half:+0.0000;-0.0000}]"), cli.Stdout);
+        Assert.Contains("verdict: val/valid-austen-bytes/loss: ", cli.Stdout);
+        var usage = await HcProcess.RunAsync("compare", "1", "--server", svc.Url);
+        Assert.NotEqual(0, usage.ExitCode);
+        Assert.Contains("give at least two run ids (got 1), or --group NAME", usage.Output);
+    }
+
+    static double Std(double[] x) => Math.Sqrt(x.Sum(v => (v - x.Average()) * (v - x.Average())) / (x.Length - 1));
 
     static double? Value(JsonArray results, long step, string task, string metric) =>
         results.FirstOrDefault(r => r!["step"]!.GetValue<long>() == step && r["task"]!.GetValue<string>() == task && r["metric"]!.GetValue<string>() == metric)
