@@ -142,6 +142,31 @@ public class SeedStatisticsTests
     }
 
     [Fact]
+    public void AOneItemDifferenceAtEverySeedIsNoiseThoughItsIntervalOverSeedsHasZeroWidth()
+    {
+        // 30 items, one more right in every pair: +3.33pt at each seed, std 0, so the t interval is the point +3.33pt.
+        SeedRun Scored(long seed, double acc) => new(seed, seed, new Dictionary<string, LossCurve>(), new Dictionary<string, double> { ["a acc"] = acc },
+            new Dictionary<string, double?> { ["a acc"] = SeedStatistics.AccuracyStderr(acc, 30) });
+        var score = Assert.Single(SeedComparison.Scores([Scored(1, 6 / 30.0), Scored(2, 9 / 30.0), Scored(3, 7 / 30.0)],
+            [Scored(1, 7 / 30.0), Scored(2, 10 / 30.0), Scored(3, 8 / 30.0)]));
+        Assert.Equal(0.0, score.Delta.Std!.Value, 12);
+        Assert.Equal(1 / 30.0, score.Delta.Low!.Value, 12);
+        // The items' error of the mean difference: sqrt(mean se_b^2 + mean se_c^2), about 11pt: far above 3.3pt.
+        double Var(double p) => p * (1 - p) / 29;
+        var expected = Math.Sqrt((Var(6 / 30.0) + Var(9 / 30.0) + Var(7 / 30.0)) / 3 + (Var(7 / 30.0) + Var(10 / 30.0) + Var(8 / 30.0)) / 3);
+        Assert.Equal(expected, score.ItemStderr!.Value, 12);
+        Assert.True(score.Noise);
+        Assert.False(score.Delta.Resolved);
+        Assert.StartsWith("noise: +3.3pt is within two standard errors", score.Delta.Verdict);
+
+        // On 100,000 items the same +3.3pt is far outside the items' error: resolved.
+        SeedRun Many(long seed, double acc) => Scored(seed, acc) with { ScoreErrors = new Dictionary<string, double?> { ["a acc"] = SeedStatistics.AccuracyStderr(acc, 100_000) } };
+        var many = Assert.Single(SeedComparison.Scores([Many(1, 0.2), Many(2, 0.3)], [Many(1, 0.2 + 1 / 30.0), Many(2, 0.3 + 1 / 30.0)]));
+        Assert.False(many.Noise);
+        Assert.True(many.Delta.Resolved);
+    }
+
+    [Fact]
     public void AccuracyStandardErrorsAreBinomialAsLmEvalReportsThem()
     {
         Assert.Equal(0.05, SeedStatistics.AccuracyStderr(0.5, 101)!.Value, 12);               // sqrt(0.25 / 100)

@@ -80,7 +80,8 @@ public static class ComparisonsApi
         // By variant, paired by seed: training loss smoothed as above (5% of the pair's baseline tokens), validation as measured.
         var variants = Variants.Of(found.Values, baseId);
         var scores = Variants.LatestScores(evaluations);
-        List<SeedRun> SeedRuns(Variants.Variant v) => v.Members.Select(m => new SeedRun(m.Run.Id, m.Seed, curvesOf[m.Run.Id], scores.GetValueOrDefault(m.Run.Id))).ToList();
+        List<SeedRun> SeedRuns(Variants.Variant v) => v.Members.Select(m => new SeedRun(m.Run.Id, m.Seed, curvesOf[m.Run.Id],
+            scores.TryGetValue(m.Run.Id, out var s) ? s.Scores : null, scores.TryGetValue(m.Run.Id, out var e) ? e.Errors : null)).ToList();
         var baseRuns = SeedRuns(variants.Baseline);
         var variantComparisons = variants.Candidates.Select(v =>
         {

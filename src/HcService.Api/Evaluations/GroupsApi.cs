@@ -150,7 +150,8 @@ public static class GroupsApi
         // The final validation point of each set: the latest step of each val/<set>/loss and /perplexity series.
         var finals = await db.Metrics.AsNoTracking().Where(m => ids.Contains(m.RunId) && m.Name.StartsWith(MetricRegistry.ValidationPrefix))
             .GroupBy(m => new { m.RunId, m.Name }).Select(g => g.OrderByDescending(m => m.Step).First()).ToListAsync(ct);
-        var averages = await db.Evaluations.AsNoTracking().Where(e => ids.Contains(e.RunId) && e.Task == "average" && e.Metric == "acc").ToListAsync(ct);
+        var evaluations = await db.Evaluations.AsNoTracking().Where(e => ids.Contains(e.RunId)).ToListAsync(ct);
+        var averages = evaluations.Where(e => e.Task == EvalMetrics.Average && e.Metric == EvalMetrics.Acc).ToList();
         var baseline = runs.FirstOrDefault(r => r.Connection == "residual") ?? runs[0];
 
         static string Set(string metric) => metric.Split('/')[1];
@@ -175,17 +176,21 @@ public static class GroupsApi
 
         // Per variant over seeds: the final validation points as one-point curves (a pair counts once both runs have a
         // final point at equal tokens), the downstream average as a score.
+        // The downstream average with its standard error (from its tasks' item counts).
+        const string AverageScore = $"{EvalMetrics.Average} {EvalMetrics.Acc}";
+        var scores = Variants.LatestScores(evaluations);
         SeedRun SeedRunOf(Variants.Member m) => new(m.Run.Id, m.Seed,
             finals.Where(f => f.RunId == m.Run.Id && MetricRegistry.IsValidationLoss(f.Name, out _))
                 .ToDictionary(f => Set(f.Name), f => new LossCurve(f.Name, [new LossPoint(f.Tokens, f.Value)])),
-            Average(m.Run.Id) is { } avg ? new Dictionary<string, double> { [EvalMetrics.Average] = avg } : null);
+            scores.TryGetValue(m.Run.Id, out var s) && s.Scores.TryGetValue(AverageScore, out var avg) ? new Dictionary<string, double> { [AverageScore] = avg } : null,
+            scores.TryGetValue(m.Run.Id, out var e) && e.Errors.TryGetValue(AverageScore, out var se) ? new Dictionary<string, double?> { [AverageScore] = se } : null);
         var baseRuns = variants.Baseline.Members.Select(SeedRunOf).ToList();
         VariantRow Row(Variants.Variant v, bool isBaseline)
         {
             var seedRuns = v.Members.Select(SeedRunOf).ToList();
             var validation = sets.Where(set => seedRuns.Any(r => r.Curves.ContainsKey(set)))
                 .ToDictionary(set => set, set => SeedSummary.Of(seedRuns.Where(r => r.Curves.ContainsKey(set)).Select(r => r.Curves[set].Last.Loss).ToList()));
-            var averagesOf = seedRuns.Where(r => r.Scores is not null).Select(r => r.Scores![EvalMetrics.Average]).ToList();
+            var averagesOf = seedRuns.Where(r => r.Scores is not null).Select(r => r.Scores![AverageScore]).ToList();
             var average = averagesOf.Count > 0 ? SeedSummary.Of(averagesOf) : null;
             if (isBaseline) return new VariantRow(v.Info, true, validation, average, new Dictionary<string, PairedDifference>(), null, [], false, null);
             var deltas = SeedComparison.Curves(baseRuns, seedRuns, (_, _) => Smoothing.None, speedup: false).ToDictionary(c => c.Metric, c => c.Delta);

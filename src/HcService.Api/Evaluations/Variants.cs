@@ -58,10 +58,15 @@ sealed class Variants
         catch (Exception e) when (e is HcService.Contract.Config.ConfigException or System.Text.Json.JsonException or InvalidDataException) { return null; }
     }
 
-    /// <summary>Every accuracy of each run at its latest evaluated step, keyed "task metric" (for seed-paired scores).</summary>
-    public static Dictionary<long, Dictionary<string, double>> LatestScores(IEnumerable<EvaluationResult> evaluations) =>
-        evaluations.Where(e => e.Metric != EvalMetrics.Items).GroupBy(e => e.RunId).ToDictionary(r => r.Key, r => r
-            .GroupBy(e => $"{e.Task} {e.Metric}").ToDictionary(g => g.Key, g => g.MaxBy(e => e.Step)!.Value));
+    /// <summary>Every accuracy of each run at its latest evaluated step and its standard error, keyed "task metric" (for
+    /// seed-paired scores).</summary>
+    public static Dictionary<long, (Dictionary<string, double> Scores, Dictionary<string, double?> Errors)> LatestScores(IEnumerable<EvaluationResult> evaluations) =>
+        evaluations.GroupBy(e => e.RunId).ToDictionary(r => r.Key, r =>
+        {
+            var errors = AccuracyErrors.Of(r.Select(e => new StoredScore(e.Step, e.Task, e.Metric, e.Value)));
+            var latest = r.Where(e => e.Metric != EvalMetrics.Items).GroupBy(e => $"{e.Task} {e.Metric}").ToDictionary(g => g.Key, g => g.MaxBy(e => e.Step)!);
+            return (latest.ToDictionary(l => l.Key, l => l.Value.Value), latest.ToDictionary(l => l.Key, l => errors.GetValueOrDefault((l.Value.Step, l.Value.Task, l.Value.Metric))));
+        });
 
     /// <summary>A sentence for a candidate: confounded first, then each validation set's verdict.</summary>
     public static string Verdict(IReadOnlyList<PlanDifference> confounds, IEnumerable<(string Set, PairedDifference Delta)> validation)

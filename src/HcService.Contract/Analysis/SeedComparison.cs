@@ -1,8 +1,9 @@
 namespace HcService.Contract.Analysis;
 
-/// <summary>One run of a variant in a seeded comparison: its seed, its loss curves by metric name, and its scores
-/// (downstream accuracies by "task metric", higher is better).</summary>
-public sealed record SeedRun(long RunId, long Seed, IReadOnlyDictionary<string, LossCurve> Curves, IReadOnlyDictionary<string, double>? Scores = null);
+/// <summary>One run of a variant in a seeded comparison: its seed, its loss curves by metric name, its scores
+/// (downstream accuracies by "task metric", higher is better) and their standard errors over the items.</summary>
+public sealed record SeedRun(long RunId, long Seed, IReadOnlyDictionary<string, LossCurve> Curves, IReadOnlyDictionary<string, double>? Scores = null,
+    IReadOnlyDictionary<string, double?>? ScoreErrors = null);
 
 /// <summary>The paper's speedup (tokens to reach the baseline's final loss) over seed pairs.</summary>
 /// <param name="Pairs">Seed pairs compared.</param>
@@ -19,7 +20,12 @@ public sealed record SeededCurve(string Metric, IReadOnlyList<long> Seeds, SeedS
     SeededSpeedup? Speedup);
 
 /// <summary>One score (an accuracy) of a candidate variant against the baseline variant, paired by seed.</summary>
-public sealed record SeededScore(string Name, IReadOnlyList<long> Seeds, SeedSummary Baseline, SeedSummary Candidate, PairedDifference Delta);
+/// <param name="ItemStderr">The standard error of the mean difference from the items' sampling, which seeds do not
+/// average away (every seed is scored on the same items): sqrt(mean se_b^2 + mean se_c^2); null without item counts.</param>
+/// <param name="Noise">The mean difference lies within two <see cref="ItemStderr"/>: never resolved, however tight the
+/// interval over seeds (a one-item difference at every seed gives a zero-width interval).</param>
+public sealed record SeededScore(string Name, IReadOnlyList<long> Seeds, SeedSummary Baseline, SeedSummary Candidate, PairedDifference Delta,
+    double? ItemStderr, bool Noise);
 
 /// <summary>
 /// Seed-paired comparison of two variants (docs/hc-math.md section 10): seed s of the candidate against seed s of the
@@ -84,16 +90,30 @@ public static class SeedComparison
         return result;
     }
 
-    /// <summary>Every score both runs of every pair have (accuracies: higher is better), paired by seed.</summary>
+    /// <summary>Every score both runs of every pair have (accuracies: higher is better), paired by seed; a mean
+    /// difference within two standard errors of the items' sampling is noise.</summary>
     public static IReadOnlyList<SeededScore> Scores(IReadOnlyList<SeedRun> baseline, IReadOnlyList<SeedRun> candidate)
     {
         var pairs = Pairs(baseline, candidate).Where(p => p.Baseline.Scores is not null && p.Candidate.Scores is not null).ToList();
         if (pairs.Count == 0) return [];
         var names = pairs.Select(p => p.Baseline.Scores!.Keys.Intersect(p.Candidate.Scores!.Keys)).Aggregate((a, b) => a.Intersect(b)).ToList();
-        return names.Select(name => new SeededScore(name, pairs.Select(p => p.Seed).ToList(),
+        return names.Select(name =>
+        {
+            var delta = SeedStatistics.AccuracyDelta(pairs.Select(p => p.Candidate.Scores![name] - p.Baseline.Scores![name]).ToList());
+            static double? Error(SeedRun r, string name) => r.ScoreErrors?.GetValueOrDefault(name);
+            double? itemSe = pairs.All(p => Error(p.Baseline, name) is not null && Error(p.Candidate, name) is not null)
+                ? Math.Sqrt(pairs.Average(p => Math.Pow(Error(p.Baseline, name)!.Value, 2)) + pairs.Average(p => Math.Pow(Error(p.Candidate, name)!.Value, 2)))
+                : null;
+            var noise = itemSe is { } se && Math.Abs(delta.Mean) < 2 * se;
+            if (noise)
+                delta = delta with
+                {
+                    Resolved = false,
+                    Verdict = FormattableString.Invariant($"noise: {100 * delta.Mean:+0.0;-0.0;0.0}pt is within two standard errors of the items' sampling (2 x {100 * itemSe!.Value:0.0}pt); {delta.Verdict}"),
+                };
+            return new SeededScore(name, pairs.Select(p => p.Seed).ToList(),
                 SeedSummary.Of(pairs.Select(p => p.Baseline.Scores![name]).ToList()),
-                SeedSummary.Of(pairs.Select(p => p.Candidate.Scores![name]).ToList()),
-                SeedStatistics.AccuracyDelta(pairs.Select(p => p.Candidate.Scores![name] - p.Baseline.Scores![name]).ToList())))
-            .ToList();
+                SeedSummary.Of(pairs.Select(p => p.Candidate.Scores![name]).ToList()), delta, itemSe, noise);
+        }).ToList();
     }
 }
