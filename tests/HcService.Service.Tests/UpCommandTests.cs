@@ -6,7 +6,7 @@ namespace HcService.Service.Tests;
 public class UpCommandTests
 {
     [Fact]
-    public async Task UpDemoRunsResidualAndDhcToSuccessAndStopsEverything()
+    public async Task UpDemoRunsResidualAndDhcAtThreeSeedsAndPrintsTheSeedPairedComparisonAndStopsEverything()
     {
         var home = RepoPaths.TempDir("up");
         var r = await HcProcess.RunAsync(TimeSpan.FromMinutes(10), "up", "--demo", "--port", "0", "--home", home, "--data-root", RepoPaths.DataRoot);
@@ -17,11 +17,18 @@ public class UpCommandTests
         Assert.Contains("/hangfire", r.Stdout);
         Assert.Matches(@"API key: hck_[A-Za-z0-9_-]{43}\n", r.Stdout);   // the first admin key, printed once
         Assert.Contains($"Data root: {RepoPaths.DataRoot}", r.Stdout);
-        Assert.Matches(@"tiny residual\s+run \d+: succeeded, train loss \d\.\d{4}, validation loss \d\.\d{4}", r.Stdout);
-        Assert.Matches(@"tiny DHC x4\s+run \d+: succeeded, train loss \d\.\d{4}, validation loss \d\.\d{4}", r.Stdout);
-        // The comparison of the two runs: losses at equal tokens with the speedup verdict, and downstream accuracy.
-        Assert.Matches(@"val/valid-austen-bytes/loss\s+\d\.\d{4}\s+\d\.\d{4}\s+[+-]\d\.\d{4}", r.Stdout);
-        Assert.Matches(@"average acc\s+\d+\.\d%", r.Stdout);
+        // One group: tiny residual and DHC x4 at three seeds each, every run to success.
+        foreach (var variant in new[] { "residual", "dhc4" })
+            foreach (var seed in new[] { 1, 2, 3 })
+                Assert.Matches($@"tiny-{variant}-s{seed}\s+run \d+: succeeded, train loss \d\.\d{{4}}, validation loss \d\.\d{{4}}", r.Stdout);
+        // The seed-paired comparison: mean +/- std of each variant, the paired delta with its 95% interval, the verdict,
+        // and what the scale can show.
+        Assert.Matches(@"baseline variant: tiny-residual \(residual; runs \d+ \d+ \d+; seeds 1 2 3\)", r.Stdout);
+        Assert.Matches(@"candidate variant: tiny-dhc4 \(dynamic-hc x4; runs \d+ \d+ \d+; seeds 1 2 3\)", r.Stdout);
+        Assert.Matches(@"val/valid-austen-bytes/loss\s+\d\.\d{4} \+/- \d\.\d{4}\s+\d\.\d{4} \+/- \d\.\d{4}\s+[+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\]\s+(resolved|not resolved)", r.Stdout);
+        Assert.Matches(@"average acc\s+\d+\.\d \+/- \d+\.\d%", r.Stdout);
+        Assert.Matches(@"verdict: val/valid-austen-bytes/loss: (resolved|not resolved)", r.Stdout);
+        Assert.Contains("What this can show:", r.Stdout);
         Assert.Contains("/api/comparisons/plot.svg?runs=", r.Stdout);
         Assert.Contains("stopping worker, API and PostgreSQL", r.Stdout);
         Assert.True(File.Exists(Path.Combine(home, "postgres", "pgdata", "PG_VERSION")));
