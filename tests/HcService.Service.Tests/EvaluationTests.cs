@@ -168,7 +168,8 @@ public class EvaluationTests(ServiceFixture svc)
         svc.EnsureWorker();
         var baseSpec = JsonNode.Parse("""
             { "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
-              "training": { "tokenBudget": 10240, "evalTokens": "2K", "evalInterval": 5120 } }
+              "training": { "tokenBudget": 10240, "evalTokens": "2K", "evalInterval": 5120 },
+              "evaluation": { "tasks": ["arc_easy", "hellaswag", "piqa", "sciq", "openbookqa", "copa", "winogrande"], "limit": 5 } }
             """)!;
         var dhc = JsonNode.Parse("""{ "name": "dhc4", "connection": { "type": "dynamic-hc", "rate": 4 } }""")!;
         var scaled = JsonNode.Parse("""{ "name": "dhc4-scaled", "connection": { "type": "dynamic-hc", "rate": 4, "scaleOutputInit": true } }""")!;
@@ -233,6 +234,23 @@ public class EvaluationTests(ServiceFixture svc)
         Assert.True(scaledRow["confounded"]!.GetValue<bool>());
         Assert.Equal("model.connection.scaleOutputInit", scaledRow["confounds"]!.AsArray().Single()!["field"]!.GetValue<string>());
         Assert.StartsWith("confounded: the runs also differ in model.connection.scaleOutputInit", scaledRow["verdict"]!.GetValue<string>());
+
+        // The downstream average of each run with its standard error, sqrt(sum of its 7 tasks' se^2) / 7 with
+        // se = sqrt(p (1 - p) / 4) on 5 items; a difference to the same seed's baseline within 2 SE is noise.
+        async Task<double> AverageSe(string runName)
+        {
+            var results = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{Id(runName)}/evaluations"))!;
+            var last = results.Max(r => r!["step"]!.GetValue<long>());
+            var tasks = new[] { ("arc_easy", "acc_norm"), ("hellaswag", "acc_norm"), ("piqa", "acc_norm"), ("sciq", "acc_norm"), ("openbookqa", "acc_norm"), ("copa", "acc"), ("winogrande", "acc") };
+            return Math.Sqrt(tasks.Sum(t => { var p = Value(results, last, t.Item1, t.Item2)!.Value; return p * (1 - p) / 4; })) / 7;
+        }
+        JsonNode RunRow(string runName) => table["rows"]!.AsArray().Single(r => r!["run"]!["name"]!.GetValue<string>() == runName)!;
+        var (seB, seC) = (await AverageSe($"{name}-0-s2"), await AverageSe("dhc4-s2"));
+        Assert.Equal(seC, RunRow("dhc4-s2")["downstreamStderr"]!.GetValue<double>(), 12);
+        var avgDelta = RunRow("dhc4-s2")["downstreamAverage"]!.GetValue<double>() - RunRow($"{name}-0-s2")["downstreamAverage"]!.GetValue<double>();
+        Assert.Equal(avgDelta, RunRow("dhc4-s2")["downstreamDelta"]!.GetValue<double>(), 12);
+        Assert.Equal(Math.Abs(avgDelta) < 2 * Math.Sqrt(seB * seB + seC * seC), RunRow("dhc4-s2")["downstreamNoise"]!.GetValue<bool>());
+        Assert.Equal(3, row["downstreamDelta"]!["pairs"]!.GetValue<int>());
 
         // The comparison: the same pairs, at equal tokens, with the speedup over seeds.
         var comparison = (await svc.Http.GetFromJsonAsync<JsonNode>(table["comparisonUrl"]!.GetValue<string>().TrimStart('/')))!;

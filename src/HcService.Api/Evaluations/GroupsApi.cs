@@ -28,9 +28,10 @@ public sealed record GroupRequest(string? Name, System.Text.Json.JsonElement? Ba
 public sealed record GroupCreated(string Group, IReadOnlyList<RunSummary> Runs, string TableUrl);
 
 /// <summary>One row of a group's table: the run, its final validation loss and perplexity per set, the downstream
-/// average, and the differences to the baseline (candidate - baseline).</summary>
+/// average with its standard error, and the differences to the baseline run of its seed (candidate - baseline); the
+/// downstream difference is noise when it lies within two standard errors of itself.</summary>
 public sealed record GroupRow(RunSummary Run, bool IsBaseline, IReadOnlyDictionary<string, double> ValidationLoss, IReadOnlyDictionary<string, double> Perplexity,
-    double? DownstreamAverage, IReadOnlyDictionary<string, double> LossDelta, double? DownstreamDelta);
+    double? DownstreamAverage, double? DownstreamStderr, IReadOnlyDictionary<string, double> LossDelta, double? DownstreamDelta, bool DownstreamNoise);
 
 /// <summary>One variant of a group over its seeds: the mean and standard deviation of its final validation loss per set
 /// and of its downstream average; against the baseline variant, the seed-paired deltas with their 95% intervals and
@@ -159,6 +160,10 @@ public static class GroupsApi
         Dictionary<string, double> Of(long run, string suffix) => finals.Where(m => m.RunId == run && m.Name.EndsWith(suffix, StringComparison.Ordinal))
             .ToDictionary(m => Set(m.Name), m => m.Value);
         double? Average(long run) => averages.Where(a => a.RunId == run).MaxBy(a => a.Step)?.Value;
+        // The downstream average with its standard error (from its tasks' item counts).
+        const string AverageScore = $"{EvalMetrics.Average} {EvalMetrics.Acc}";
+        var scores = Variants.LatestScores(evaluations);
+        double? AverageStderr(long run) => scores.TryGetValue(run, out var s) ? s.Errors.GetValueOrDefault(AverageScore) : null;
         var variants = Variants.Of(runs, baseline.Id);
         // Each run against the baseline run of its own seed (the baseline run itself where the baseline lacks that seed).
         var seedOf = variants.Candidates.Prepend(variants.Baseline).SelectMany(v => v.Members).ToDictionary(m => m.Run.Id, m => m.Seed);
@@ -169,16 +174,14 @@ public static class GroupsApi
             var baseLoss = Of(partner, "/loss");
             var loss = Of(r.Id, "/loss");
             var avg = Average(r.Id);
-            return new GroupRow(RunSummary.Of(r), r.Id == baseline.Id, loss, Of(r.Id, "/perplexity"), avg,
-                loss.Where(l => baseLoss.ContainsKey(l.Key)).ToDictionary(l => l.Key, l => l.Value - baseLoss[l.Key]),
-                avg is { } a && Average(partner) is { } b ? a - b : null);
+            double? delta = avg is { } a && Average(partner) is { } b ? a - b : null;
+            var noise = delta is { } d && SeedStatistics.DifferenceStderr(d, AverageStderr(r.Id), AverageStderr(partner)).Noise;
+            return new GroupRow(RunSummary.Of(r), r.Id == baseline.Id, loss, Of(r.Id, "/perplexity"), avg, AverageStderr(r.Id),
+                loss.Where(l => baseLoss.ContainsKey(l.Key)).ToDictionary(l => l.Key, l => l.Value - baseLoss[l.Key]), delta, noise);
         }).ToList();
 
         // Per variant over seeds: the final validation points as one-point curves (a pair counts once both runs have a
         // final point at equal tokens), the downstream average as a score.
-        // The downstream average with its standard error (from its tasks' item counts).
-        const string AverageScore = $"{EvalMetrics.Average} {EvalMetrics.Acc}";
-        var scores = Variants.LatestScores(evaluations);
         SeedRun SeedRunOf(Variants.Member m) => new(m.Run.Id, m.Seed,
             finals.Where(f => f.RunId == m.Run.Id && MetricRegistry.IsValidationLoss(f.Name, out _))
                 .ToDictionary(f => Set(f.Name), f => new LossCurve(f.Name, [new LossPoint(f.Tokens, f.Value)])),
