@@ -16,6 +16,8 @@ public class CountingTests
         [
             ConnectionConfig.Residual, new() { Type = ConnectionType.PostNorm },
             ConnectionConfig.StaticHc(1), ConnectionConfig.StaticHc(3), ConnectionConfig.DynamicHc(1), ConnectionConfig.DynamicHc(4),
+            ConnectionConfig.Frac(4), ConnectionConfig.Frac(2, dynamic: false), ConnectionConfig.Frac(1),
+            ConnectionConfig.Mhc(1), ConnectionConfig.Mhc(4), ConnectionConfig.MhcLite(3), ConnectionConfig.MhcLite(4, MhcInit.Lite),
         ];
         foreach (var conn in connections)
             foreach (var arch in new[] { Architecture.Dense, Architecture.Moe })

@@ -34,6 +34,7 @@ public class PairedInitTests
         {
             ConnectionConfig.DynamicHc(4), ConnectionConfig.StaticHc(4), ConnectionConfig.DynamicHc(2),
             new ConnectionConfig { Type = ConnectionType.PostNorm, Rate = 1 },
+            ConnectionConfig.Frac(4), ConnectionConfig.Mhc(4), ConnectionConfig.MhcLite(4),
         };
         foreach (var connection in others)
         {

@@ -20,6 +20,10 @@ public class TrainabilityTests(Xunit.Abstractions.ITestOutputHelper output)
         ["shc-x4"] = Tiny(ConnectionConfig.StaticHc(4)),
         ["dhc-x4"] = Tiny(ConnectionConfig.DynamicHc(4)),
         ["dhc-x2-notanh"] = Tiny(ConnectionConfig.DynamicHc(2, tanh: false)),
+        ["dfc-m4"] = Tiny(ConnectionConfig.Frac(4)),
+        ["sfc-m2"] = Tiny(ConnectionConfig.Frac(2, dynamic: false)),
+        ["mhc-x4"] = Tiny(ConnectionConfig.Mhc(4)),
+        ["mhc-lite-x4"] = Tiny(ConnectionConfig.MhcLite(4)),
         ["moe-residual"] = Tiny(ConnectionConfig.Residual) with { Architecture = Architecture.Moe },
         ["moe-dhc-x4"] = Tiny(ConnectionConfig.DynamicHc(4)) with { Architecture = Architecture.Moe, Norm = NormKind.RmsNorm, QkNorm = true },
     };

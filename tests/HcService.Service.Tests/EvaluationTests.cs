@@ -107,6 +107,7 @@ public class EvaluationTests(ServiceFixture svc)
         Assert.Null(results.First(r => r!["metric"]!.GetValue<string>() == "items")!["stderr"]);
         // One run a side: the seed-paired view exists and says that one seed settles nothing.
         var paired = comparison["variants"]!.AsArray().Single()!;
+        Assert.NotEmpty(paired["curves"]!.AsArray());
         Assert.All(paired["curves"]!.AsArray(), c => Assert.StartsWith("one seed: not resolved", c!["delta"]!["verdict"]!.GetValue<string>()));
 
         using var plot = await svc.Http.GetAsync(comparison["plotUrl"]!.GetValue<string>().TrimStart('/'));

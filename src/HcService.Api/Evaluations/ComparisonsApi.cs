@@ -45,6 +45,9 @@ public sealed record Comparison(RunSummary Baseline, IReadOnlyList<CandidateComp
 /// </summary>
 public static class ComparisonsApi
 {
+    /// <summary>Runs one comparison takes: every run of the largest group.</summary>
+    public const int MaxRuns = GroupsApi.MaxRuns;
+
     public static void MapComparisons(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/comparisons").WithTags("Comparisons").RequireScope(Scopes.Read);
@@ -80,8 +83,9 @@ public static class ComparisonsApi
         // By variant, paired by seed: training loss smoothed as above (5% of the pair's baseline tokens), validation as measured.
         var variants = Variants.Of(found.Values, baseId);
         var scores = Variants.LatestScores(evaluations);
-        List<SeedRun> SeedRuns(Variants.Variant v) => v.Members.Select(m => new SeedRun(m.Run.Id, m.Seed, curvesOf[m.Run.Id],
-            scores.TryGetValue(m.Run.Id, out var s) ? s.Scores : null, scores.TryGetValue(m.Run.Id, out var e) ? e.Errors : null)).ToList();
+        List<SeedRun> SeedRuns(Variants.Variant v) => v.Members.Select(m => scores.TryGetValue(m.Run.Id, out var s)
+            ? new SeedRun(m.Run.Id, m.Seed, curvesOf[m.Run.Id], s.Scores, s.Errors, s.Step)
+            : new SeedRun(m.Run.Id, m.Seed, curvesOf[m.Run.Id])).ToList();
         var baseRuns = SeedRuns(variants.Baseline);
         var variantComparisons = variants.Candidates.Select(v =>
         {
@@ -89,7 +93,8 @@ public static class ComparisonsApi
                 (metric, baselineCurve) => metric == MetricRegistry.TrainLoss.Name ? Smoothing.Window(0.05 * baselineCurve.Last.Tokens) : Smoothing.None);
             var confounds = v.ConfoundsAgainst(variants.Baseline);
             return new VariantComparison(v.Info, curves, SeedComparison.Scores(baseRuns, SeedRuns(v)), confounds, confounds.Count > 0,
-                Variants.Verdict(confounds, curves.Where(c => MetricRegistry.IsValidationLoss(c.Metric, out _)).Select(c => (c.Metric, c.Delta))));
+                Variants.Verdict(confounds, curves.Where(c => MetricRegistry.IsValidationLoss(c.Metric, out _)).Select(c => (c.Metric, c.Delta)),
+                    SeedComparison.Pairs(baseRuns, SeedRuns(v)).Count));
         }).ToList();
         return TypedResults.Ok(new Comparison(RunSummary.Of(found[baseId]), candidates, variants.Baseline.Info, variantComparisons,
             $"/api/comparisons/plot.svg?runs={string.Join(',', ids)}"));
@@ -173,10 +178,10 @@ public static class ComparisonsApi
         var ids = new List<long>();
         foreach (var p in parts)
         {
-            if (!long.TryParse(p, out var id) || id < 1) return (ids, new("runs", runs, "a comma-separated list of 2 to 20 run ids, e.g. runs=1,2"));
+            if (!long.TryParse(p, out var id) || id < 1) return (ids, new("runs", runs, $"a comma-separated list of 2 to {MaxRuns} run ids, e.g. runs=1,2"));
             if (!ids.Contains(id)) ids.Add(id);
         }
-        if (ids.Count is < 2 or > 20) return (ids, new("runs", runs, "a comma-separated list of 2 to 20 run ids, e.g. runs=1,2"));
+        if (ids.Count is < 2 or > MaxRuns) return (ids, new("runs", runs, $"a comma-separated list of 2 to {MaxRuns} run ids, e.g. runs=1,2"));
         if (baseline is { } b && !ids.Contains(b)) return (ids, new("baseline", baseline, "one of the runs"));
         return (ids, null);
     }

@@ -94,8 +94,10 @@ public static class GroupsApi
                 errors.Add(new($"{field}.tags", tags.ToJsonString(), $"tags not starting with '{TagPrefix}' (the group's tag is added to its runs here)"));
             tags.Add(TagPrefix + name);
             merged[i]["tags"] = tags;
-            var runName = merged[i]["name"] is JsonValue n && n.TryGetValue<string>(out var given) ? given : $"{name}-{i}";
-            if (seeds is null) { merged[i]["name"] = merged[i]["name"]?.DeepClone() ?? runName; grid.Add((field, merged[i])); continue; }
+            // A variant names its runs only with a name of its own: the base's would make its runs look like the baseline's.
+            var own = i == 0 ? baseSpec!["name"] : variants[i - 1]!["name"];
+            var runName = own is JsonValue n && n.TryGetValue<string>(out var given) ? given : $"{name}-{i}";
+            if (seeds is null) { merged[i]["name"] = own?.DeepClone() ?? runName; grid.Add((field, merged[i])); continue; }
             if (merged[i]["training"] is JsonObject t && t.ContainsKey("seed"))
                 errors.Add(new($"{field}.training.seed", t["seed"]?.ToJsonString(), "absent: the group's seeds set each run's seed"));
             foreach (var seed in seeds)
@@ -140,8 +142,10 @@ public static class GroupsApi
         return TypedResults.Created($"/api/groups/{name}", new GroupCreated(name!, runs.Select(RunSummary.Of).ToList(), $"/api/groups/{name}"));
     }
 
-    /// <summary>Seeds a group may run each variant at, and runs a group may hold.</summary>
-    const int MaxSeeds = 10, MaxRuns = 64;
+    /// <summary>Seeds a group may run each variant at.</summary>
+    const int MaxSeeds = 10;
+    /// <summary>Runs a group may hold (a comparison takes as many).</summary>
+    public const int MaxRuns = 64;
 
     static async Task<Results<Ok<GroupTable>, NotFound<ProblemDetails>>> Table(string name, HcDbContext db, CancellationToken ct)
     {
@@ -182,15 +186,20 @@ public static class GroupsApi
 
         // Per variant over seeds: the final validation points as one-point curves (a pair counts once both runs have a
         // final point at equal tokens), the downstream average as a score.
-        SeedRun SeedRunOf(Variants.Member m) => new(m.Run.Id, m.Seed,
-            finals.Where(f => f.RunId == m.Run.Id && MetricRegistry.IsValidationLoss(f.Name, out _))
-                .ToDictionary(f => Set(f.Name), f => new LossCurve(f.Name, [new LossPoint(f.Tokens, f.Value)])),
-            scores.TryGetValue(m.Run.Id, out var s) && s.Scores.TryGetValue(AverageScore, out var avg) ? new Dictionary<string, double> { [AverageScore] = avg } : null,
-            scores.TryGetValue(m.Run.Id, out var e) && e.Errors.TryGetValue(AverageScore, out var se) ? new Dictionary<string, double?> { [AverageScore] = se } : null);
-        var baseRuns = variants.Baseline.Members.Select(SeedRunOf).ToList();
+        // (Non-finite finals, a diverged run's, have no curve: they are left out of the means and the pairs.)
+        SeedRun SeedRunOf(Variants.Member m)
+        {
+            var curves = finals.Where(f => f.RunId == m.Run.Id && MetricRegistry.IsValidationLoss(f.Name, out _) && double.IsFinite(f.Value))
+                .ToDictionary(f => Set(f.Name), f => new LossCurve(f.Name, [new LossPoint(f.Tokens, f.Value)]));
+            return scores.TryGetValue(m.Run.Id, out var s) && s.Scores.TryGetValue(AverageScore, out var avg)
+                ? new(m.Run.Id, m.Seed, curves, new Dictionary<string, double> { [AverageScore] = avg },
+                    new Dictionary<string, double?> { [AverageScore] = s.Errors.GetValueOrDefault(AverageScore) }, s.Step)
+                : new(m.Run.Id, m.Seed, curves);
+        }
+        var baseRuns = Variants.OnePerSeed(variants.Baseline).Select(SeedRunOf).ToList();
         VariantRow Row(Variants.Variant v, bool isBaseline)
         {
-            var seedRuns = v.Members.Select(SeedRunOf).ToList();
+            var seedRuns = Variants.OnePerSeed(v).Select(SeedRunOf).ToList();
             var validation = sets.Where(set => seedRuns.Any(r => r.Curves.ContainsKey(set)))
                 .ToDictionary(set => set, set => SeedSummary.Of(seedRuns.Where(r => r.Curves.ContainsKey(set)).Select(r => r.Curves[set].Last.Loss).ToList()));
             var averagesOf = seedRuns.Where(r => r.Scores is not null).Select(r => r.Scores![AverageScore]).ToList();
@@ -200,7 +209,7 @@ public static class GroupsApi
             var downstream = SeedComparison.Scores(baseRuns, seedRuns).FirstOrDefault()?.Delta;
             var confounds = v.ConfoundsAgainst(variants.Baseline);
             return new VariantRow(v.Info, false, validation, average, deltas, downstream, confounds, confounds.Count > 0,
-                Variants.Verdict(confounds, deltas.Select(d => (d.Key, d.Value))));
+                Variants.Verdict(confounds, deltas.Select(d => (d.Key, d.Value)), SeedComparison.Pairs(baseRuns, seedRuns).Count));
         }
         var variantRows = variants.Candidates.Select(v => Row(v, false)).Prepend(Row(variants.Baseline, true)).ToList();
         return TypedResults.Ok(new GroupTable(name, baseline.Id, sets, rows, variantRows,

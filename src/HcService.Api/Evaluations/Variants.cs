@@ -45,7 +45,7 @@ sealed class Variants
                 var ordered = g.OrderBy(m => m.Seed).ThenBy(m => m.Run.Id).ToList();
                 var first = g.First().Run;
                 var label = System.Text.RegularExpressions.Regex.Replace(first.Name, $"-s{g.First().Seed}$", "");
-                return new Variant(new VariantInfo(label, first.Connection, first.Rate, ordered.Select(m => m.Run.Id).ToList(), ordered.Select(m => m.Seed).ToList()),
+                return new Variant(new VariantInfo(label, first.Connection, first.Rate, ordered.Select(m => m.Run.Id).ToList(), ordered.Select(m => m.Seed).Distinct().ToList()),
                     ordered, g.First().Plan);
             }).ToList();
         var baseline = variants.First(v => v.Members.Any(m => m.Run.Id == baselineRunId));
@@ -58,21 +58,28 @@ sealed class Variants
         catch (Exception e) when (e is HcService.Contract.Config.ConfigException or System.Text.Json.JsonException or InvalidDataException) { return null; }
     }
 
-    /// <summary>Every accuracy of each run at its latest evaluated step and its standard error, keyed "task metric" (for
-    /// seed-paired scores).</summary>
-    public static Dictionary<long, (Dictionary<string, double> Scores, Dictionary<string, double?> Errors)> LatestScores(IEnumerable<EvaluationResult> evaluations) =>
+    /// <summary>Every accuracy of each run at its latest evaluated step, with its standard error, keyed "task metric" (for
+    /// seed-paired scores, which pair only scores of the same step).</summary>
+    public static Dictionary<long, (long Step, Dictionary<string, double> Scores, Dictionary<string, double?> Errors)> LatestScores(IEnumerable<EvaluationResult> evaluations) =>
         evaluations.GroupBy(e => e.RunId).ToDictionary(r => r.Key, r =>
         {
             var errors = AccuracyErrors.Of(r.Select(e => new StoredScore(e.Step, e.Task, e.Metric, e.Value)));
-            var latest = r.Where(e => e.Metric != EvalMetrics.Items).GroupBy(e => $"{e.Task} {e.Metric}").ToDictionary(g => g.Key, g => g.MaxBy(e => e.Step)!);
-            return (latest.ToDictionary(l => l.Key, l => l.Value.Value), latest.ToDictionary(l => l.Key, l => errors.GetValueOrDefault((l.Value.Step, l.Value.Task, l.Value.Metric))));
+            var step = r.Max(e => e.Step);
+            var latest = r.Where(e => e.Step == step && e.Metric != EvalMetrics.Items).ToDictionary(e => $"{e.Task} {e.Metric}");
+            return (step, latest.ToDictionary(l => l.Key, l => l.Value.Value), latest.ToDictionary(l => l.Key, l => errors.GetValueOrDefault((step, l.Value.Task, l.Value.Metric))));
         });
 
-    /// <summary>A sentence for a candidate: confounded first, then each validation set's verdict.</summary>
-    public static string Verdict(IReadOnlyList<PlanDifference> confounds, IEnumerable<(string Set, PairedDifference Delta)> validation)
+    /// <summary>One run per seed (the lowest id where a seed was run twice), as the pairs use them.</summary>
+    public static IReadOnlyList<Member> OnePerSeed(Variant v) => v.Members.GroupBy(m => m.Seed).Select(g => g.MinBy(m => m.Run.Id)!).ToList();
+
+    /// <summary>A sentence for a candidate: confounded first, then each validation set's verdict (or why there is none:
+    /// <paramref name="pairs"/>, the seeds both variants ran, is 0).</summary>
+    public static string Verdict(IReadOnlyList<PlanDifference> confounds, IEnumerable<(string Set, PairedDifference Delta)> validation, int pairs)
     {
         var parts = validation.Select(v => $"{v.Set}: {v.Delta.Verdict}").ToList();
-        var verdict = parts.Count == 0 ? "no validation loss in common yet" : string.Join("; ", parts);
+        var verdict = parts.Count > 0 ? string.Join("; ", parts)
+            : pairs == 0 ? "no seed in common with the baseline: nothing to pair"
+            : "no validation loss at a common token count yet";
         return confounds.Count == 0 ? verdict
             : $"confounded: the runs also differ in {string.Join(", ", confounds.Select(c => c.Field))}; {verdict}";
     }

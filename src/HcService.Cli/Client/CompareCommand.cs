@@ -15,7 +15,7 @@ static class CompareCommand
     {
         var server = ClientCommands.ServerOption();
         var apiKey = ClientCommands.ApiKeyOption();
-        var runs = new Argument<long[]>("runs") { Description = "Run ids (2 to 20); the first is the baseline unless --baseline says otherwise", Arity = new ArgumentArity(0, 20) };
+        var runs = new Argument<long[]>("runs") { Description = "Run ids (2 to 64); the first is the baseline unless --baseline says otherwise", Arity = new ArgumentArity(0, 64) };
         var baseline = new Option<long?>("--baseline") { Description = "The baseline run (default: the first)" };
         var group = new Option<string?>("--group") { Description = "Compare an experiment group's runs (its baseline: the residual run) instead of listed runs" };
         var cmd = new Command("compare", "Compare runs with a baseline: by variant over seeds (paired deltas, 95% intervals, verdicts), loss at equal tokens, speedup, downstream accuracy")
@@ -59,9 +59,11 @@ static class CompareCommand
         if (!response.IsSuccessStatusCode) return ClientCommands.Fail(response, body);
         var c = JsonNode.Parse(body)!;
         PrintVariants(c);
-        if (c["variants"]!.AsArray().Any(v => v!["variant"]!["runs"]!.AsArray().Count > 1) || c["baselineVariant"]!["runs"]!.AsArray().Count > 1)
-            Console.WriteLine("\n(per-run tables: hc compare with two run ids)");
-        else PrintRuns(c);
+        // Per run as well when that is all there is: one run a variant, or every run a seed of the baseline's configuration.
+        var variants = c["variants"]!.AsArray();
+        if (variants.Count == 0 || (variants.All(v => v!["variant"]!["runs"]!.AsArray().Count == 1) && c["baselineVariant"]!["runs"]!.AsArray().Count == 1))
+            PrintRuns(c);
+        else Console.WriteLine("\n(per run: hc compare with one run of each variant)");
         Console.WriteLine($"\nplot: {http.BaseAddress!.ToString().TrimEnd('/')}{c["plotUrl"]}");
         return 0;
     }
@@ -78,13 +80,15 @@ static class CompareCommand
         + (d["low"]?.GetValue<double>() is { } lo && d["high"]?.GetValue<double>() is { } hi
             ? F($" [{(scale * lo).ToString(format, CultureInfo.InvariantCulture)}, {(scale * hi).ToString(format, CultureInfo.InvariantCulture)}]") : "");
 
-    static string Verdict(JsonNode d) => d["resolved"]!.GetValue<bool>() ? "resolved"
+    static string Verdict(JsonNode d, bool noise = false) => d["resolved"]!.GetValue<bool>() ? "resolved"
+        : noise ? "noise (within 2 SE of the items)"
         : d["pairs"]!.GetValue<int>() == 1 ? "one seed: not resolved" : "not resolved";
 
     /// <summary>Each candidate variant against the baseline's, paired by seed.</summary>
     static void PrintVariants(JsonNode c)
     {
         Console.WriteLine($"baseline variant: {Variant(c["baselineVariant"]!)}");
+        if (c["variants"]!.AsArray().Count == 0) Console.WriteLine("(every run is a seed of the baseline's configuration: no other variant to pair with)");
         foreach (var vc in c["variants"]!.AsArray())
         {
             Console.WriteLine($"\ncandidate variant: {Variant(vc!["variant"]!)}");
@@ -105,7 +109,7 @@ static class CompareCommand
             {
                 Console.WriteLine($"  {"downstream (paired by seed)",-32} {"baseline",-19} {"candidate",-19} {"delta [95% interval]",-27} verdict");
                 foreach (var t in downstream.OrderBy(t => t!["name"]!.ToString() == "average acc" ? 1 : 0))
-                    Console.WriteLine($"  {t!["name"],-32} {MeanStd(t["baseline"]!, "F1", 100) + "%",-19} {MeanStd(t["candidate"]!, "F1", 100) + "%",-19} {Interval(t["delta"]!, "+0.0;-0.0", 100) + "pt",-27} {Verdict(t["delta"]!)}");
+                    Console.WriteLine($"  {t!["name"],-32} {MeanStd(t["baseline"]!, "F1", 100) + "%",-19} {MeanStd(t["candidate"]!, "F1", 100) + "%",-19} {Interval(t["delta"]!, "+0.0;-0.0", 100) + "pt",-27} {Verdict(t["delta"]!, t["noise"]!.GetValue<bool>())}");
             }
             if (vc["confounded"]!.GetValue<bool>())
                 foreach (var d in vc["confounds"]!.AsArray())

@@ -180,7 +180,7 @@ static class UpCommand
         Console.WriteLine();
         Console.WriteLine($"What this can show: whether DHC x4 beats residual on this 2-layer, d = 64 model after {DemoTokens} tokens, beyond the noise of " +
                           $"{DemoSeeds.Length} seeds; not the paper's effect at 1B-7B parameters and hundreds of billions of tokens, nor downstream accuracy " +
-                          "(30 items a task at near-chance accuracy: every difference is within its standard errors).");
+                          "(30 items a task near chance: one item is 3.3 points, and a difference within two standard errors is marked noise).");
         Console.WriteLine($"Swagger: {url}/swagger   Dashboard: {url}/hangfire");
         return exit;
     }

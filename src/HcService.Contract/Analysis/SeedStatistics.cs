@@ -57,6 +57,11 @@ public static class SeedStatistics
         if (summary.Std is not { } std)
             return new(1, summary.Mean, null, null, null, Confidence, method, false,
                 $"one seed: not resolved ({format(summary.Mean)}; run more seeds for an interval)");
+        // Every pair differs by the same amount: the t interval has zero width, which says nothing about its error
+        // (a discrete measurement, one item more at every seed; or a deterministic difference). Never resolved on that.
+        if (std == 0)
+            return new(values.Count, summary.Mean, 0, summary.Mean, summary.Mean, Confidence, method, false,
+                $"not resolved ({format(summary.Mean)} at every one of {values.Count} seeds: no spread between seeds to build an interval from)");
         var half = StudentTQuantile(0.5 + Confidence / 2, values.Count - 1) * std / Math.Sqrt(values.Count);
         var (low, high) = (summary.Mean - half, summary.Mean + half);
         var interval = $"{Percent(Confidence)} interval {format(low)} to {format(high)} over {values.Count} seeds";

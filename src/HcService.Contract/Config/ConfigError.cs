@@ -30,10 +30,16 @@ public static class Names
         ConnectionType.PostNorm => "post-norm",
         ConnectionType.StaticHc => "static-hc",
         ConnectionType.DynamicHc => "dynamic-hc",
+        ConnectionType.Frac => "frac",
+        ConnectionType.Mhc => "mhc",
+        ConnectionType.MhcLite => "mhc-lite",
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, null),
     };
 
-    public static readonly IReadOnlyList<string> Connections = ["residual", "post-norm", "static-hc", "dynamic-hc"];
+    /// <summary>Connection names in the order of <see cref="ConnectionType"/>.</summary>
+    public static readonly IReadOnlyList<string> Connections = ["residual", "post-norm", "static-hc", "dynamic-hc", "frac", "mhc", "mhc-lite"];
+
+    public static readonly IReadOnlyList<string> MhcInits = ["identity", "lite"];
 
     public static bool TryParseConnection(string s, out ConnectionType type)
     {

@@ -32,6 +32,23 @@ public enum ConnectionType
     StaticHc,
     /// <summary>Dynamic hyper-connections (eqs. 10-13).</summary>
     DynamicHc,
+    /// <summary>Frac-Connections: the hidden state split into m fractions, mixed like HC's streams (docs/hc-math.md section 11.1).</summary>
+    Frac,
+    /// <summary>Manifold-constrained HC: A_r projected onto doubly stochastic matrices by Sinkhorn-Knopp, sigmoid read and
+    /// write weights (docs/hc-math.md section 11.2).</summary>
+    Mhc,
+    /// <summary>mHC-lite: A_r a convex combination of the n! permutation matrices (docs/hc-math.md section 11.3).</summary>
+    MhcLite,
+}
+
+/// <summary>mHC's initial biases (docs/hc-math.md section 11.2).</summary>
+public enum MhcInit
+{
+    /// <summary>A_r within 1e-3 of the identity and A_m of the one-hot at the home stream, B = 1: close to Pre-Norm residual.</summary>
+    Identity,
+    /// <summary>The biases of the public mhc-lite code: read and write +1 at home and -1 elsewhere, A_r logits 0 on the
+    /// diagonal and -8 off it.</summary>
+    Lite,
 }
 
 /// <summary>The connection between sublayers. Residual and Post-Norm use rate 1.</summary>
@@ -46,13 +63,33 @@ public sealed record ConnectionConfig
     /// docs/hc-math.md section 3.5). Off by default (null or false): the same seed then gives an HC run exactly its
     /// residual baseline's host weights, so that a comparison measures the connection alone.</summary>
     public bool? ScaleOutputInit { get; init; }
+    /// <summary>Frac-Connections only: the fraction rate m (the hidden state split into m fractions of width d/m; m divides d).</summary>
+    public int Fractions { get; init; } = 1;
+    /// <summary>Frac-Connections only: weights from the normalised fractions (dynamic, as DHC) or static.</summary>
+    public bool Dynamic { get; init; } = true;
+    /// <summary>mHC and mHC-lite: the initial biases.</summary>
+    public MhcInit MhcInit { get; init; } = MhcInit.Identity;
+    /// <summary>mHC only: Sinkhorn-Knopp iterations (one row and one column normalisation each).</summary>
+    public int SinkhornIterations { get; init; } = 20;
 
+    /// <summary>The paper's static or dynamic HC.</summary>
     public bool IsHyper => Type is ConnectionType.StaticHc or ConnectionType.DynamicHc;
-    public bool ScalesOutputInit => IsHyper && (ScaleOutputInit ?? false);
+    /// <summary>mHC or mHC-lite.</summary>
+    public bool IsManifold => Type is ConnectionType.Mhc or ConnectionType.MhcLite;
+    public bool IsFrac => Type == ConnectionType.Frac;
+    /// <summary>The trunk holds n copies of the hidden state, mixed by an n x n A_r per sublayer and summed at the end
+    /// (HC, mHC, mHC-lite).</summary>
+    public bool CopiesStreams => IsHyper || IsManifold;
+    /// <summary>Rows of the trunk state: n streams, m fractions, or 1.</summary>
+    public int StreamCount => CopiesStreams ? Rate : IsFrac ? Fractions : 1;
+    public bool ScalesOutputInit => CopiesStreams && (ScaleOutputInit ?? false);
 
     public static ConnectionConfig Residual { get; } = new();
     public static ConnectionConfig StaticHc(int rate) => new() { Type = ConnectionType.StaticHc, Rate = rate };
     public static ConnectionConfig DynamicHc(int rate, bool tanh = true) => new() { Type = ConnectionType.DynamicHc, Rate = rate, Tanh = tanh };
+    public static ConnectionConfig Frac(int fractions, bool dynamic = true) => new() { Type = ConnectionType.Frac, Fractions = fractions, Dynamic = dynamic };
+    public static ConnectionConfig Mhc(int rate, MhcInit init = MhcInit.Identity) => new() { Type = ConnectionType.Mhc, Rate = rate, MhcInit = init };
+    public static ConnectionConfig MhcLite(int rate, MhcInit init = MhcInit.Identity) => new() { Type = ConnectionType.MhcLite, Rate = rate, MhcInit = init };
 
     /// <summary>The short name used in tables and metric attributes, e.g. "dhc-x4", "shc-x2", "residual".</summary>
     public string Label => Type switch
@@ -60,16 +97,34 @@ public sealed record ConnectionConfig
         ConnectionType.Residual => "residual",
         ConnectionType.PostNorm => "post-norm",
         ConnectionType.StaticHc => $"shc-x{Rate}",
-        _ => Tanh ? $"dhc-x{Rate}" : $"dhc-x{Rate}-notanh",
+        ConnectionType.DynamicHc => Tanh ? $"dhc-x{Rate}" : $"dhc-x{Rate}-notanh",
+        ConnectionType.Frac => $"{(Dynamic ? "dfc" : "sfc")}-m{Fractions}",
+        ConnectionType.Mhc => $"mhc-x{Rate}",
+        _ => $"mhc-lite-x{Rate}",
     };
+
+    /// <summary>The largest rate mHC-lite takes: its A_r mixes all n! permutation matrices (24 at n = 4).</summary>
+    public const int MaxLiteRate = 4;
+    public const int MaxSinkhornIterations = 1000;
 
     public IEnumerable<ConfigError> Validate(string path = "connection")
     {
         if (Rate is < 1 or > ModelConfig.MaxRate)
             yield return new($"{path}.rate", Rate, $"an integer in [1, {ModelConfig.MaxRate}]");
-        if (!IsHyper && Rate != 1)
-            yield return new($"{path}.rate", Rate, $"1 for connection type '{Names.Of(Type)}' (only static-hc and dynamic-hc expand streams)");
+        else if (!CopiesStreams && Rate != 1)
+            yield return new($"{path}.rate", Rate, $"1 for connection type '{Names.Of(Type)}' (only static-hc, dynamic-hc, mhc and mhc-lite expand streams{(IsFrac ? "; frac takes fractions" : "")})");
+        else if (Type == ConnectionType.MhcLite && Rate > MaxLiteRate)
+            yield return new($"{path}.rate", Rate, $"an integer in [1, {MaxLiteRate}] for mhc-lite (its A_r mixes the n! permutation matrices: {Factorial(Rate):N0} at n = {Rate})");
+        if (Fractions is < 1 or > ModelConfig.MaxRate)
+            yield return new($"{path}.fractions", Fractions, $"an integer in [1, {ModelConfig.MaxRate}]");
+        else if (!IsFrac && Fractions != 1)
+            yield return new($"{path}.fractions", Fractions, $"1 for connection type '{Names.Of(Type)}' (only frac splits the hidden state)");
+        if (SinkhornIterations is < 1 or > MaxSinkhornIterations)
+            yield return new($"{path}.sinkhornIterations", SinkhornIterations, $"an integer in [1, {MaxSinkhornIterations}]");
     }
+
+    /// <summary>n! (n &lt;= 20).</summary>
+    public static long Factorial(int n) { long f = 1; for (var i = 2; i <= n; i++) f *= i; return f; }
 }
 
 /// <summary>Mixture-of-Experts feed-forward, OLMoE style (dropless top-k).</summary>
@@ -163,6 +218,8 @@ public sealed record ModelConfig
         Need(RopeTheta > 0, "model.ropeTheta", RopeTheta, "> 0");
         if (IsMoe) errors.AddRange(Moe.Validate());
         errors.AddRange(Connection.Validate());
+        Need(!Connection.IsFrac || Connection.Fractions < 1 || DModel % Connection.Fractions == 0, "connection.fractions", Connection.Fractions,
+            $"a divisor of dModel = {DModel} (each fraction is dModel / fractions wide)");
         return errors;
     }
 

@@ -107,13 +107,21 @@ public static class ModelCounter
         long s = c.MaxSeqLen, b = microBatch, d = c.DModel, L = c.Layers, n = c.Connection.Rate;
         if (eagerCpu && !bf16)
         {
-            var hcBytes = c.Connection.Type switch { ConnectionType.DynamicHc => 19, ConnectionType.StaticHc => 10, _ => 0 };
-            return new MemoryEstimate(p.Total * 26, 124 * s * b * d * L, hcBytes * n * s * b * d * L, 11 * s * b * c.EmbeddingSize, 192L << 20);
+            // Frac-Connections keep one d-wide state, like HC at n = 1 (FC's point); mHC keeps what DHC keeps.
+            var hcBytes = c.Connection.Type switch
+            {
+                ConnectionType.DynamicHc or ConnectionType.Mhc or ConnectionType.MhcLite => 19 * n,
+                ConnectionType.StaticHc => 10 * n,
+                ConnectionType.Frac => c.Connection.Dynamic ? 19 : 10,
+                _ => 0,
+            };
+            return new MemoryEstimate(p.Total * 26, 124 * s * b * d * L, hcBytes * s * b * d * L, 11 * s * b * c.EmbeddingSize, 192L << 20);
         }
         long act = bf16 ? 1 : 2;                       // fp32 on a GPU: the 16-bit activation terms doubled
         var weights = p.Total * (16 + (bf16 ? 2 : 0));
         var baseAct = 34 * s * b * d * L * act;
-        var hcAct = c.Connection.IsHyper ? 2L * n * s * b * d * L * 2 * act : 0;
+        // The connection's extra state: 2 n s b d per block for n copies (HC, mHC), 2 s b d for the d-wide fractions.
+        var hcAct = c.Connection.CopiesStreams ? 2L * n * s * b * d * L * 2 * act : c.Connection.IsFrac ? 2L * s * b * d * L * 2 * act : 0;
         var logits = s * b * c.EmbeddingSize * (bf16 ? 6 : 8);
         return new MemoryEstimate(weights, baseAct, hcAct, logits);
         }
@@ -122,26 +130,57 @@ public static class ModelCounter
     /// <summary>Learned parameters of one norm of this kind and width: RMSNorm has a weight, the non-parametric LayerNorm none.</summary>
     public static long NormParameters(NormKind kind, long dim) => kind == NormKind.RmsNorm ? dim : 0;
 
-    /// <summary>Learned parameters of one HC module around one sublayer (docs/hc-math.md section 6.1).</summary>
+    /// <summary>Learned parameters of one connection module around one sublayer (docs/hc-math.md sections 6.1 and 11).</summary>
     public static long HyperConnectionParameters(ModelConfig model)
     {
         var c = model.Connection;
-        if (!c.IsHyper) return 0;
-        long n = c.Rate;
-        var count = n * (n + 2);                                                    // B and [A_m | A_r]
-        if (c.Type == ConnectionType.DynamicHc)
-            count += model.DModel * (n + 2) + 2 + NormParameters(model.Norm, model.DModel);
-        return count;
+        long n = c.Rate, d = model.DModel;
+        switch (c.Type)
+        {
+            case ConnectionType.StaticHc or ConnectionType.DynamicHc:
+                var count = n * (n + 2);                                            // B and [A_m | A_r]
+                if (c.Type == ConnectionType.DynamicHc) count += d * (n + 2) + 2 + NormParameters(model.Norm, d);
+                return count;
+            case ConnectionType.Frac:
+                long m = c.Fractions, width = d / m;
+                var frac = m * (2 * m + 1);                                         // B and [Y | A]
+                if (c.Dynamic) frac += width * (2 * m + 1) + 2 + NormParameters(model.Norm, width);
+                return frac;
+            case ConnectionType.Mhc or ConnectionType.MhcLite:
+                var logits = ManifoldMixingLogits(c);
+                return n * d * (2 * n + logits) + 3 + 2 * n + logits;              // phi, a_pre/a_post/a_res, b_pre, b_post, b_res
+            default:
+                return 0;
+        }
     }
 
-    /// <summary>Matmul FLOPs per token of one HC module's forward (elementwise work is not counted, as in the base count).</summary>
+    /// <summary>The residual-mixing logits of mHC (n^2, Sinkhorn-Knopp) and mHC-lite (n!, one per permutation).</summary>
+    public static long ManifoldMixingLogits(ConnectionConfig c) => c.Type == ConnectionType.MhcLite ? ConnectionConfig.Factorial(c.Rate) : (long)c.Rate * c.Rate;
+
+    /// <summary>Matmul FLOPs per token of one connection module's forward (elementwise work, including mHC's Sinkhorn
+    /// iterations, is not counted, as in the base count).</summary>
     public static long HyperConnectionForwardFlops(ModelConfig model)
     {
         var c = model.Connection;
-        if (!c.IsHyper) return 0;
         long n = c.Rate, d = model.DModel;
-        var flops = 2 * n * (n + 1) * d;                                            // [x ; H'] = WC^T H
-        if (c.Type == ConnectionType.DynamicHc) flops += 2 * n * d * (n + 2);       // Hn [W_wc | W_b]
-        return flops;
+        switch (c.Type)
+        {
+            case ConnectionType.StaticHc or ConnectionType.DynamicHc:
+                var flops = 2 * n * (n + 1) * d;                                    // [x ; H'] = WC^T H
+                if (c.Type == ConnectionType.DynamicHc) flops += 2 * n * d * (n + 2);   // Hn [W_wc | W_b]
+                return flops;
+            case ConnectionType.Frac:
+                long m = c.Fractions;
+                var frac = 2 * 2 * m * d;                                           // [x ; F'] = [Y | A]^T F: 2m x m times m x d/m
+                if (c.Dynamic) frac += 2 * d * (2 * m + 1);                         // Fn W per fraction: m x (d/m) x (2m+1)
+                return frac;
+            case ConnectionType.Mhc or ConnectionType.MhcLite:
+                var mix = 2 * n * (n + 1) * d;                                      // x = A_m^T H, H' = A_r^T H
+                mix += 2 * n * d * (2 * n + ManifoldMixingLogits(c));               // x~ phi
+                if (c.Type == ConnectionType.MhcLite) mix += 2 * ManifoldMixingLogits(c) * n * n;   // softmax(z) P
+                return mix;
+            default:
+                return 0;
+        }
     }
 }

@@ -112,14 +112,30 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
             ConnectionType connType = default;
             var conn = spec.Connection;
             Need(conn?.Type is not null && Names.TryParseConnection(conn.Type, out connType), "connection.type", conn?.Type, "one of " + string.Join(", ", Names.Connections));
-            var hyper = connType is ConnectionType.StaticHc or ConnectionType.DynamicHc;
+            var copies = connType is ConnectionType.StaticHc or ConnectionType.DynamicHc or ConnectionType.Mhc or ConnectionType.MhcLite;
+            var mhcInit = MhcInit.Identity;
+            if (conn?.MhcInit is { } init)
+            {
+                var i = Names.MhcInits.ToList().FindIndex(n => string.Equals(n, init, StringComparison.OrdinalIgnoreCase));
+                Need(i >= 0, "connection.mhcInit", init, "one of " + string.Join(", ", Names.MhcInits));
+                if (i >= 0) mhcInit = (MhcInit)i;
+            }
+            // Fields of one connection type given for another: named, never ignored.
+            Need(conn?.Fractions is null || connType == ConnectionType.Frac, "connection.fractions", conn?.Fractions, "absent: only frac takes fractions");
+            Need(conn?.Dynamic is null || connType == ConnectionType.Frac, "connection.dynamic", conn?.Dynamic, "absent: only frac takes dynamic (static-hc and dynamic-hc are separate types)");
+            Need(conn?.MhcInit is null || connType is ConnectionType.Mhc or ConnectionType.MhcLite, "connection.mhcInit", conn?.MhcInit, "absent: only mhc and mhc-lite take mhcInit");
+            Need(conn?.SinkhornIterations is null || connType == ConnectionType.Mhc, "connection.sinkhornIterations", conn?.SinkhornIterations, "absent: only mhc takes sinkhornIterations");
             var connection = new ConnectionConfig
             {
                 Type = connType,
-                Rate = conn?.Rate ?? (hyper ? 4 : 1),
+                Rate = conn?.Rate ?? (copies ? 4 : 1),
                 Tanh = conn?.Tanh ?? true,
                 // Explicit in the stored plan, so that a later change of the default cannot change a queued run's init.
                 ScaleOutputInit = conn?.ScaleOutputInit ?? false,
+                Fractions = conn?.Fractions ?? (connType == ConnectionType.Frac ? 4 : 1),
+                Dynamic = conn?.Dynamic ?? true,
+                MhcInit = mhcInit,
+                SinkhornIterations = conn?.SinkhornIterations ?? 20,
             };
             Need(spec.Training?.TokenBudget is not null, "training.tokenBudget", null, "a token count such as 2000000 or \"2M\"");
 

@@ -67,10 +67,18 @@ public sealed record ModelSpec
 
 public sealed record ConnectionSpec
 {
-    /// <summary>residual | post-norm | static-hc | dynamic-hc</summary>
+    /// <summary>residual | post-norm | static-hc | dynamic-hc | frac | mhc | mhc-lite</summary>
     public string? Type { get; init; }
-    /// <summary>Expansion rate n (HC only; default 4 for HC, 1 otherwise).</summary>
+    /// <summary>Expansion rate n (HC, mHC, mHC-lite; default 4 for them, 1 otherwise; mhc-lite at most 4).</summary>
     public int? Rate { get; init; }
+    /// <summary>Frac-Connections: fraction rate m, a divisor of the model width (default 4).</summary>
+    public int? Fractions { get; init; }
+    /// <summary>Frac-Connections: dynamic weights (default true) or static.</summary>
+    public bool? Dynamic { get; init; }
+    /// <summary>mHC and mHC-lite: identity (default: close to residual at init) | lite (the public mhc-lite biases).</summary>
+    public string? MhcInit { get; init; }
+    /// <summary>mHC: Sinkhorn-Knopp iterations (default 20).</summary>
+    public int? SinkhornIterations { get; init; }
     /// <summary>DHC: tanh on the dynamic projections (default true).</summary>
     public bool? Tanh { get; init; }
     /// <summary>HC: divide output-projection init std by sqrt(n) (default false: an HC run starts from its baseline's weights).</summary>

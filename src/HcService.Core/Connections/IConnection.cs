@@ -25,12 +25,17 @@ public interface IConnection
 /// <summary>The trunk's stream layout: expand after the embedding, reduce before the final norm.</summary>
 public static class Streams
 {
-    /// <summary>HC: n copies along a new stream axis, [B, T, D] -> [B, T, N, D] (docs/hc-math.md section 3.1). Otherwise unchanged.</summary>
+    /// <summary>HC, mHC, mHC-lite: n copies along a new stream axis, [B, T, D] -> [B, T, N, D] (docs/hc-math.md section
+    /// 3.1). Frac-Connections: the m fractions, [B, T, D] -> [B, T, M, D/M] (a view). Otherwise unchanged.</summary>
     public static Tensor Expand(Tensor h_BTD, ConnectionConfig c) =>
-        c.IsHyper ? h_BTD.unsqueeze(2).expand(h_BTD.shape[0], h_BTD.shape[1], c.Rate, h_BTD.shape[2]) : h_BTD;
+        c.CopiesStreams ? h_BTD.unsqueeze(2).expand(h_BTD.shape[0], h_BTD.shape[1], c.Rate, h_BTD.shape[2])
+        : c.IsFrac ? h_BTD.reshape(h_BTD.shape[0], h_BTD.shape[1], c.Fractions, h_BTD.shape[2] / c.Fractions)
+        : h_BTD;
 
-    /// <summary>HC: the SUM over streams (not the mean; docs/hc-math.md section 3.1), [B, T, N, D] -> [B, T, D]. Otherwise unchanged.</summary>
-    public static Tensor Reduce(Tensor h, ConnectionConfig c) => c.IsHyper ? h.sum(2) : h;
+    /// <summary>Copies: the SUM over streams (not the mean; docs/hc-math.md section 3.1), [B, T, N, D] -> [B, T, D].
+    /// Fractions: concatenated back, [B, T, M, D/M] -> [B, T, D]. Otherwise unchanged.</summary>
+    public static Tensor Reduce(Tensor h, ConnectionConfig c) =>
+        c.CopiesStreams ? h.sum(2) : c.IsFrac ? h.reshape(h.shape[0], h.shape[1], h.shape[2] * h.shape[3]) : h;
 }
 
 /// <summary>Builds the connection module of the configured type around one sublayer.</summary>
@@ -42,6 +47,9 @@ public static class ConnectionFactory
         ConnectionType.Residual => new ResidualConnection(name),
         ConnectionType.PostNorm => new PostNormConnection(name),
         ConnectionType.StaticHc or ConnectionType.DynamicHc => new HyperConnection(name, model, sublayerIndex),
+        ConnectionType.Frac => new FracConnection(name, model),
+        ConnectionType.Mhc => new MhcConnection(name, model, sublayerIndex),
+        ConnectionType.MhcLite => new MhcLiteConnection(name, model, sublayerIndex),
         _ => throw new ArgumentOutOfRangeException(nameof(model), model.Connection.Type, "unknown connection type"),
     };
 }

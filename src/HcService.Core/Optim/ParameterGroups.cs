@@ -5,15 +5,18 @@ namespace HcService.Core.Optim;
 
 /// <summary>
 /// AdamW parameter groups (docs/hc-math.md section 7.1, OLMo's optimizer rules):
-///   decay:    weight matrices of the attention, MLP, experts, router and untied head, and the DHC projections.
-///   no decay: the HC static parts (B, A_m, A_r: missing decay on them is the reported cure for NaN divergence),
-///             the DHC scales s_a and s_b, every norm weight, and the embedding (OLMo's decay_embeddings = false).
+///   decay:    weight matrices of the attention, MLP, experts, router and untied head, the DHC and dynamic-FC
+///             projections, and mHC's phi.
+///   no decay: the HC and FC static parts (B, A_m, A_r; B, Y, A: missing decay on them is the reported cure for NaN
+///             divergence), the dynamic scales s_a and s_b, mHC's scales a_* and biases b_*, every norm weight, and the
+///             embedding (OLMo's decay_embeddings = false).
 /// </summary>
 public static class ParameterGroups
 {
     public sealed record Split(IReadOnlyList<(string Name, Parameter Param)> Decay, IReadOnlyList<(string Name, Parameter Param)> NoDecay);
 
-    static readonly string[] NoDecayLeaves = ["static_beta", "static_alpha", "dynamic_alpha_scale", "dynamic_beta_scale"];
+    static readonly string[] NoDecayLeaves = ["static_beta", "static_alpha", "dynamic_alpha_scale", "dynamic_beta_scale",
+        "mhc_scale", "mhc_bias_pre", "mhc_bias_post", "mhc_bias_res"];
 
     public static bool Decays(string name)
     {

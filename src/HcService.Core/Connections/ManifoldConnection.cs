@@ -1,0 +1,184 @@
+using HcService.Contract.Config;
+using HcService.Core.Model;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace HcService.Core.Connections;
+
+// Axes: B batch, T time, N streams, D width, R residual-mixing logits (N^2 for mHC, N! for mHC-lite), P = 2N + R.
+
+/// <summary>
+/// The manifold-constrained hyper-connections (docs/hc-math.md sections 11.2-11.3): n copies of the hidden state as in HC,
+/// with every weight computed per token from the flattened streams x~ = vec(H) in R^{N D}:
+///   r = sqrt(mean(x~^2) + eps);  [h_pre, h_post, h_res] = (x~ phi) / r          phi in R^{N D x P}, init 0
+///   A_m = sigmoid(a_pre h_pre + b_pre);  B = 2 sigmoid(a_post h_post + b_post);  A_r = Mix(a_res h_res + b_res)
+///   x = A_m^T H;  H' = A_r^T H;  H_out = B y + H'
+/// Mix is Sinkhorn-Knopp for mHC (<see cref="MhcConnection"/>) and a convex combination of permutation matrices for
+/// mHC-lite (<see cref="MhcLiteConnection"/>); both give a doubly stochastic A_r. a_* start at 0.01.
+/// </summary>
+public abstract class ManifoldConnection : nn.Module, IConnection
+{
+    /// <summary>The bias magnitude of the identity init: sigmoid(-8) = 3.4e-4 and exp(-8) = 3.4e-4, so A_m is the home
+    /// one-hot and mHC's A_r the identity to within 1e-3.</summary>
+    public const double IdentityBias = 8.0;
+
+    protected readonly int rate;
+    readonly double eps;
+#pragma warning disable IDE0044 // fields are rebound by Module.to()
+    Parameter phi;              // [P, N*D] (laid out like a Linear weight)
+    Parameter mhc_scale;        // a_pre, a_post, a_res  [3]
+    Parameter mhc_bias_pre;     // b_pre  [N]
+    Parameter mhc_bias_post;    // b_post [N]
+    Parameter mhc_bias_res;     // b_res  [R]
+#pragma warning restore IDE0044
+
+    protected ManifoldConnection(string name, ModelConfig model, int sublayerIndex, int mixingLogits) : base(name)
+    {
+        var c = model.Connection;
+        if (!c.IsManifold) throw new ArgumentException($"{GetType().Name} needs mhc or mhc-lite, got {c.Type}");
+        rate = c.Rate;
+        eps = model.NormEps;
+        var n = c.Rate;
+        var home = sublayerIndex % n;
+        phi = new Parameter(zeros(2 * n + mixingLogits, n * model.DModel));
+        mhc_scale = new Parameter(full(3, 0.01f));
+        var (readHome, readElsewhere, writeHome, writeElsewhere) = c.MhcInit == MhcInit.Lite
+            ? (1.0, -1.0, 1.0, -1.0)
+            : (IdentityBias, -IdentityBias, 0.0, 0.0);
+        var pre = full(n, readElsewhere); pre[home] = readHome;
+        var post = full(n, writeElsewhere); post[home] = writeHome;
+        mhc_bias_pre = new Parameter(pre.to_type(ScalarType.Float32));
+        mhc_bias_post = new Parameter(post.to_type(ScalarType.Float32));
+        mhc_bias_res = new Parameter(InitialMixingBias(n).to_type(ScalarType.Float32));
+    }
+
+    public int Rate => rate;
+
+    /// <summary>b_res at init.</summary>
+    protected abstract Tensor InitialMixingBias(int n);
+
+    /// <summary>A_r [X, N, N] (doubly stochastic) from its logits [X, R].</summary>
+    public abstract Tensor Mix(Tensor logits_XR);
+
+    /// <summary>A_r at zero projection (the biases alone): the "static part" of the composite gain.</summary>
+    public Tensor StaticMixing()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        return Mix(mhc_bias_res.detach().unsqueeze(0))[0].MoveToOuterDisposeScope();
+    }
+
+    public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer)
+    {
+        using var scope = NewDisposeScope();
+        var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
+        var X = B * T;
+        var h_XND = h_BTND.reshape(X, N, D);
+        var (amT_X1N, arT_XNN, beta_XN1) = Weights(h_XND);
+        var x_X1D = amT_X1N.bmm(h_XND);
+        var hRes_XND = arT_XNN.bmm(h_XND);
+        var y_BTD = sublayer(sublayerNorm.forward(x_X1D.view(B, T, D)));
+        var out_XND = TorchOps.BaddBmm(hRes_XND, beta_XN1, y_BTD.reshape(X, 1, D));
+        return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Every token's A_m^T [X, 1, N], A_r^T [X, N, N] and B [X, N, 1], from one projection of the flattened
+    /// streams divided by their RMS.</summary>
+    public (Tensor AmT, Tensor ArT, Tensor Beta) Weights(Tensor h_XND)
+    {
+        using var scope = NewDisposeScope();
+        var (X, N, D) = (h_XND.shape[0], h_XND.shape[1], h_XND.shape[2]);
+        var flat_XK = h_XND.reshape(X, N * D);
+        var rms_X1 = (flat_XK.square().mean([-1], keepdim: true) + eps).sqrt();
+        var proj_XP = nn.functional.linear(flat_XK, phi) / rms_X1;
+        var pre = proj_XP.narrow(1, 0, N) * mhc_scale[0] + mhc_bias_pre;
+        var post = proj_XP.narrow(1, N, N) * mhc_scale[1] + mhc_bias_post;
+        var res = proj_XP.narrow(1, 2 * N, proj_XP.shape[1] - 2 * N) * mhc_scale[2] + mhc_bias_res;
+        var amT = pre.sigmoid().view(X, 1, N);
+        var beta = (2 * post.sigmoid()).view(X, N, 1);
+        var arT = Mix(res).transpose(1, 2);
+        return (amT.MoveToOuterDisposeScope(), arT.MoveToOuterDisposeScope(), beta.MoveToOuterDisposeScope());
+    }
+}
+
+/// <summary>mHC (arXiv 2512.24880): A_r = Sinkhorn-Knopp(exp(logits)) over n^2 logits, alternating row and column
+/// normalisations in the log domain (logsumexp), so that neither overflow nor underflow stops it or its gradient.</summary>
+public sealed class MhcConnection : ManifoldConnection
+{
+    readonly int iterations;
+
+    public MhcConnection(string name, ModelConfig model, int sublayerIndex) : base(name, model, sublayerIndex, model.Connection.Rate * model.Connection.Rate)
+    {
+        iterations = model.Connection.SinkhornIterations;
+        RegisterComponents();
+    }
+
+    /// <summary>0 on the diagonal, -8 off it (both inits): A_r is the identity to within 1e-3.</summary>
+    protected override Tensor InitialMixingBias(int n) => ((eye(n, dtype: ScalarType.Float64) - 1) * IdentityBias).reshape(n * n);
+
+    public override Tensor Mix(Tensor logits_XR)
+    {
+        using var scope = NewDisposeScope();
+        var n = rate;
+        var log_XNN = logits_XR.reshape(logits_XR.shape[0], n, n);
+        for (var i = 0; i < iterations; i++)
+        {
+            log_XNN = log_XNN - log_XNN.logsumexp(2, keepdim: true);   // rows sum to 1
+            log_XNN = log_XNN - log_XNN.logsumexp(1, keepdim: true);   // columns sum to 1
+        }
+        return log_XNN.exp().MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>mHC-lite (arXiv 2601.05732): A_r = sum over the n! permutation matrices P_p of softmax(logits)_p P_p, exactly
+/// doubly stochastic without iterations. The identity is permutation 0 (lexicographic order).</summary>
+public sealed class MhcLiteConnection : ManifoldConnection
+{
+    readonly float[] permutations;   // [n!, N*N] row-major; not a module tensor: built on the logits' device and dtype
+
+    public MhcLiteConnection(string name, ModelConfig model, int sublayerIndex)
+        : base(name, model, sublayerIndex, (int)ConnectionConfig.Factorial(model.Connection.Rate))
+    {
+        using (var p = PermutationMatrices(model.Connection.Rate)) permutations = p.data<float>().ToArray();
+        RegisterComponents();
+    }
+
+    /// <summary>0 for the identity permutation, -8 for the others.</summary>
+    protected override Tensor InitialMixingBias(int n)
+    {
+        var b = full(ConnectionConfig.Factorial(n), -IdentityBias, dtype: ScalarType.Float64);
+        b[0] = 0.0;
+        return b;
+    }
+
+    public override Tensor Mix(Tensor logits_XR)
+    {
+        using var scope = NewDisposeScope();
+        var n = rate;
+        var weights_XR = logits_XR.softmax(-1);
+        var perms_RK = tensor(permutations, [permutations.Length / (n * n), n * n], weights_XR.dtype, weights_XR.device);
+        return weights_XR.matmul(perms_RK).view(-1, n, n).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The n! permutation matrices in lexicographic order, each flattened row-major: P[i, p(i)] = 1.</summary>
+    public static Tensor PermutationMatrices(int n)
+    {
+        var all = new List<int[]>();
+        void Build(int[] p, int k)
+        {
+            if (k == n) { all.Add((int[])p.Clone()); return; }
+            for (var v = 0; v < n; v++)
+            {
+                if (p.Take(k).Contains(v)) continue;
+                p[k] = v;
+                Build(p, k + 1);
+            }
+        }
+        Build(new int[n], 0);
+        var m = new float[all.Count * n * n];
+        for (var q = 0; q < all.Count; q++)
+            for (var i = 0; i < n; i++) m[q * n * n + i * n + all[q][i]] = 1f;
+        return tensor(m, [all.Count, n * n]);
+    }
+}
