@@ -8,9 +8,13 @@ sealed class ModelOptions
 {
     public readonly Option<string> Preset = new("--preset") { Description = "Model preset: " + string.Join(", ", Presets.All.Keys), DefaultValueFactory = _ => "olmo-1b" };
     public readonly Option<string?> Architecture = new("--architecture") { Description = "dense | moe (default: the preset's)" };
-    public readonly Option<string?> Connection = new("--connection") { Description = "residual | post-norm | static-hc | dynamic-hc" };
-    public readonly Option<int> Rate = new("--rate") { Description = "Expansion rate n for static-hc / dynamic-hc", DefaultValueFactory = _ => 4 };
-    public readonly Option<bool> NoTanh = new("--no-tanh") { Description = "Dynamic HC without tanh (the paper's ablation)" };
+    public readonly Option<string?> Connection = new("--connection") { Description = string.Join(" | ", Names.Connections) };
+    public readonly Option<int> Rate = new("--rate") { Description = "Expansion rate n for static-hc, dynamic-hc, mhc, mhc-lite (mhc-lite: at most 4)", DefaultValueFactory = _ => 4 };
+    public readonly Option<int> Fractions = new("--fractions") { Description = "Fraction rate m for frac (a divisor of the width)", DefaultValueFactory = _ => 4 };
+    public readonly Option<bool> StaticFrac = new("--static") { Description = "frac: static weights (default: dynamic)" };
+    public readonly Option<string> MhcInit = new("--mhc-init") { Description = "mhc, mhc-lite: " + string.Join(" | ", Names.MhcInits), DefaultValueFactory = _ => "identity" };
+    public readonly Option<int> SinkhornIterations = new("--sinkhorn-iterations") { Description = "mhc: Sinkhorn-Knopp iterations", DefaultValueFactory = _ => 20 };
+    public readonly Option<bool> NoTanh = new("--no-tanh") { Description = "Dynamic HC or FC without tanh (the paper's ablation)" };
     public readonly Option<int?> Layers = new("--layers") { Description = "Override: transformer blocks" };
     public readonly Option<int?> DModel = new("--d-model") { Description = "Override: width d" };
     public readonly Option<int?> Heads = new("--heads") { Description = "Override: attention heads" };
@@ -22,7 +26,7 @@ sealed class ModelOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Preset, Architecture, Connection, Rate, NoTanh, Layers, DModel, Heads, MlpHidden, SeqLen, Vocab, Experts, TopK })
+        foreach (var o in new Option[] { Preset, Architecture, Connection, Rate, Fractions, StaticFrac, MhcInit, SinkhornIterations, NoTanh, Layers, DModel, Heads, MlpHidden, SeqLen, Vocab, Experts, TopK })
             command.Add(o);
     }
 
@@ -50,7 +54,14 @@ sealed class ModelOptions
         if (name is null) return null;
         if (!Names.TryParseConnection(name, out var type))
             throw new ConfigException([new("connection", name, "one of " + string.Join(", ", Names.Connections))]);
-        var hyper = type is ConnectionType.StaticHc or ConnectionType.DynamicHc;
-        return new ConnectionConfig { Type = type, Rate = hyper ? r.GetValue(Rate) : 1, Tanh = !r.GetValue(NoTanh) };
+        var init = Names.MhcInits.ToList().FindIndex(n => n == r.GetValue(MhcInit));
+        if (init < 0) throw new ConfigException([new("mhc-init", r.GetValue(MhcInit), "one of " + string.Join(", ", Names.MhcInits))]);
+        var copies = new ConnectionConfig { Type = type }.CopiesStreams;
+        return new ConnectionConfig
+        {
+            Type = type, Rate = copies ? r.GetValue(Rate) : 1, Tanh = !r.GetValue(NoTanh),
+            Fractions = type == ConnectionType.Frac ? r.GetValue(Fractions) : 1, Dynamic = !r.GetValue(StaticFrac),
+            MhcInit = (MhcInit)init, SinkhornIterations = r.GetValue(SinkhornIterations),
+        };
     }
 }
