@@ -384,6 +384,39 @@ public class HcFamilyReferenceTests
     }
 
     [Fact]
+    public void TheCompositeGainIsTheInfinityNormOfTheTransposedProductInSublayerOrder()
+    {
+        // G = A0 A1 = [[1, 6], [0, 3]]: the rows of G^T sum to 1 and 9. (A1 A0 would give 5; G's own rows 7.)
+        double[][] a0 = [[1, 2], [0, 1]], a1 = [[1, 0], [0, 3]];
+        Assert.Equal(9.0, Contract.Analysis.CompositeGain.Of([a0, a1]), 12);
+        Assert.Equal(1.0, Contract.Analysis.CompositeGain.Of([[[1.0, 0], [0, 1]], [[0.0, 1], [1, 0]]]), 12);   // I, then a swap
+        Assert.Equal(1.0, Contract.Analysis.CompositeGain.Of([]), 12);
+    }
+
+    [Fact]
+    public void MhcKeepsTheCompositeGainAtOneWhereHcsGrowsWithItsMixing()
+    {
+        using var scope = NewDisposeScope();
+        // HC with every static A_r = 1.5 I: over the 4 sublayers of the tiny model the residual path gains 1.5^4.
+        var hc = Build(Tiny(ConnectionConfig.StaticHc(2)), seed: 9);
+        foreach (var conn in hc.Connections.Cast<HyperConnection>())
+            conn.SetStatic(ones(2), tensor(new float[] { 1, 0 }), eye(2) * 1.5f);
+        Assert.Equal(Math.Pow(1.5, 4), Training.HcStatistics.Of(hc)["hc/composite_gain"], 5);
+
+        // mHC with random biases (A_r logits of std 2): every A_r doubly stochastic, so the gain stays 1, in the training
+        // statistic (bias-only A_r) and in the analysis (A_r averaged over a batch).
+        var mhc = Build(Tiny(ConnectionConfig.Mhc(4)), seed: 9);
+        using (no_grad())
+            foreach (var (name, p) in mhc.named_parameters().Where(p => p.name.EndsWith("mhc_bias_res") || p.name.EndsWith(".phi")))
+                p.copy_(randn(p.shape, generator: new Generator((ulong)name.Length)) * (name.EndsWith("phi") ? 0.5 : 2.0));
+        Assert.Equal(1.0, Training.HcStatistics.Of(mhc)["hc/composite_gain"], 4);
+        var report = Analysis.ConnectionReport.Of(mhc, randint(0, 64, [2, 16], generator: new Generator(3)));
+        Assert.Equal(1.0, report.StaticCompositeGain!.Value, 4);
+        Assert.Equal(1.0, report.DynamicCompositeGain!.Value, 4);
+        Assert.Equal(4, report.Dynamic!.Count);
+    }
+
+    [Fact]
     public void MhcLiteRejectsRatesAboveFourAndFracNeedsADivisorOfTheWidth()
     {
         var lite = Assert.Single((Presets.Tiny with { Connection = ConnectionConfig.MhcLite(5) }).Validate());

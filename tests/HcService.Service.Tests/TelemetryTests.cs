@@ -56,7 +56,12 @@ public class TelemetryTests(ServiceFixture svc)
             // While it trains: what the API and the worker export, by name.
             var exported = new HashSet<string>(StringComparer.Ordinal);
             foreach (var url in svc.LiveWorkerMetricsUrls.Append(svc.Url + "/metrics")) exported.UnionWith(MetricNames(await svc.Http.GetStringAsync(url)));
+            Assert.Contains("hc_composite_gain", exported);   // the stream-mixing connection's residual-path gain, during the run
             Assert.Equal("succeeded", (await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(5))).Status);
+            // ... and stored: every 10 steps and at the last, a finite gain >= 0.
+            var gain = await svc.Series(id, "hc/composite_gain");
+            Assert.Equal(Enumerable.Range(1, 30).Select(k => 10L * k), gain.Select(p => p.Step));
+            Assert.All(gain, p => Assert.True(double.IsFinite(p.Value) && p.Value >= 0, $"gain {p.Value} at step {p.Step}"));
 
             // PromQL: the run's training-loss series (over the last minutes) and the runs-by-state gauge.
             var loss = await Query(promql, $"max_over_time(hc_train_loss{{run_id=\"{id}\"}}[10m])");

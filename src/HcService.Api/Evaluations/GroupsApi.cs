@@ -29,9 +29,11 @@ public sealed record GroupCreated(string Group, IReadOnlyList<RunSummary> Runs, 
 
 /// <summary>One row of a group's table: the run, its final validation loss and perplexity per set, the downstream
 /// average with its standard error, and the differences to the baseline run of its seed (candidate - baseline); the
-/// downstream difference is noise when it lies within two standard errors of itself.</summary>
+/// downstream difference is noise when it lies within two standard errors of itself; and the run's latest composite gain
+/// of the residual path (stream-mixing connections: HC, mHC, mHC-lite; docs/hc-math.md section 8.5), null for others.</summary>
 public sealed record GroupRow(RunSummary Run, bool IsBaseline, IReadOnlyDictionary<string, double> ValidationLoss, IReadOnlyDictionary<string, double> Perplexity,
-    double? DownstreamAverage, double? DownstreamStderr, IReadOnlyDictionary<string, double> LossDelta, double? DownstreamDelta, bool DownstreamNoise);
+    double? DownstreamAverage, double? DownstreamStderr, IReadOnlyDictionary<string, double> LossDelta, double? DownstreamDelta, bool DownstreamNoise,
+    double? CompositeGain);
 
 /// <summary>One variant of a group over its seeds: the mean and standard deviation of its final validation loss per set
 /// and of its downstream average; against the baseline variant, the seed-paired deltas with their 95% intervals and
@@ -156,6 +158,8 @@ public static class GroupsApi
         var finals = await db.Metrics.AsNoTracking().Where(m => ids.Contains(m.RunId) && m.Name.StartsWith(MetricRegistry.ValidationPrefix))
             .GroupBy(m => new { m.RunId, m.Name }).Select(g => g.OrderByDescending(m => m.Step).First()).ToListAsync(ct);
         var evaluations = await db.Evaluations.AsNoTracking().Where(e => ids.Contains(e.RunId)).ToListAsync(ct);
+        var gains = (await db.Metrics.AsNoTracking().Where(m => ids.Contains(m.RunId) && m.Name == MetricRegistry.CompositeGain.Name)
+            .GroupBy(m => m.RunId).Select(g => g.OrderByDescending(m => m.Step).First()).ToListAsync(ct)).ToDictionary(m => m.RunId, m => m.Value);
         var averages = evaluations.Where(e => e.Task == EvalMetrics.Average && e.Metric == EvalMetrics.Acc).ToList();
         var baseline = runs.FirstOrDefault(r => r.Connection == "residual") ?? runs[0];
 
@@ -181,7 +185,8 @@ public static class GroupsApi
             double? delta = avg is { } a && Average(partner) is { } b ? a - b : null;
             var noise = delta is { } d && SeedStatistics.DifferenceStderr(d, AverageStderr(r.Id), AverageStderr(partner)).Noise;
             return new GroupRow(RunSummary.Of(r), r.Id == baseline.Id, loss, Of(r.Id, "/perplexity"), avg, AverageStderr(r.Id),
-                loss.Where(l => baseLoss.ContainsKey(l.Key)).ToDictionary(l => l.Key, l => l.Value - baseLoss[l.Key]), delta, noise);
+                loss.Where(l => baseLoss.ContainsKey(l.Key)).ToDictionary(l => l.Key, l => l.Value - baseLoss[l.Key]), delta, noise,
+                gains.TryGetValue(r.Id, out var gain) ? gain : null);
         }).ToList();
 
         // Per variant over seeds: the final validation points as one-point curves (a pair counts once both runs have a

@@ -94,7 +94,9 @@ public sealed class RelaySink : IMetricsSink
                 for (var e = 0; e < experts[l].Length; e++)
                     samples.Add(Of(MetricRegistry.ExpertLoad, (double)experts[l][e] / total, new() { ["layer"] = l.ToString(CultureInfo.InvariantCulture), ["expert"] = e.ToString(CultureInfo.InvariantCulture) }));
             }
-        if (m.Hc is { } hc) foreach (var (stat, value) in hc) samples.Add(Of(MetricRegistry.ConnectionStatistic, value, new() { ["stat"] = stat }));
+        if (m.Hc is { } hc)
+            foreach (var (stat, value) in hc)
+                samples.Add(stat == MetricRegistry.CompositeGain.Name ? Of(MetricRegistry.CompositeGain, value) : Of(MetricRegistry.ConnectionStatistic, value, new() { ["stat"] = stat }));
         Write(samples);
     }
 

@@ -37,8 +37,11 @@ public static class MetricRegistry
         "loss on a held-out dataset at a validation", "hc.val.loss", "dataset");
     public static readonly MetricDefinition ValidationPerplexity = new("val/{dataset}/perplexity", "1", "exp of the validation loss");
     public static readonly MetricDefinition ConnectionStatistic = new("hc/{stat}/k{sublayer}", "1",
-        "a hyper-connection statistic of sublayer k (ar_identity_dist, beta_mean_abs, am_own, alpha_scale, beta_scale), every 10 steps",
+        "a stream-mixing connection's statistic of sublayer k (ar_identity_dist, beta_mean_abs, am_own; alpha_scale, beta_scale for DHC), every 10 steps",
         "hc.connection_stat", "stat");
+    public static readonly MetricDefinition CompositeGain = new("hc/composite_gain", "1",
+        "the composite gain of the residual path: the largest absolute row sum of the product of every sublayer's static A_r (mHC: at zero projection), every 10 steps",
+        "hc.composite_gain");
 
     /// <summary>Exported by the worker only (not stored): progress and the process's memory.</summary>
     public static readonly MetricDefinition Tokens = new("(not stored)", "tokens", "tokens trained on so far", "hc.train.tokens");
@@ -51,7 +54,7 @@ public static class MetricRegistry
     public static readonly IReadOnlyList<MetricDefinition> All =
     [
         TrainLoss, TrainCrossEntropy, Lr, GradNorm, TokensPerSecond, StepSeconds, Mfu, LoadBalancingLoss, RouterZLoss, ExpertTokens,
-        ValidationLoss, ValidationPerplexity, ConnectionStatistic, Tokens, Step, ProcessMemory, ExpertLoad,
+        ValidationLoss, ValidationPerplexity, ConnectionStatistic, CompositeGain, Tokens, Step, ProcessMemory, ExpertLoad,
     ];
 
     /// <summary>The worker's exported instruments.</summary>

@@ -61,16 +61,16 @@ public sealed record SublayerConnection(int Sublayer, string Name, ConnectionWei
         using var scope = NewDisposeScope();
         return [.. model.Connections.Select((conn, k) => conn switch
         {
-            HyperConnection hc => FromHyper(k, hc),
+            IStreamMixing mixing => FromMixing(k, mixing),
             ResidualConnection => new SublayerConnection(k, NameOf(k), ConnectionWeights.Residual, null, null),
-            _ => throw new ArgumentException($"sublayer {k} has a {conn.GetType().Name} ({model.Config.Connection.Label}): only residual and hyper-connections have linear stream weights to analyse"),
+            _ => throw new ArgumentException($"sublayer {k} has a {conn.GetType().Name} ({model.Config.Connection.Label}): only residual and stream-mixing connections (HC, mHC, mHC-lite) have n x n stream weights to analyse"),
         })];
     }
 
-    static SublayerConnection FromHyper(int k, HyperConnection hc)
+    static SublayerConnection FromMixing(int k, IStreamMixing mixing)
     {
-        var (b, am, ar) = hc.StaticWeights;
-        var scales = hc.Scales;
+        var (b, am, ar) = mixing.StaticWeights;
+        var scales = (mixing as HyperConnection)?.Scales;
         return new(k, NameOf(k), ConnectionWeights.FromTensors(b, am, ar), scales?.Alpha, scales?.Beta);
     }
 

@@ -26,7 +26,7 @@ public sealed record DynamicWeightStats(int Sublayer, long Tokens, ConnectionWei
     /// </summary>
     internal static DynamicWeightStats Of(int k, IConnection connection, Tensor h)
     {
-        if (connection is not HyperConnection hc)
+        if (connection is not IStreamMixing hc)
         {
             var zero = new ConnectionWeights([0.0], [0.0], [[0.0]]);
             return new(k, h.shape[0] * h.shape[1], ConnectionWeights.Residual, zero);

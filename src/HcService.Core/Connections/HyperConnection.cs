@@ -27,7 +27,7 @@ namespace HcService.Core.Connections;
 /// Init (eq. 14): B = 1, A_m = one-hot at (k mod N) for sublayer index k, A_r = I, W = 0, s_a = s_b = 0.01,
 /// so at init every stream carries the same vector and the network equals Pre-Norm residual (docs/hc-math.md section 3.4).
 /// </summary>
-public sealed class HyperConnection : nn.Module, IConnection
+public sealed class HyperConnection : nn.Module, IStreamMixing
 {
     readonly int rate;
     readonly bool tanh;

@@ -17,7 +17,7 @@ namespace HcService.Core.Connections;
 /// Mix is Sinkhorn-Knopp for mHC (<see cref="MhcConnection"/>) and a convex combination of permutation matrices for
 /// mHC-lite (<see cref="MhcLiteConnection"/>); both give a doubly stochastic A_r. a_* start at 0.01.
 /// </summary>
-public abstract class ManifoldConnection : nn.Module, IConnection
+public abstract class ManifoldConnection : nn.Module, IStreamMixing
 {
     /// <summary>The bias magnitude of the identity init: sigmoid(-8) = 3.4e-4 and exp(-8) = 3.4e-4, so A_m is the home
     /// one-hot and mHC's A_r the identity to within 1e-3.</summary>
@@ -61,12 +61,19 @@ public abstract class ManifoldConnection : nn.Module, IConnection
     /// <summary>A_r [X, N, N] (doubly stochastic) from its logits [X, R].</summary>
     public abstract Tensor Mix(Tensor logits_XR);
 
-    /// <summary>A_r at zero projection (the biases alone): the "static part" of the composite gain.</summary>
-    public Tensor StaticMixing()
+    /// <summary>The weights at zero projection (the biases alone): B = 2 sigmoid(b_post), A_m = sigmoid(b_pre),
+    /// A_r = Mix(b_res).</summary>
+    public (Tensor B, Tensor Am, Tensor Ar) StaticWeights
     {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        return Mix(mhc_bias_res.detach().unsqueeze(0))[0].MoveToOuterDisposeScope();
+        get
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var b = (2 * mhc_bias_post.detach().sigmoid()).MoveToOuterDisposeScope();
+            var am = mhc_bias_pre.detach().sigmoid().MoveToOuterDisposeScope();
+            var ar = Mix(mhc_bias_res.detach().unsqueeze(0))[0].MoveToOuterDisposeScope();
+            return (b, am, ar);
+        }
     }
 
     public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer)

@@ -1,3 +1,4 @@
+using HcService.Contract.Analysis;
 using HcService.Contract.Metrics;
 using HcService.Core.Connections;
 using HcService.Core.Model;
@@ -19,15 +20,17 @@ public static class HcStatistics
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var k = 0;
+        var mixings = new List<double[][]>();
         foreach (var conn in model.Connections)
         {
-            if (conn is HyperConnection hc)
+            if (conn is IStreamMixing hc)
             {
                 var (b, am, ar) = hc.StaticWeights;
+                mixings.Add(Analysis.ConnectionWeights.FromTensors(b, am, ar).Ar);
                 stats[MetricRegistry.ConnectionStatisticOf("ar_identity_dist", k)] = (ar - eye(hc.Rate, dtype: ar.dtype, device: ar.device)).norm().item<float>();
                 stats[MetricRegistry.ConnectionStatisticOf("beta_mean_abs", k)] = b.abs().mean().item<float>();
                 stats[MetricRegistry.ConnectionStatisticOf("am_own", k)] = am[k % hc.Rate].item<float>();
-                if (hc.Scales is { } s)
+                if ((hc as HyperConnection)?.Scales is { } s)
                 {
                     stats[MetricRegistry.ConnectionStatisticOf("alpha_scale", k)] = s.Alpha;
                     stats[MetricRegistry.ConnectionStatisticOf("beta_scale", k)] = s.Beta;
@@ -35,6 +38,7 @@ public static class HcStatistics
             }
             k++;
         }
+        if (mixings.Count > 0) stats[MetricRegistry.CompositeGain.Name] = CompositeGain.Of(mixings);
         return stats;
     }
 }

@@ -166,7 +166,7 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
                 StepSeconds = seconds, TokensPerSecond = tps, Mfu = flopsPerToken * tps / options.PeakFlops,
                 LoadBalancingLoss = result.LoadBalancing, RouterZLoss = result.RouterZ,
                 ExpertTokens = result.ExpertTokens.Count > 0 ? result.ExpertTokens : null,
-                Hc = plan.Model.Connection.IsHyper && (step % options.HcStatsEvery == 0 || step == t.Steps) ? HcStatistics.Of(model) : null,
+                Hc = plan.Model.Connection.CopiesStreams && (step % options.HcStatsEvery == 0 || step == t.Steps) ? HcStatistics.Of(model) : null,
             };
             foreach (var s in sinks) s.OnStep(metrics);
 
