@@ -71,6 +71,8 @@ public class EvaluationTests(ServiceFixture svc)
         var matrix = analysis["staticMatrix"]!["values"]!.AsArray();
         Assert.Equal(2 * 2 + 1, matrix.Count);   // tiny: 2 blocks = 4 sublayers, plus the output row
         Assert.Equal(2, analysis["similarity"]!["adjacentCosine"]!.AsArray().Count);
+        Assert.True(analysis["staticCompositeGain"]!.GetValue<double>() > 0);
+        Assert.True(double.IsFinite(analysis["dynamicCompositeGain"]!.GetValue<double>()));
         using (var heatmap = await svc.Http.GetAsync($"api/runs/{hc}/analysis/heatmap.svg?step=10&source=dynamic"))
         {
             Assert.Equal(HttpStatusCode.OK, heatmap.StatusCode);
@@ -271,6 +273,41 @@ public class EvaluationTests(ServiceFixture svc)
         var usage = await HcProcess.RunAsync("compare", "1", "--server", svc.Url);
         Assert.NotEqual(0, usage.ExitCode);
         Assert.Contains("give at least two run ids (got 1), or --group NAME", usage.Output);
+    }
+
+    /// <summary>The HC family through the service: one group of residual, Frac-Connections, mHC and mHC-lite; every run
+    /// succeeds, none is confounded (matched init), and the stream-mixing ones show their composite gain, which mHC keeps
+    /// at 1 (doubly stochastic A_r).</summary>
+    [Fact]
+    public async Task AGroupRunsTheHcFamilyAndShowsItsCompositeGains()
+    {
+        svc.EnsureWorker();
+        var baseSpec = JsonNode.Parse("""
+            { "name": "family-residual", "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
+              "training": { "tokenBudget": 10240, "evalTokens": "2K", "evalInterval": 10240 } }
+            """)!;
+        JsonNode Variant(string name, string connection) => JsonNode.Parse($$"""{ "name": "{{name}}", "connection": {{connection}} }""")!;
+        var name = $"family-{Guid.NewGuid():N}"[..20];
+        using var created = await svc.Http.PostAsJsonAsync("api/groups", new
+        {
+            name, @base = baseSpec,
+            variants = new[] { Variant("family-dfc4", """{ "type": "frac", "fractions": 4 }"""), Variant("family-mhc4", """{ "type": "mhc", "rate": 4 }"""),
+                Variant("family-mhclite4", """{ "type": "mhc-lite", "rate": 4 }""") },
+        });
+        Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
+        var runs = (await created.Content.ReadFromJsonAsync<JsonNode>())!["runs"]!.AsArray();
+        Assert.Equal(["residual", "frac", "mhc", "mhc-lite"], runs.Select(r => r!["connection"]!.GetValue<string>()));
+        foreach (var r in runs) Assert.Equal("succeeded", (await svc.WaitFor(r!["id"]!.GetValue<long>(), RunClient.Ended, TimeSpan.FromMinutes(3))).Status);
+
+        var table = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/groups/{name}"))!;
+        double? Gain(string runName) => table["rows"]!.AsArray().Single(r => r!["run"]!["name"]!.GetValue<string>() == runName)!["compositeGain"]?.GetValue<double>();
+        Assert.Null(Gain("family-residual"));
+        Assert.Null(Gain("family-dfc4"));
+        Assert.Equal(1.0, Gain("family-mhc4")!.Value, 4);
+        Assert.Equal(1.0, Gain("family-mhclite4")!.Value, 4);
+        Assert.All(table["variants"]!.AsArray().Skip(1), v => Assert.False(v!["confounded"]!.GetValue<bool>(), v.ToJsonString()));
+        var mhc = runs.Single(r => r!["connection"]!.GetValue<string>() == "mhc")!["id"]!.GetValue<long>();
+        Assert.Equal(1.0, (await svc.Series(mhc, "hc/composite_gain")).Last().Value, 4);
     }
 
     static double Std(double[] x) => Math.Sqrt(x.Sum(v => (v - x.Average()) * (v - x.Average())) / (x.Length - 1));

@@ -26,6 +26,10 @@ static class BenchCommand
         ("dhc-x2", Architecture.Dense, ConnectionConfig.DynamicHc(2)),
         ("shc-x1", Architecture.Dense, ConnectionConfig.StaticHc(1)),
         ("dhc-x1", Architecture.Dense, ConnectionConfig.DynamicHc(1)),
+        ("dfc-m4", Architecture.Dense, ConnectionConfig.Frac(4)),
+        ("sfc-m4", Architecture.Dense, ConnectionConfig.Frac(4, dynamic: false)),
+        ("mhc-x4", Architecture.Dense, ConnectionConfig.Mhc(4)),
+        ("mhc-lite-x4", Architecture.Dense, ConnectionConfig.MhcLite(4)),
         ("moe-residual", Architecture.Moe, ConnectionConfig.Residual),
         ("moe-dhc-x4", Architecture.Moe, ConnectionConfig.DynamicHc(4)),
     ];
