@@ -30,11 +30,16 @@ static class TrainThroughput
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 2, Description = "Timed optimizer steps per variant per round" };
         var root = DataRootOption.Create();
         var output = new Option<string?>("--out") { Description = "Append the result as a Markdown section to this file" };
-        var cmd = new Command("train", "Training tokens/s and MFU of whole optimizer steps, residual vs DHC x4, per preset");
-        foreach (var o in new Option[] { presets, rounds, steps, root, output }) cmd.Add(o);
+        var connections = new Option<string[]>("--connections")
+        {
+            DefaultValueFactory = _ => ["residual", "dynamic-hc"], AllowMultipleArgumentsPerToken = true,
+            Description = "Connection types, each at its default rate (4) or fractions (4): " + string.Join(", ", Names.Connections),
+        };
+        var cmd = new Command("train", "Training tokens/s and MFU of whole optimizer steps per preset and connection (default residual vs DHC x4)");
+        foreach (var o in new Option[] { presets, connections, rounds, steps, root, output }) cmd.Add(o);
         cmd.SetAction(r =>
         {
-            var report = Run(r.GetValue(presets)!, r.GetValue(rounds), r.GetValue(steps), DataRootOption.Resolve(r.GetValue(root)),
+            var report = Run(r.GetValue(presets)!, r.GetValue(connections)!, r.GetValue(rounds), r.GetValue(steps), DataRootOption.Resolve(r.GetValue(root)),
                 "hc " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
             Console.WriteLine(report);
             if (r.GetValue(output) is { } path) File.AppendAllText(path, "\n" + report);
@@ -45,20 +50,21 @@ static class TrainThroughput
 
     sealed record Setup(string Preset, string Connection, JobPlan Plan, LanguageModel Model, TorchSharp.Modules.AdamW Optimizer, WindowSampler Sampler, List<double> Seconds);
 
-    static string Run(string[] presetNames, int rounds, int steps, string dataRoot, string command)
+    static string Run(string[] presetNames, string[] connectionTypes, int rounds, int steps, string dataRoot, string command)
     {
         var peak = CpuPeak.MeasureMatmul();
         var catalog = new DataCatalog(dataRoot);
         var setups = new List<Setup>();
         var datasets = new List<TokenDataset>();
         foreach (var preset in presetNames)
-            foreach (var (label, conn) in new[] { ("residual", new ConnectionSpec { Type = "residual" }), ("dhc-x4", new ConnectionSpec { Type = "dynamic-hc", Rate = 4 }) })
+            foreach (var type in connectionTypes.Prepend("residual").Distinct())
             {
                 var plan = JobPlan.Resolve(new JobSpec
                 {
-                    Model = new() { Preset = preset }, Architecture = "dense", Connection = conn,
+                    Model = new() { Preset = preset }, Architecture = "dense", Connection = new ConnectionSpec { Type = type },
                     Training = new() { TokenBudget = new TokenCount(1L << 40) },
                 });
+                var label = plan.Model.Connection.Label;
                 manual_seed(1);
                 var model = new LanguageModel(plan.Model);
                 var data = new TokenDataset(catalog.Resolve(plan.TrainSet, "data.train"));
