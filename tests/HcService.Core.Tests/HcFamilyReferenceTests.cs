@@ -428,4 +428,32 @@ public class HcFamilyReferenceTests
         var sinkhorn = Assert.Single((Presets.Tiny with { Connection = ConnectionConfig.Mhc(4) with { SinkhornIterations = 0 } }).Validate());
         Assert.Equal("connection.sinkhornIterations", sinkhorn.Field);
     }
+
+    [Theory]   // a field of one connection type given for another is named, never ignored
+    [InlineData("""{ "type": "dynamic-hc", "fractions": 4 }""", "connection.fractions", "only frac takes fractions")]
+    [InlineData("""{ "type": "frac", "rate": 4 }""", "connection.rate", "frac takes fractions")]
+    [InlineData("""{ "type": "mhc-lite", "sinkhornIterations": 5 }""", "connection.sinkhornIterations", "only mhc takes sinkhornIterations")]
+    [InlineData("""{ "type": "mhc", "mhcInit": "random" }""", "connection.mhcInit", "one of identity, lite")]
+    [InlineData("""{ "type": "static-hc", "dynamic": true }""", "connection.dynamic", "only frac takes dynamic")]
+    public void SpecsNameTheConnectionFieldThatDoesNotFitTheType(string connection, string field, string allowed)
+    {
+        var e = Assert.Throws<ConfigException>(() => Contract.Jobs.JobPlan.Resolve(Contract.Jobs.JobSpec.Parse($$"""
+            { "model": { "preset": "tiny" }, "architecture": "dense", "connection": {{connection}}, "training": { "tokenBudget": "10K" } }
+            """)));
+        var error = Assert.Single(e.Errors);
+        Assert.Equal(field, error.Field);
+        Assert.Contains(allowed, error.Allowed);
+    }
+
+    [Fact]
+    public void ASpecResolvesTheFamilysDefaults()
+    {
+        static ConnectionConfig Of(string connection) => Contract.Jobs.JobPlan.Resolve(Contract.Jobs.JobSpec.Parse($$"""
+            { "model": { "preset": "tiny" }, "architecture": "dense", "connection": {{connection}}, "training": { "tokenBudget": "10K" } }
+            """)).Model.Connection;
+        Assert.Equal((ConnectionType.Frac, 1, 4, true), Of("""{ "type": "frac" }""") is var f ? (f.Type, f.Rate, f.Fractions, f.Dynamic) : default);
+        Assert.Equal((4, MhcInit.Identity, 20), Of("""{ "type": "mhc" }""") is var m ? (m.Rate, m.MhcInit, m.SinkhornIterations) : default);
+        Assert.Equal((3, MhcInit.Lite), Of("""{ "type": "MHC-lite", "rate": 3, "mhcInit": "lite" }""") is var l ? (l.Rate, l.MhcInit) : default);
+        Assert.Equal("mhc-lite-x3", Of("""{ "type": "mhc-lite", "rate": 3 }""").Label);
+    }
 }
