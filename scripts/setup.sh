@@ -57,6 +57,13 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
 
+# The web UI's browser tests (BrowserTests): headless Chromium from the Debian package, driven by Playwright (no download).
+if ! [ -x /usr/lib/chromium/chromium ] && ! command -v chromium >/dev/null 2>&1; then
+  log "chromium missing: installing the Debian package (for the browser tests)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+fi
+
 # Deployment checks (DeployTests): docker-compose (v1, Debian package) validates docker-compose.yml without a Docker
 # engine; promtool (Debian package prometheus) checks deploy/prometheus.yml. Only the tools are wanted: on a machine
 # with systemd the package enables and starts a Prometheus server on :9090, so it is stopped and disabled again.

@@ -76,13 +76,21 @@ public static class ApiApp
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is BadHttpRequestException b ? b.StatusCode : 500 });
         app.UseStatusCodePages();
         app.UseMiddleware<ControlCharacterGuard>();
+        // The web UI (wwwroot beside the assembly): the same origin and the same keys as the API, built on its public routes.
+        var webRoot = Path.Combine(AppContext.BaseDirectory, "wwwroot");
+        if (Directory.Exists(webRoot))
+        {
+            var web = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(webRoot);
+            app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = web });
+            app.UseStaticFiles(new StaticFileOptions { FileProvider = web });
+        }
         app.UseSwagger();
         app.UseSwaggerUI(o => { o.RoutePrefix = "swagger"; o.EnablePersistAuthorization(); });
         app.UseAuthentication();
         app.UseAuthorization();
         // The dashboard shows every job's arguments and the servers: admin keys only (a browser gets a Basic prompt:
         // any user name, the key as the password). Read-only: runs are managed through the API, not by editing jobs.
-        var dashboard = new DashboardOptions { Authorization = [], AsyncAuthorization = [], DisplayStorageConnectionString = false, IsReadOnlyFunc = _ => true };
+        var dashboard = new DashboardOptions { Authorization = [], AsyncAuthorization = [], DisplayStorageConnectionString = false, IsReadOnlyFunc = _ => true, AppPath = "/" };
         if (auth.Enabled) app.MapHangfireDashboardWithAuthorizationPolicy(Auth.Scopes.Admin, "/hangfire", dashboard);
         else app.MapHangfireDashboard("/hangfire", dashboard);
         app.MapHealthChecks("/healthz", new() { Predicate = _ => false });

@@ -79,6 +79,7 @@ static class UpCommand
             worker = new WorkerSupervisor(() => StartWorker(pg.ConnectionString, dataRoot, checkpointRoot, log, Environment.ProcessId),
                 message => Console.WriteLine($"{DateTime.Now:HH:mm:ss} {message}"));
             worker.Start();
+            Console.WriteLine($"Web UI:    {url}/");
             Console.WriteLine($"API:       {url}");
             Console.WriteLine($"Swagger:   {url}/swagger");
             Console.WriteLine($"Dashboard: {url}/hangfire");
@@ -181,7 +182,7 @@ static class UpCommand
         Console.WriteLine($"What this can show: whether DHC x4 beats residual on this 2-layer, d = 64 model after {DemoTokens} tokens, beyond the noise of " +
                           $"{DemoSeeds.Length} seeds; not the paper's effect at 1B-7B parameters and hundreds of billions of tokens, nor downstream accuracy " +
                           "(30 items a task near chance: one item is 3.3 points, and a difference within two standard errors is marked noise).");
-        Console.WriteLine($"Swagger: {url}/swagger   Dashboard: {url}/hangfire");
+        Console.WriteLine($"Web UI: {url}/#/?q={Uri.EscapeDataString(runs[0].Name.Split("-s")[0])}   Swagger: {url}/swagger   Dashboard: {url}/hangfire");
         return exit;
     }
 

@@ -1,0 +1,274 @@
+// HcService web UI: the runs table and the run page, built on the public REST API and the event stream only (what any
+// client can get). Charts by uPlot (vendored under vendor/uplot). No build step, no framework.
+"use strict";
+
+const view = document.getElementById("view");
+const KEY = "hc-api-key";
+let cleanup = [];   // what the current view must stop (timers, event streams, charts) when the route changes
+
+// ---- the API ------------------------------------------------------------------------------------------------------
+const key = () => sessionStorage.getItem(KEY);
+
+async function api(path, options = {}) {
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
+  if (key()) headers.Authorization = `Bearer ${key()}`;
+  const response = await fetch(path, { ...options, headers });
+  const text = await response.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const detail = body && (body.detail || body.title) || response.statusText;
+    const fields = body && body.errors ? " " + Object.entries(body.errors).map(([f, m]) => `${f}: ${m.join("; ")}`).join(" | ") : "";
+    throw new Error(`${response.status} ${detail}${fields}`);
+  }
+  return body;
+}
+
+// ---- formatting ---------------------------------------------------------------------------------------------------
+const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const fixed = (v, d = 4) => v == null || !isFinite(v) ? "–" : Number(v).toFixed(d);
+function tokens(v) {
+  if (v == null) return "–";
+  for (const [unit, size] of [["T", 1e12], ["B", 1e9], ["M", 1e6], ["K", 1e3]]) if (v >= size) return (v / size).toFixed(v >= 10 * size ? 0 : 1) + unit;
+  return String(v);
+}
+function duration(seconds) {
+  if (seconds == null || !isFinite(seconds) || seconds < 0) return "–";
+  const s = Math.round(seconds), h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
+  return h > 0 ? `${h}h ${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+const time = iso => iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" }) : "–";
+const connectionLabel = r => r.rate > 1 || ["static-hc", "dynamic-hc", "mhc", "mhc-lite"].includes(r.connection) ? `${r.connection} ×${r.rate}` : r.connection;
+function runDuration(r) {
+  if (!r.startedAt) return null;
+  const end = r.finishedAt ? new Date(r.finishedAt) : new Date();
+  return (end - new Date(r.startedAt)) / 1000;
+}
+const statusBadge = s => `<span class="status ${esc(s)}" data-status="${esc(s)}">${esc(s)}</span>`;
+const progressBar = p => `<span class="bar"><span style="width:${Math.max(0, Math.min(100, p))}%"></span></span>${fixed(p, 1)}%`;
+
+// ---- the key ------------------------------------------------------------------------------------------------------
+function showKeyState() {
+  document.getElementById("key-state").textContent = key() ? "key in use (this tab)" : "no key: read-only";
+  document.querySelectorAll("[data-needs-key]").forEach(b => { b.disabled = !key(); b.title = key() ? "" : "paste an API key with the submit scope first"; });
+}
+document.getElementById("key-form").addEventListener("submit", e => {
+  e.preventDefault();
+  const input = document.getElementById("key");
+  if (input.value.trim()) sessionStorage.setItem(KEY, input.value.trim()); else sessionStorage.removeItem(KEY);
+  input.value = "";
+  showKeyState();
+});
+
+// ---- routing ------------------------------------------------------------------------------------------------------
+function route() {
+  cleanup.forEach(f => { try { f(); } catch { /* already gone */ } });
+  cleanup = [];
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = hash.split("?");
+  const params = new URLSearchParams(query || "");
+  const run = path.match(/^\/runs\/(\d+)$/);
+  (run ? runPage(Number(run[1])) : runsPage(params)).catch(e => { view.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
+}
+window.addEventListener("hashchange", route);
+
+// ---- the runs table -----------------------------------------------------------------------------------------------
+const columns = [
+  ["id", "run", r => r.id, true], ["name", "name", r => r.name], ["connection", "connection", r => connectionLabel(r)],
+  ["preset", "preset", r => r.preset], ["architecture", "arch.", r => r.architecture], ["status", "status", r => r.status],
+  ["progress", "progress", r => r.progress, true], ["tokens", "tokens", r => r.tokens, true], ["duration", "duration", r => runDuration(r) ?? -1, true],
+  ["createdAt", "created", r => r.createdAt], ["tags", "tags", r => r.tags.join(", ")],
+];
+
+async function runsPage(params) {
+  const page = Number(params.get("page") || 1), pageSize = Number(params.get("pageSize") || 50);
+  const filter = { status: params.get("status") || "", connection: params.get("connection") || "", text: params.get("q") || "" };
+  let sort = { by: params.get("sort") || "id", desc: params.get("dir") !== "asc" };
+  view.innerHTML = `
+    <h1>Runs</h1>
+    <div class="toolbar">
+      <label>status <select id="f-status">${["", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"].map(s => `<option ${s === filter.status ? "selected" : ""}>${s}</option>`).join("")}</select></label>
+      <label>connection <select id="f-connection">${["", "residual", "post-norm", "static-hc", "dynamic-hc", "frac", "mhc", "mhc-lite"].map(s => `<option ${s === filter.connection ? "selected" : ""}>${s}</option>`).join("")}</select></label>
+      <label>name or tag <input id="f-text" value="${esc(filter.text)}" placeholder="filter"></label>
+      <span class="muted" id="count"></span>
+      <span style="margin-left:auto" id="pager"></span>
+    </div>
+    <table id="runs"><thead><tr>${columns.map(([k, label, , num]) => `<th class="sortable ${num ? "num" : ""}" data-sort="${k}">${label}</th>`).join("")}</tr></thead><tbody></tbody></table>`;
+  const go = changes => {
+    const p = new URLSearchParams({ page, pageSize, status: filter.status, connection: filter.connection, q: filter.text, sort: sort.by, dir: sort.desc ? "desc" : "asc", ...changes });
+    [...p.keys()].forEach(k => { if (!p.get(k)) p.delete(k); });
+    location.hash = "#/?" + p.toString();
+  };
+  document.getElementById("f-status").onchange = e => go({ status: e.target.value, page: 1 });
+  document.getElementById("f-connection").onchange = e => go({ connection: e.target.value, page: 1 });
+  document.getElementById("f-text").onchange = e => go({ q: e.target.value, page: 1 });
+  view.querySelectorAll("th[data-sort]").forEach(th => th.onclick = () => go({ sort: th.dataset.sort, dir: sort.by === th.dataset.sort && sort.desc ? "asc" : "desc" }));
+
+  async function refresh() {
+    const q = new URLSearchParams({ page, pageSize });
+    if (filter.status) q.set("status", filter.status);
+    if (filter.connection) q.set("connection", filter.connection);
+    const data = await api(`api/runs?${q}`);
+    const text = filter.text.toLowerCase();
+    const column = columns.find(c => c[0] === sort.by) || columns[0];
+    const rows = data.items.filter(r => !text || r.name.toLowerCase().includes(text) || r.tags.some(t => t.toLowerCase().includes(text)))
+      .sort((a, b) => { const x = column[2](a), y = column[2](b); return (x < y ? -1 : x > y ? 1 : 0) * (sort.desc ? -1 : 1); });
+    view.querySelector("#runs tbody").innerHTML = rows.map(r => `
+      <tr data-run="${r.id}">
+        <td class="num"><a href="#/runs/${r.id}">${r.id}</a></td><td><a href="#/runs/${r.id}">${esc(r.name)}</a></td>
+        <td>${esc(connectionLabel(r))}</td><td>${esc(r.preset)}</td><td>${esc(r.architecture)}</td><td>${statusBadge(r.status)}</td>
+        <td class="num">${progressBar(r.progress)}</td><td class="num">${tokens(r.tokens)} / ${tokens(r.tokenBudget)}</td>
+        <td class="num">${duration(runDuration(r))}</td><td>${time(r.createdAt)}</td><td>${esc(r.tags.join(", "))}</td>
+      </tr>`).join("") || `<tr><td colspan="${columns.length}" class="muted">no runs</td></tr>`;
+    document.getElementById("count").textContent = `${data.total} run${data.total === 1 ? "" : "s"}`;
+    const pages = Math.max(1, Math.ceil(data.total / pageSize));
+    document.getElementById("pager").innerHTML = `page ${page} of ${pages} ` +
+      (page > 1 ? `<a href="#" data-page="${page - 1}">‹ newer</a> ` : "") + (page < pages ? `<a href="#" data-page="${page + 1}">older ›</a>` : "");
+    document.querySelectorAll("[data-page]").forEach(a => a.onclick = e => { e.preventDefault(); go({ page: a.dataset.page }); });
+  }
+  await refresh();
+  // Live status without reload: the table follows the API every two seconds while it is shown.
+  const timer = setInterval(() => refresh().catch(() => { /* the next tick tries again */ }), 2000);
+  cleanup.push(() => clearInterval(timer));
+}
+
+// ---- the run page -------------------------------------------------------------------------------------------------
+const chartSpecs = [
+  { id: "loss", title: "training loss (nats/token) vs tokens", names: ["train/loss"], smooth: true },
+  { id: "val", title: "validation loss (nats/token) vs tokens", prefix: "val/", suffix: "/loss" },
+  { id: "lr", title: "learning rate vs tokens", names: ["train/lr"] },
+  { id: "grad", title: "gradient norm (before clipping) vs tokens", names: ["train/grad_norm"] },
+  { id: "tps", title: "throughput (tokens/s) vs tokens", names: ["train/tokens_per_second"] },
+  { id: "mfu", title: "MFU (fraction of peak) vs tokens", names: ["train/mfu"] },
+  { id: "gain", title: "composite gain of the residual path vs tokens", names: ["hc/composite_gain"] },
+];
+const palette = ["#1f6feb", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#0a7ea4"];
+
+/** Exponential moving average with debiasing (as TensorBoard smooths). */
+function smooth(values, weight) {
+  let last = 0, n = 0;
+  return values.map(v => { if (v == null) return null; last = last * weight + (1 - weight) * v; n++; return last / (1 - Math.pow(weight, n)); });
+}
+
+/** Tick labels with as many digits as the ticks need to differ (a gain of 1.0001 to 1.0004 must not read 1, 1, 1). */
+function yTicks(vals) {
+  const finite = vals.filter(v => v != null && isFinite(v));
+  const step = finite.length > 1 ? Math.abs(finite[1] - finite[0]) : 0;
+  const digits = step > 0 ? Math.max(0, Math.min(8, Math.ceil(-Math.log10(step)) + 1)) : 2;
+  return vals.map(v => v == null ? "" : Math.abs(v) >= 1e4 ? Math.round(v).toLocaleString("en") : v.toFixed(Math.abs(v) >= 100 ? 0 : digits));
+}
+
+function chart(el, spec, series) {
+  // series: [{ name, points: [{ tokens, value }] }] -> one x axis (tokens), one y series each (null where absent).
+  const xs = [...new Set(series.flatMap(s => s.points.map(p => p.tokens)))].sort((a, b) => a - b);
+  const index = new Map(xs.map((x, i) => [x, i]));
+  const ys = series.map(s => { const y = new Array(xs.length).fill(null); s.points.forEach(p => y[index.get(p.tokens)] = p.value); return y; });
+  const weight = Number(document.getElementById("smoothing")?.value ?? 0.6);
+  const lines = series.map((s, i) => ({ label: s.name, stroke: palette[i % palette.length], width: spec.smooth ? 1 : 1.5, alpha: spec.smooth ? 0.35 : 1, spanGaps: true }));
+  const data = [xs, ...ys];
+  if (spec.smooth && ys.length) { lines.push({ label: `${series[0].name} (smoothed)`, stroke: palette[0], width: 2, spanGaps: true }); data.push(smooth(ys[0], weight)); }
+  el.dataset.points = String(series[0] ? series[0].points.length : 0);
+  const width = Math.max(320, el.clientWidth - 10);
+  const plot = new uPlot({
+    width, height: 240, series: [{ label: "tokens", value: (u, v) => v == null ? "–" : tokens(v) }, ...lines],
+    axes: [{ label: "tokens", values: (u, vals) => vals.map(tokens) }, { values: (u, vals) => yTicks(vals), size: (u, values) => 18 + 7.5 * Math.max(3, ...(values || []).map(v => String(v).length)) }], legend: { live: true }, cursor: { drag: { x: true, y: false } },
+  }, data, el);
+  cleanup.push(() => plot.destroy());
+  return plot;
+}
+
+async function runPage(id) {
+  const detail = await api(`api/runs/${id}`);
+  const r = detail.run;
+  view.innerHTML = `
+    <h1>Run ${r.id}: ${esc(r.name)} ${statusBadge(r.status)}</h1>
+    <div class="toolbar">
+      <button id="cancel" data-needs-key>Cancel</button> <button id="retry" data-needs-key>Retry</button>
+      <span id="action" class="muted"></span>
+      <label style="margin-left:auto">smoothing <input id="smoothing" type="range" min="0" max="0.99" step="0.01" value="0.6"></label>
+    </div>
+    <div class="kv" id="summary"></div>
+    <h2>Charts</h2><div class="charts" id="charts"></div>
+    <h2>Attempts</h2><table id="attempts"></table>
+    <h2>Checkpoints</h2><table id="checkpoints"></table>
+    <h2>Evaluations</h2><table id="evaluations"></table>
+    <h2>Spec</h2><pre>${esc(JSON.stringify(detail.spec, null, 2))}</pre>`;
+  showKeyState();
+  const summary = d => {
+    const x = d.run;
+    document.getElementById("summary").innerHTML = [
+      ["connection", connectionLabel(x)], ["preset / architecture", `${x.preset} / ${x.architecture}`], ["status", statusBadge(x.status) + (x.failureReason ? ` <span class="error">${esc(x.failureReason)}</span>` : "")],
+      ["progress", `${progressBar(x.progress)} step ${x.step} of ${x.totalSteps}, ${tokens(x.tokens)} of ${tokens(x.tokenBudget)} tokens`],
+      ["ETA", duration(d.etaSeconds)], ["attempt", `${x.attempt} of at most ${d.maxAttempts}`], ["created / started / finished", `${time(x.createdAt)} / ${time(x.startedAt)} / ${time(x.finishedAt)}`],
+      ["tags", esc(x.tags.join(", ")) || "–"],
+    ].map(([k, v]) => `<div class="muted">${k}</div><div>${v}</div>`).join("");
+    document.getElementById("attempts").innerHTML = "<tr><th>attempt</th><th>worker</th><th>started</th><th>ended</th><th>outcome</th><th>reason</th></tr>" +
+      d.attempts.map(a => `<tr><td class="num">${a.attempt}</td><td>${esc(a.worker)}</td><td>${time(a.startedAt)}</td><td>${time(a.endedAt)}</td><td>${esc(a.outcome ?? "running")}</td><td>${esc(a.reason ?? "")}</td></tr>`).join("");
+  };
+  summary(detail);
+
+  const act = async verb => {
+    const out = document.getElementById("action");
+    try { const res = await api(`api/runs/${id}/${verb}`, { method: "POST" }); out.textContent = `${verb}: ${res?.run?.status ?? res?.status ?? "ok"}`; summary(await api(`api/runs/${id}`)); }
+    catch (e) { out.innerHTML = `<span class="error">${esc(e.message)}</span>`; }
+  };
+  document.getElementById("cancel").onclick = () => act("cancel");
+  document.getElementById("retry").onclick = () => act("retry");
+
+  // Charts: every series once from the metrics API, then live points from the event stream.
+  const all = await api(`api/runs/${id}/metrics?maxPoints=2000&names=${encodeURIComponent(["train/loss", "train/lr", "train/grad_norm", "train/tokens_per_second", "train/mfu", "hc/composite_gain",
+    ...Object.keys(detail.latestMetrics).filter(n => n.startsWith("val/") && n.endsWith("/loss"))].join(","))}`);
+  const byName = new Map(all.map(s => [s.name, s.points.map(p => ({ tokens: p.tokens, value: p.value, step: p.step }))]));
+  const plots = new Map();
+  const draw = () => {
+    const holder = document.getElementById("charts");
+    plots.forEach(p => p.destroy());
+    plots.clear();
+    holder.innerHTML = "";
+    for (const spec of chartSpecs) {
+      const series = [...byName.entries()].filter(([n]) => spec.names ? spec.names.includes(n) : n.startsWith(spec.prefix) && n.endsWith(spec.suffix))
+        .map(([name, points]) => ({ name, points }));
+      if (!series.length) continue;
+      const box = document.createElement("div");
+      box.className = "chart";
+      box.innerHTML = `<h3>${spec.title}</h3><div class="plot" data-chart="${spec.id}"></div>`;
+      holder.appendChild(box);
+      plots.set(spec.id, chart(box.querySelector(".plot"), spec, series));
+    }
+  };
+  draw();
+  document.getElementById("smoothing").oninput = draw;
+
+  // Checkpoints and evaluations (with standard errors).
+  const [checkpoints, evaluations] = await Promise.all([api(`api/runs/${id}/checkpoints`), api(`api/runs/${id}/evaluations`)]);
+  document.getElementById("checkpoints").innerHTML = "<tr><th class='num'>step</th><th class='num'>tokens</th><th class='num'>size</th><th>sha256</th><th></th></tr>" +
+    (checkpoints.map(c => `<tr><td class="num">${c.step}</td><td class="num">${tokens(c.tokens)}</td><td class="num">${(c.bytes / 1048576).toFixed(1)} MiB</td><td><code>${esc(c.sha256.slice(0, 16))}…</code></td><td><a href="${esc(c.downloadUrl.replace(/^\//, ""))}">download</a></td></tr>`).join("")
+      || "<tr><td colspan='5' class='muted'>none yet</td></tr>");
+  const lastStep = Math.max(-1, ...evaluations.map(e => e.step));
+  document.getElementById("evaluations").innerHTML = "<tr><th>task</th><th>metric</th><th class='num'>value</th><th class='num'>± standard error</th><th class='num'>step</th></tr>" +
+    (evaluations.filter(e => e.step === lastStep && e.metric !== "items").map(e => `<tr><td>${esc(e.task)}</td><td>${esc(e.metric)}</td><td class="num">${(100 * e.value).toFixed(1)}%</td><td class="num">${e.stderr == null ? "–" : (100 * e.stderr).toFixed(1) + " pt"}</td><td class="num">${e.step}</td></tr>`).join("")
+      || "<tr><td colspan='5' class='muted'>no evaluation results</td></tr>");
+
+  // Live: status transitions and new points, until the run ends.
+  if (!["succeeded", "failed", "cancelled"].includes(r.status)) {
+    const stream = new EventSource(`api/runs/${id}/events?names=${encodeURIComponent("train/,val/,hc/composite_gain")}`);
+    let pending = false;
+    stream.addEventListener("metric", e => {
+      const p = JSON.parse(e.data);
+      const list = byName.get(p.name) || [];
+      const at = list.findIndex(q => q.step === p.step);
+      if (at >= 0) list[at] = { tokens: p.tokens, value: p.value, step: p.step }; else list.push({ tokens: p.tokens, value: p.value, step: p.step });
+      byName.set(p.name, list);
+      if (!pending) { pending = true; setTimeout(() => { pending = false; draw(); }, 500); }
+    });
+    stream.addEventListener("status", async e => {
+      const s = JSON.parse(e.data);
+      summary(await api(`api/runs/${id}`));
+      view.querySelector("h1 .status").outerHTML = statusBadge(s.status);
+      if (s.final) stream.close();
+    });
+    cleanup.push(() => stream.close());
+  }
+}
+
+showKeyState();
+route();

@@ -1,0 +1,110 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Playwright;
+
+namespace HcService.Service.Tests;
+
+/// <summary>
+/// The web UI in a real browser against the real stack: headless Chromium from the Debian `chromium` package (no browser
+/// download; scripts/setup.sh installs it), driven by Playwright. Screenshots of each view go to artifacts/screenshots.
+/// </summary>
+[Collection("service")]
+public class BrowserTests(ServiceFixture svc)
+{
+    const string Spec = """
+        { "name": "NAME", "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "dynamic-hc", "rate": 2 },
+          "training": { "tokenBudget": BUDGET, "evalTokens": "2K", "evalInterval": 10240, "checkpointInterval": 10240 } }
+        """;
+
+    static string Chromium() =>
+        new[] { "/usr/lib/chromium/chromium", "/usr/bin/chromium" }.FirstOrDefault(File.Exists)
+        ?? throw new InvalidOperationException("chromium is not installed: scripts/setup.sh installs the Debian package");
+
+    static async Task<(IPlaywright Playwright, IBrowser Browser)> Launch()
+    {
+        var playwright = await Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium(), Headless = true, Args = ["--no-sandbox", "--disable-gpu"] });
+        return (playwright, browser);
+    }
+
+    static async Task Screenshot(IPage page, string name)
+    {
+        var folder = Path.Combine(RepoPaths.Root, "artifacts", "screenshots");
+        Directory.CreateDirectory(folder);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(folder, name + ".png"), FullPage = true });
+    }
+
+    [Fact]
+    public async Task TheRunsTableFollowsARunWithoutReloadAndItsPageChartsEveryPointTheApiHas()
+    {
+        svc.EnsureWorker();
+        var (playwright, browser) = await Launch();
+        try
+        {
+            var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
+            var errors = new List<string>();
+            page.PageError += (_, e) => errors.Add(e);
+            await page.GotoAsync(svc.Url + "/");
+            await page.Locator("h1", new() { HasText = "Runs" }).WaitForAsync();
+            await page.EvaluateAsync("window.__sameDocument = 42");   // gone if the page reloads
+
+            var id = await svc.SubmitOk(Spec.Replace("NAME", "browser-run").Replace("BUDGET", "30720"));
+            var row = page.Locator($"tr[data-run='{id}']");
+            await row.WaitForAsync(new() { Timeout = 30_000 });
+            // The row's status follows the run to its end, without a reload.
+            await page.Locator($"tr[data-run='{id}'] [data-status='succeeded']").WaitForAsync(new() { Timeout = 180_000 });
+            Assert.Equal(42, await page.EvaluateAsync<int>("window.__sameDocument"));
+            Assert.Contains("browser-run", await row.InnerTextAsync());
+            await Screenshot(page, "runs");
+
+            // The run page: its training-loss chart holds every point of the API's series.
+            await row.Locator("a").First.ClickAsync();
+            var chart = page.Locator("[data-chart='loss']");
+            await chart.WaitForAsync();
+            var series = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/metrics?names=train/loss&maxPoints=2000"))![0]!["points"]!.AsArray();
+            Assert.Equal(30, series.Count);
+            Assert.Equal(series.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), await chart.GetAttributeAsync("data-points"));
+            Assert.Equal(1, await page.Locator("[data-chart='val']").CountAsync());
+            Assert.Equal(1, await page.Locator("[data-chart='gain']").CountAsync());   // DHC: the composite gain too
+            Assert.Equal(3, await page.Locator("#checkpoints tr").CountAsync() - 1);   // steps 10, 20, 30 (newest kept: 3)
+            await Screenshot(page, "run");
+            Assert.Empty(errors);
+        }
+        finally
+        {
+            await browser.CloseAsync();
+            playwright.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task CancelNeedsAKeyAndWithOneCancelsTheRun()
+    {
+        svc.EnsureWorker();
+        var (playwright, browser) = await Launch();
+        try
+        {
+            var id = await svc.SubmitOk(Spec.Replace("NAME", "browser-cancel").Replace("BUDGET", "5000000"));
+            var page = await browser.NewPageAsync();
+            await page.GotoAsync($"{svc.Url}/#/runs/{id}");
+            var cancel = page.Locator("#cancel");
+            await cancel.WaitForAsync();
+            Assert.True(await cancel.IsDisabledAsync());   // no key: read-only
+            Assert.True(await page.Locator("#retry").IsDisabledAsync());
+
+            await page.FillAsync("#key", await svc.CreateKey("submit"));
+            await page.ClickAsync("#key-form button");
+            Assert.False(await cancel.IsDisabledAsync());
+            await cancel.ClickAsync();
+            var ended = await svc.WaitFor(id, ["cancelled"], TimeSpan.FromMinutes(2));
+            Assert.Equal("cancelled", ended.Status);
+            await page.Locator("h1 [data-status='cancelled']").WaitForAsync(new() { Timeout = 30_000 });
+            await Screenshot(page, "run-cancelled");
+        }
+        finally
+        {
+            await browser.CloseAsync();
+            playwright.Dispose();
+        }
+    }
+}
