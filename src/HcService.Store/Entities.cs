@@ -16,6 +16,7 @@ public sealed class Run
     public required string Architecture { get; set; }
     /// <summary>Connection type: residual, post-norm, static-hc, dynamic-hc.</summary>
     public required string Connection { get; set; }
+    /// <summary>The trunk's rows: the expansion rate n (static-hc, dynamic-hc, mhc, mhc-lite), the fractions m (frac), 1 otherwise.</summary>
     public int Rate { get; set; }
     public string[] Tags { get; set; } = [];
     /// <summary>A <see cref="Runs.RunStatus"/>.</summary>

@@ -78,6 +78,55 @@ public class BrowserTests(ServiceFixture svc)
     }
 
     [Fact]
+    public async Task TheCompareViewOverlaysTheVariantsWithTheDeltaPanelAndTheApisVerdicts()
+    {
+        svc.EnsureWorker();
+        var name = $"ui-{Guid.NewGuid():N}"[..16];
+        using var created = await svc.Http.PostAsJsonAsync("api/groups", new
+        {
+            name, seeds = new[] { 1, 2 },
+            @base = JsonNode.Parse("""
+                { "name": "ui-residual", "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
+                  "training": { "tokenBudget": 10240, "evalTokens": "2K", "evalInterval": 5120 } }
+                """),
+            variants = new[] { JsonNode.Parse("""{ "name": "ui-dhc4", "connection": { "type": "dynamic-hc", "rate": 4 } }""") },
+        });
+        var runs = (await created.Content.ReadFromJsonAsync<JsonNode>())!["runs"]!.AsArray().Select(r => r!["id"]!.GetValue<long>()).ToList();
+        foreach (var id in runs) Assert.Equal("succeeded", (await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(3))).Status);
+
+        var (playwright, browser) = await Launch();
+        try
+        {
+            var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
+            var errors = new List<string>();
+            page.PageError += (_, e) => errors.Add(e);
+            // From the runs table: pick the group's runs and compare them.
+            await page.GotoAsync($"{svc.Url}/#/?q=ui-");
+            foreach (var id in runs) await page.Locator($"tr[data-run='{id}'] input.pick").CheckAsync();
+            await page.ClickAsync("#compare-selected");
+            await page.WaitForURLAsync(url => url.Contains("#/compare?runs=" + string.Join("%2C", runs)) || url.Contains("#/compare?runs=" + string.Join(",", runs)));
+
+            var chart = page.Locator("[data-chart='compare']");
+            await chart.Locator("canvas").WaitForAsync();
+            Assert.Equal("2", await chart.GetAttributeAsync("data-series"));                                   // residual and DHC x4
+            Assert.Equal("1", await page.Locator("[data-chart='delta']").GetAttributeAsync("data-series"));   // DHC x4 - residual
+            // The verdicts are the API's, word for word.
+            var comparison = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/comparisons?runs={string.Join(',', runs)}&baseline={runs[0]}"))!;
+            var expected = comparison["variants"]![0]!["curves"]!.AsArray().Select(c => c!["delta"]!["verdict"]!.GetValue<string>()).ToList();
+            var shown = await page.Locator("#verdicts td.verdict").AllInnerTextsAsync();
+            Assert.Equal(expected, shown);
+            Assert.All(shown, v => Assert.Matches("^(resolved|not resolved)", v));   // two seeds: an interval, a verdict
+            await Screenshot(page, "compare");
+            Assert.Empty(errors);
+        }
+        finally
+        {
+            await browser.CloseAsync();
+            playwright.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task CancelNeedsAKeyAndWithOneCancelsTheRun()
     {
         svc.EnsureWorker();

@@ -170,7 +170,12 @@ public static class ComparisonsApi
         return clean.Count > 0 ? new LossCurve(name, clean) : null;
     }
 
-    static string Label(Run r) => $"{r.Name} (run {r.Id}, {r.Connection}{(r.Connection.EndsWith("hc", StringComparison.Ordinal) ? $" x{r.Rate}" : "")})";
+    static string Label(Run r) => $"{r.Name} (run {r.Id}, {r.Connection}{r.Connection switch
+    {
+        "frac" => $" m{r.Rate}",
+        "static-hc" or "dynamic-hc" or "mhc" or "mhc-lite" => $" x{r.Rate}",
+        _ => "",
+    }})";
 
     static (List<long> Ids, ConfigError? Error) ParseRuns(string? runs, long? baseline)
     {

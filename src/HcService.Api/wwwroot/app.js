@@ -37,7 +37,8 @@ function duration(seconds) {
   return h > 0 ? `${h}h ${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 const time = iso => iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" }) : "–";
-const connectionLabel = r => r.rate > 1 || ["static-hc", "dynamic-hc", "mhc", "mhc-lite"].includes(r.connection) ? `${r.connection} ×${r.rate}` : r.connection;
+const connectionLabel = r => r.connection === "frac" ? `frac m=${r.rate}`
+  : ["static-hc", "dynamic-hc", "mhc", "mhc-lite"].includes(r.connection) ? `${r.connection} ×${r.rate}` : r.connection;
 function runDuration(r) {
   if (!r.startedAt) return null;
   const end = r.finishedAt ? new Date(r.finishedAt) : new Date();
@@ -67,7 +68,8 @@ function route() {
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
   const run = path.match(/^\/runs\/(\d+)$/);
-  (run ? runPage(Number(run[1])) : runsPage(params)).catch(e => { view.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
+  (run ? runPage(Number(run[1])) : path === "/compare" ? comparePage(params) : runsPage(params))
+    .catch(e => { view.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
 }
 window.addEventListener("hashchange", route);
 
@@ -90,9 +92,10 @@ async function runsPage(params) {
       <label>connection <select id="f-connection">${["", "residual", "post-norm", "static-hc", "dynamic-hc", "frac", "mhc", "mhc-lite"].map(s => `<option ${s === filter.connection ? "selected" : ""}>${s}</option>`).join("")}</select></label>
       <label>name or tag <input id="f-text" value="${esc(filter.text)}" placeholder="filter"></label>
       <span class="muted" id="count"></span>
+      <button id="compare-selected" disabled>Compare selected</button>
       <span style="margin-left:auto" id="pager"></span>
     </div>
-    <table id="runs"><thead><tr>${columns.map(([k, label, , num]) => `<th class="sortable ${num ? "num" : ""}" data-sort="${k}">${label}</th>`).join("")}</tr></thead><tbody></tbody></table>`;
+    <table id="runs"><thead><tr><th></th>${columns.map(([k, label, , num]) => `<th class="sortable ${num ? "num" : ""}" data-sort="${k}">${label}</th>`).join("")}</tr></thead><tbody></tbody></table>`;
   const go = changes => {
     const p = new URLSearchParams({ page, pageSize, status: filter.status, connection: filter.connection, q: filter.text, sort: sort.by, dir: sort.desc ? "desc" : "asc", ...changes });
     [...p.keys()].forEach(k => { if (!p.get(k)) p.delete(k); });
@@ -114,6 +117,7 @@ async function runsPage(params) {
       .sort((a, b) => { const x = column[2](a), y = column[2](b); return (x < y ? -1 : x > y ? 1 : 0) * (sort.desc ? -1 : 1); });
     view.querySelector("#runs tbody").innerHTML = rows.map(r => `
       <tr data-run="${r.id}">
+        <td><input type="checkbox" class="pick" value="${r.id}" ${picked.has(r.id) ? "checked" : ""} aria-label="select run ${r.id}"></td>
         <td class="num"><a href="#/runs/${r.id}">${r.id}</a></td><td><a href="#/runs/${r.id}">${esc(r.name)}</a></td>
         <td>${esc(connectionLabel(r))}</td><td>${esc(r.preset)}</td><td>${esc(r.architecture)}</td><td>${statusBadge(r.status)}</td>
         <td class="num">${progressBar(r.progress)}</td><td class="num">${tokens(r.tokens)} / ${tokens(r.tokenBudget)}</td>
@@ -124,7 +128,16 @@ async function runsPage(params) {
     document.getElementById("pager").innerHTML = `page ${page} of ${pages} ` +
       (page > 1 ? `<a href="#" data-page="${page - 1}">‹ newer</a> ` : "") + (page < pages ? `<a href="#" data-page="${page + 1}">older ›</a>` : "");
     document.querySelectorAll("[data-page]").forEach(a => a.onclick = e => { e.preventDefault(); go({ page: a.dataset.page }); });
+    view.querySelectorAll("input.pick").forEach(box => box.onchange = () => {
+      if (box.checked) picked.add(Number(box.value)); else picked.delete(Number(box.value));
+      document.getElementById("compare-selected").disabled = picked.size < 2;
+    });
   }
+  const picked = new Set();
+  document.getElementById("compare-selected").onclick = () => {
+    const ids = [...picked].sort((a, b) => a - b);
+    location.hash = `#/compare?runs=${ids.join(",")}&baseline=${ids[0]}`;
+  };
   await refresh();
   // Live status without reload: the table follows the API every two seconds while it is shown.
   const timer = setInterval(() => refresh().catch(() => { /* the next tick tries again */ }), 2000);
@@ -268,6 +281,113 @@ async function runPage(id) {
     });
     cleanup.push(() => stream.close());
   }
+}
+
+// ---- the compare view ---------------------------------------------------------------------------------------------
+/** The value of a curve at x by linear interpolation (null outside it), as the comparison API reads curves. */
+function at(points, x) {
+  if (!points.length || x < points[0].tokens || x > points[points.length - 1].tokens) return null;
+  let lo = 0, hi = points.length - 1;
+  while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (points[mid].tokens <= x) lo = mid; else hi = mid; }
+  const a = points[lo], b = points[hi];
+  return b.tokens === a.tokens ? a.value : a.value + (b.value - a.value) * (x - a.tokens) / (b.tokens - a.tokens);
+}
+const meanStd = v => { const n = v.length, m = v.reduce((s, x) => s + x, 0) / n; return [m, n > 1 ? Math.sqrt(v.reduce((s, x) => s + (x - m) ** 2, 0) / (n - 1)) : 0]; };
+const sd = (s, d = 4) => `${fixed(s.mean, d)}${s.std == null ? "" : ` ± ${fixed(s.std, d)}`}`;
+const interval = (d, f) => `${f(d.mean)}${d.low == null ? "" : ` [${f(d.low)}, ${f(d.high)}]`}`;
+const signed = (v, digits = 4) => v == null ? "–" : (v >= 0 ? "+" : "") + v.toFixed(digits);
+
+async function comparePage(params) {
+  const ids = (params.get("runs") || "").split(",").map(Number).filter(x => x > 0);
+  const baseline = Number(params.get("baseline") || ids[0] || 0);
+  view.innerHTML = `<h1>Compare</h1>
+    <div class="toolbar">
+      <label>runs <input id="c-runs" value="${esc(ids.join(","))}" placeholder="e.g. 1,2,3"></label>
+      <label>baseline <input id="c-base" value="${baseline || ""}" size="5"></label>
+      <label>metric <select id="c-metric"></select></label>
+      <button id="c-go">Compare</button> <a id="c-link" href="${esc(location.hash)}">link to this view</a>
+    </div><div id="c-body"></div>`;
+  document.getElementById("c-go").onclick = () => {
+    const r = document.getElementById("c-runs").value.replace(/\s/g, ""), b = document.getElementById("c-base").value.trim();
+    location.hash = `#/compare?runs=${encodeURIComponent(r)}${b ? `&baseline=${encodeURIComponent(b)}` : ""}&metric=${encodeURIComponent(document.getElementById("c-metric").value)}`;
+  };
+  if (ids.length < 2) { document.getElementById("c-body").innerHTML = `<p class="muted">Pick two or more runs (in the runs table, or their ids here).</p>`; return; }
+  const c = await api(`api/comparisons?runs=${ids.join(",")}&baseline=${baseline}`);
+  const variants = [c.baselineVariant, ...c.variants.map(v => v.variant)];
+  const metrics = [...new Set(c.variants.flatMap(v => v.curves.map(x => x.metric)))];
+  const metric = params.get("metric") && metrics.includes(params.get("metric")) ? params.get("metric")
+    : metrics.find(m => m.startsWith("val/")) || metrics[0] || "train/loss";
+  document.getElementById("c-metric").innerHTML = metrics.map(m => `<option ${m === metric ? "selected" : ""}>${esc(m)}</option>`).join("");
+  document.getElementById("c-metric").onchange = () => document.getElementById("c-go").click();
+
+  // Every run's curve of the metric, then per variant the mean over its seeds with a +-1 std band, on the baseline's tokens.
+  const all = await Promise.all(variants.flatMap(v => v.runs).map(async id => {
+    const s = await api(`api/runs/${id}/metrics?names=${encodeURIComponent(metric)}&maxPoints=2000`);
+    return [id, s.length ? s[0].points.filter(p => isFinite(p.value)) : []];
+  }));
+  const curves = new Map(all);
+  const grid = [...new Set(variants.flatMap(v => v.runs).flatMap(id => curves.get(id).map(p => p.tokens)))].sort((a, b) => a - b);
+  const lines = variants.map(v => grid.map(x => {
+    const vals = v.runs.map(id => at(curves.get(id), x)).filter(y => y != null);
+    return vals.length ? meanStd(vals) : null;
+  }));
+  const body = document.getElementById("c-body");
+  body.innerHTML = `<div class="charts">
+      <div class="chart"><h3>${esc(metric)} (nats/token) vs tokens: mean over seeds, band ± 1 std</h3><div data-chart="compare"></div></div>
+      <div class="chart"><h3>candidate − baseline at equal tokens (paired by seed; below 0: candidate better)</h3><div data-chart="delta"></div></div>
+    </div>
+    <h2>Verdicts (paired by seed, 95% Student t intervals)</h2><table id="verdicts"></table>
+    <h2>Downstream</h2><table id="downstream"></table>`;
+  const data = [grid], series = [{ label: "tokens", value: (u, v) => v == null ? "–" : tokens(v) }], bands = [];
+  variants.forEach((v, i) => {
+    const colour = palette[i % palette.length], label = `${v.label} (${v.seeds.length} seed${v.seeds.length === 1 ? "" : "s"})`;
+    data.push(lines[i].map(p => p && p[0]));
+    series.push({ label, stroke: colour, width: 2, spanGaps: true });
+    if (v.runs.length > 1) {
+      const top = data.length, bottom = data.length + 1;
+      data.push(lines[i].map(p => p && p[0] + p[1]), lines[i].map(p => p && p[0] - p[1]));
+      series.push({ label: `${v.label} +1 std`, stroke: colour, width: 0, spanGaps: true }, { label: `${v.label} −1 std`, stroke: colour, width: 0, spanGaps: true });
+      bands.push({ series: [top, bottom], fill: colour + "22" });
+    }
+  });
+  const compareEl = body.querySelector("[data-chart=compare]");
+  compareEl.dataset.series = String(variants.length);
+  const axes = [{ label: "tokens", values: (u, vals) => vals.map(tokens) }, { values: (u, vals) => yTicks(vals), size: (u, values) => 18 + 7.5 * Math.max(3, ...(values || []).map(v => String(v).length)) }];
+  const width = el => Math.max(320, el.clientWidth - 10);
+  const main = new uPlot({ width: width(compareEl), height: 300, series, bands, axes }, data, compareEl);
+  cleanup.push(() => main.destroy());
+
+  // The delta panel: per candidate variant, the mean over its seeds of (candidate seed s - baseline seed s) at x.
+  const base = c.baselineVariant;
+  const deltaData = [grid], deltaSeries = [{ label: "tokens", value: (u, v) => v == null ? "–" : tokens(v) }];
+  c.variants.forEach((vc, i) => {
+    const v = vc.variant;
+    deltaData.push(grid.map(x => {
+      const diffs = v.seeds.map((seed, j) => {
+        const b = base.seeds.indexOf(seed);
+        if (b < 0) return null;
+        const yc = at(curves.get(v.runs[j]), x), yb = at(curves.get(base.runs[b]), x);
+        return yc == null || yb == null ? null : yc - yb;
+      }).filter(d => d != null);
+      return diffs.length ? meanStd(diffs)[0] : null;
+    }));
+    deltaSeries.push({ label: `${v.label} − ${base.label}`, stroke: palette[(i + 1) % palette.length], width: 2, spanGaps: true });
+  });
+  const deltaEl = body.querySelector("[data-chart=delta]");
+  deltaEl.dataset.series = String(c.variants.length);
+  const delta = new uPlot({ width: width(deltaEl), height: 300, series: deltaSeries, axes }, deltaData, deltaEl);
+  cleanup.push(() => delta.destroy());
+
+  // The verdicts, as the API gives them.
+  document.getElementById("verdicts").innerHTML = "<tr><th>candidate</th><th>metric</th><th class='num'>baseline</th><th class='num'>candidate</th><th class='num'>delta [95% interval]</th><th>verdict</th><th>speedup</th></tr>" +
+    c.variants.flatMap(vc => vc.curves.map(x => `<tr data-variant="${esc(vc.variant.label)}"><td>${esc(vc.variant.label)}${vc.confounded ? ' <span class="error" title="' + esc(vc.confounds.map(d => `${d.field}: ${d.baseline} vs ${d.candidate}`).join("; ")) + '">confounded</span>' : ""}</td>
+      <td>${esc(x.metric)}</td><td class="num">${sd(x.baseline)}</td><td class="num">${sd(x.candidate)}</td><td class="num">${interval(x.delta, v => signed(v))}</td>
+      <td class="verdict">${esc(x.delta.verdict)}</td><td>${x.speedup ? esc(x.speedup.interval ? interval(x.speedup.interval, v => v.toFixed(2) + "×") : x.speedup.summary) : ""}</td></tr>`)).join("") +
+    c.variants.map(vc => `<tr><td colspan="7" class="muted">${esc(vc.variant.label)}: ${esc(vc.verdict)}</td></tr>`).join("");
+  document.getElementById("downstream").innerHTML = "<tr><th>candidate</th><th>task metric</th><th class='num'>baseline</th><th class='num'>candidate</th><th class='num'>delta [95% interval]</th><th>verdict</th></tr>" +
+    (c.variants.flatMap(vc => vc.downstream.map(t => `<tr><td>${esc(vc.variant.label)}</td><td>${esc(t.name)}</td><td class="num">${sd({ mean: 100 * t.baseline.mean, std: t.baseline.std == null ? null : 100 * t.baseline.std }, 1)}%</td>
+      <td class="num">${sd({ mean: 100 * t.candidate.mean, std: t.candidate.std == null ? null : 100 * t.candidate.std }, 1)}%</td><td class="num">${interval(t.delta, v => signed(100 * v, 1))} pt</td>
+      <td>${t.noise ? "noise (within 2 SE of the items)" : esc(t.delta.verdict)}</td></tr>`)).join("") || "<tr><td colspan='6' class='muted'>no downstream results in common</td></tr>");
 }
 
 showKeyState();

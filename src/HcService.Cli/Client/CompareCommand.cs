@@ -69,7 +69,7 @@ static class CompareCommand
     }
 
     static string Variant(JsonNode v) =>
-        $"{v["label"]} ({v["connection"]}{(v["rate"]!.GetValue<int>() > 1 ? $" x{v["rate"]}" : "")}; runs {string.Join(' ', v["runs"]!.AsArray())}; seeds {string.Join(' ', v["seeds"]!.AsArray())})";
+        $"{v["label"]} ({v["connection"]}{(v["rate"]!.GetValue<int>() > 1 ? $" {(v["connection"]!.ToString() == "frac" ? "m" : "x")}{v["rate"]}" : "")}; runs {string.Join(' ', v["runs"]!.AsArray())}; seeds {string.Join(' ', v["seeds"]!.AsArray())})";
 
     static string MeanStd(JsonNode s, string format, double scale = 1) =>
         (scale * s["mean"]!.GetValue<double>()).ToString(format, CultureInfo.InvariantCulture)

@@ -54,7 +54,7 @@ sealed class ModelOptions
         if (name is null) return null;
         if (!Names.TryParseConnection(name, out var type))
             throw new ConfigException([new("connection", name, "one of " + string.Join(", ", Names.Connections))]);
-        var init = Names.MhcInits.ToList().FindIndex(n => n == r.GetValue(MhcInit));
+        var init = Names.MhcInits.ToList().FindIndex(n => string.Equals(n, r.GetValue(MhcInit), StringComparison.OrdinalIgnoreCase));
         if (init < 0) throw new ConfigException([new("mhc-init", r.GetValue(MhcInit), "one of " + string.Join(", ", Names.MhcInits))]);
         var copies = new ConnectionConfig { Type = type }.CopiesStreams;
         return new ConnectionConfig

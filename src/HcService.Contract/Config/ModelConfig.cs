@@ -98,7 +98,7 @@ public sealed record ConnectionConfig
         ConnectionType.PostNorm => "post-norm",
         ConnectionType.StaticHc => $"shc-x{Rate}",
         ConnectionType.DynamicHc => Tanh ? $"dhc-x{Rate}" : $"dhc-x{Rate}-notanh",
-        ConnectionType.Frac => $"{(Dynamic ? "dfc" : "sfc")}-m{Fractions}",
+        ConnectionType.Frac => Dynamic ? (Tanh ? $"dfc-m{Fractions}" : $"dfc-m{Fractions}-notanh") : $"sfc-m{Fractions}",
         ConnectionType.Mhc => $"mhc-x{Rate}",
         _ => $"mhc-lite-x{Rate}",
     };
@@ -114,7 +114,7 @@ public sealed record ConnectionConfig
         else if (!CopiesStreams && Rate != 1)
             yield return new($"{path}.rate", Rate, $"1 for connection type '{Names.Of(Type)}' (only static-hc, dynamic-hc, mhc and mhc-lite expand streams{(IsFrac ? "; frac takes fractions" : "")})");
         else if (Type == ConnectionType.MhcLite && Rate > MaxLiteRate)
-            yield return new($"{path}.rate", Rate, $"an integer in [1, {MaxLiteRate}] for mhc-lite (its A_r mixes the n! permutation matrices: {Factorial(Rate):N0} at n = {Rate})");
+            yield return new($"{path}.rate", Rate, $"an integer in [1, {MaxLiteRate}] for mhc-lite (its A_r mixes the n! permutation matrices{(Rate <= 20 ? $": {Factorial(Rate):N0} at n = {Rate}" : "")})");
         if (Fractions is < 1 or > ModelConfig.MaxRate)
             yield return new($"{path}.fractions", Fractions, $"an integer in [1, {ModelConfig.MaxRate}]");
         else if (!IsFrac && Fractions != 1)

@@ -131,7 +131,8 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 Rate = conn?.Rate ?? (copies ? 4 : 1),
                 Tanh = conn?.Tanh ?? true,
                 // Explicit in the stored plan, so that a later change of the default cannot change a queued run's init.
-                ScaleOutputInit = conn?.ScaleOutputInit ?? false,
+                // (Only where it applies: n copies of the state; elsewhere it would read as a confound that changes nothing.)
+                ScaleOutputInit = copies && (conn?.ScaleOutputInit ?? false),
                 Fractions = conn?.Fractions ?? (connType == ConnectionType.Frac ? 4 : 1),
                 Dynamic = conn?.Dynamic ?? true,
                 MhcInit = mhcInit,

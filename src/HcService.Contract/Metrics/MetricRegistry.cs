@@ -40,7 +40,7 @@ public static class MetricRegistry
         "a stream-mixing connection's statistic of sublayer k (ar_identity_dist, beta_mean_abs, am_own; alpha_scale, beta_scale for DHC), every 10 steps",
         "hc.connection_stat", "stat");
     public static readonly MetricDefinition CompositeGain = new("hc/composite_gain", "1",
-        "the composite gain of the residual path: the largest absolute row sum of the product of every sublayer's static A_r (mHC: at zero projection), every 10 steps",
+        "the composite gain of the residual path: the largest absolute row sum of G^T, G the product of every sublayer's static A_r in order (mHC: at zero projection), every 10 steps",
         "hc.composite_gain");
 
     /// <summary>Exported by the worker only (not stored): progress and the process's memory.</summary>

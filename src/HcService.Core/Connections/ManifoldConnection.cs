@@ -19,9 +19,13 @@ namespace HcService.Core.Connections;
 /// </summary>
 public abstract class ManifoldConnection : nn.Module, IStreamMixing
 {
-    /// <summary>The bias magnitude of the identity init: sigmoid(-8) = 3.4e-4 and exp(-8) = 3.4e-4, so A_m is the home
-    /// one-hot and mHC's A_r the identity to within 1e-3.</summary>
-    public const double IdentityBias = 8.0;
+    /// <summary>The bias magnitude c of the identity init, max(8, ln(2000 (n - 1))): A_r's off-diagonal mass per row is
+    /// (n - 1) e^-c &lt;= 5e-4 and sigmoid(-c) &lt;= 3.4e-4, so A_r is the identity and A_m the home one-hot to within 1e-3
+    /// at any rate (c = 8.70 at n = 4).</summary>
+    public static double IdentityBias(int n) => Math.Max(8.0, Math.Log(2000.0 * (n - 1)));
+
+    /// <summary>mHC-lite's bias for every permutation but the identity (the public mhc-lite code's).</summary>
+    public const double LitePermutationBias = 8.0;
 
     protected readonly int rate;
     readonly double eps;
@@ -45,18 +49,18 @@ public abstract class ManifoldConnection : nn.Module, IStreamMixing
         mhc_scale = new Parameter(full(3, 0.01f));
         var (readHome, readElsewhere, writeHome, writeElsewhere) = c.MhcInit == MhcInit.Lite
             ? (1.0, -1.0, 1.0, -1.0)
-            : (IdentityBias, -IdentityBias, 0.0, 0.0);
+            : (IdentityBias(n), -IdentityBias(n), 0.0, 0.0);
         var pre = full(n, readElsewhere); pre[home] = readHome;
         var post = full(n, writeElsewhere); post[home] = writeHome;
-        mhc_bias_pre = new Parameter(pre.to_type(ScalarType.Float32));
-        mhc_bias_post = new Parameter(post.to_type(ScalarType.Float32));
-        mhc_bias_res = new Parameter(InitialMixingBias(n).to_type(ScalarType.Float32));
+        mhc_bias_pre = new Parameter(pre.to_type(get_default_dtype()));
+        mhc_bias_post = new Parameter(post.to_type(get_default_dtype()));
+        mhc_bias_res = new Parameter(InitialMixingBias(n, c.MhcInit).to_type(get_default_dtype()));
     }
 
     public int Rate => rate;
 
     /// <summary>b_res at init.</summary>
-    protected abstract Tensor InitialMixingBias(int n);
+    protected abstract Tensor InitialMixingBias(int n, MhcInit init);
 
     /// <summary>A_r [X, N, N] (doubly stochastic) from its logits [X, R].</summary>
     public abstract Tensor Mix(Tensor logits_XR);
@@ -91,20 +95,26 @@ public abstract class ManifoldConnection : nn.Module, IStreamMixing
     }
 
     /// <summary>Every token's A_m^T [X, 1, N], A_r^T [X, N, N] and B [X, N, 1], from one projection of the flattened
-    /// streams divided by their RMS.</summary>
+    /// streams divided by their RMS. Computed in float32 whatever the model's compute dtype (as the norms are): in bf16
+    /// (8 significant bits) A_r's columns would be off 1 by ~0.4%, and the doubly stochastic constraint is mHC's point;
+    /// the weights are cast to the trunk's dtype for the two matmuls only.</summary>
     public (Tensor AmT, Tensor ArT, Tensor Beta) Weights(Tensor h_XND)
     {
         using var scope = NewDisposeScope();
         var (X, N, D) = (h_XND.shape[0], h_XND.shape[1], h_XND.shape[2]);
-        var flat_XK = h_XND.reshape(X, N * D);
+        var compute = h_XND.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        Tensor Up(Tensor t) => t.dtype == compute ? t : t.to_type(compute);
+        var flat_XK = Up(h_XND.reshape(X, N * D));
         var rms_X1 = (flat_XK.square().mean([-1], keepdim: true) + eps).sqrt();
-        var proj_XP = nn.functional.linear(flat_XK, phi) / rms_X1;
-        var pre = proj_XP.narrow(1, 0, N) * mhc_scale[0] + mhc_bias_pre;
-        var post = proj_XP.narrow(1, N, N) * mhc_scale[1] + mhc_bias_post;
-        var res = proj_XP.narrow(1, 2 * N, proj_XP.shape[1] - 2 * N) * mhc_scale[2] + mhc_bias_res;
-        var amT = pre.sigmoid().view(X, 1, N);
-        var beta = (2 * post.sigmoid()).view(X, N, 1);
-        var arT = Mix(res).transpose(1, 2);
+        var proj_XP = nn.functional.linear(flat_XK, Up(phi)) / rms_X1;
+        var scale = Up(mhc_scale);
+        var pre = proj_XP.narrow(1, 0, N) * scale[0] + Up(mhc_bias_pre);
+        var post = proj_XP.narrow(1, N, N) * scale[1] + Up(mhc_bias_post);
+        var res = proj_XP.narrow(1, 2 * N, proj_XP.shape[1] - 2 * N) * scale[2] + Up(mhc_bias_res);
+        Tensor Down(Tensor t) => t.dtype == h_XND.dtype ? t : t.to_type(h_XND.dtype);
+        var amT = Down(pre.sigmoid().view(X, 1, N));
+        var beta = Down((2 * post.sigmoid()).view(X, N, 1));
+        var arT = Down(Mix(res).transpose(1, 2));
         return (amT.MoveToOuterDisposeScope(), arT.MoveToOuterDisposeScope(), beta.MoveToOuterDisposeScope());
     }
 }
@@ -121,8 +131,9 @@ public sealed class MhcConnection : ManifoldConnection
         RegisterComponents();
     }
 
-    /// <summary>0 on the diagonal, -8 off it (both inits): A_r is the identity to within 1e-3.</summary>
-    protected override Tensor InitialMixingBias(int n) => ((eye(n, dtype: ScalarType.Float64) - 1) * IdentityBias).reshape(n * n);
+    /// <summary>0 on the diagonal and -c off it (identity: A_r within 1e-3 of I), or -8 off it (lite, the public code's).</summary>
+    protected override Tensor InitialMixingBias(int n, MhcInit init) =>
+        ((eye(n, dtype: ScalarType.Float64) - 1) * (init == MhcInit.Lite ? LitePermutationBias : IdentityBias(n))).reshape(n * n);
 
     public override Tensor Mix(Tensor logits_XR)
     {
@@ -142,7 +153,9 @@ public sealed class MhcConnection : ManifoldConnection
 /// doubly stochastic without iterations. The identity is permutation 0 (lexicographic order).</summary>
 public sealed class MhcLiteConnection : ManifoldConnection
 {
-    readonly float[] permutations;   // [n!, N*N] row-major; not a module tensor: built on the logits' device and dtype
+    readonly float[] permutations;   // [n!, N*N] row-major; not a module tensor (no buffer in checkpoints)
+    // One copy per device and dtype, made once (a host-to-device copy per forward would stall a GPU stream).
+    readonly Dictionary<(DeviceType, int, ScalarType), Tensor> onDevice = [];
 
     public MhcLiteConnection(string name, ModelConfig model, int sublayerIndex)
         : base(name, model, sublayerIndex, (int)ConnectionConfig.Factorial(model.Connection.Rate))
@@ -152,9 +165,9 @@ public sealed class MhcLiteConnection : ManifoldConnection
     }
 
     /// <summary>0 for the identity permutation, -8 for the others.</summary>
-    protected override Tensor InitialMixingBias(int n)
+    protected override Tensor InitialMixingBias(int n, MhcInit init)
     {
-        var b = full(ConnectionConfig.Factorial(n), -IdentityBias, dtype: ScalarType.Float64);
+        var b = full(ConnectionConfig.Factorial(n), -LitePermutationBias, dtype: ScalarType.Float64);
         b[0] = 0.0;
         return b;
     }
@@ -164,7 +177,11 @@ public sealed class MhcLiteConnection : ManifoldConnection
         using var scope = NewDisposeScope();
         var n = rate;
         var weights_XR = logits_XR.softmax(-1);
-        var perms_RK = tensor(permutations, [permutations.Length / (n * n), n * n], weights_XR.dtype, weights_XR.device);
+        var where = (weights_XR.device.type, weights_XR.device.index, weights_XR.dtype);
+        Tensor perms_RK;
+        lock (onDevice)
+            if (!onDevice.TryGetValue(where, out perms_RK!))
+                onDevice[where] = perms_RK = tensor(permutations, [permutations.Length / (n * n), n * n], weights_XR.dtype, weights_XR.device).DetachFromDisposeScope();
         return weights_XR.matmul(perms_RK).view(-1, n, n).MoveToOuterDisposeScope();
     }
 
