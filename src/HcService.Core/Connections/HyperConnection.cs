@@ -82,21 +82,7 @@ public sealed class HyperConnection : nn.Module, IStreamMixing
         static_alpha.narrow(1, 1, rate).copy_(Ar);
     }
 
-    public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer)
-    {
-        using var scope = NewDisposeScope();
-        var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
-        var X = B * T;
-        var h_XND = h_BTND.reshape(X, N, D);                 // a view except after the first Expand
-        var (amT_X1N, arT_XNN, beta_XN1) = Weights(h_XND);
-        // x = A_m^T H (eq. 3) and H' = A_r^T H (eq. 4): batched matmuls over the stream axis, one per token.
-        var x_X1D = amT_X1N.bmm(h_XND);
-        var hRes_XND = arT_XNN.bmm(h_XND);
-        var y_BTD = sublayer(sublayerNorm.forward(x_X1D.view(B, T, D)));
-        // H_out = B^T y + H' (eq. 5) as one fused baddbmm: [X,N,D] + [X,N,1] @ [X,1,D].
-        var out_XND = TorchOps.BaddBmm(hRes_XND, beta_XN1, y_BTD.reshape(X, 1, D));
-        return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
-    }
+    public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer) => StreamMixing.Forward(this, h_BTND, sublayerNorm, sublayer);
 
     /// <summary>
     /// The connection weights of every token, laid out for the batched matmuls: A_m^T [X, 1, N], A_r^T [X, N, N] and

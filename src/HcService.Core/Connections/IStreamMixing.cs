@@ -1,3 +1,4 @@
+using HcService.Core.Model;
 using static TorchSharp.torch;
 
 namespace HcService.Core.Connections;
@@ -16,4 +17,24 @@ public interface IStreamMixing : IConnection
     /// <summary>Every token's A_m^T [X, 1, N], A_r^T [X, N, N] and B [X, N, 1] for the trunk state [X, N, D]: the function
     /// the forward pass uses.</summary>
     (Tensor AmT, Tensor ArT, Tensor Beta) Weights(Tensor h_XND);
+}
+
+/// <summary>The forward pass every stream-mixing connection shares, given its per-token weights.</summary>
+public static class StreamMixing
+{
+    /// <summary>x = A_m^T H (eq. 3) and H' = A_r^T H (eq. 4) as batched matmuls over the stream axis, one per token;
+    /// y = T(norm(x)); H_out = B^T y + H' (eq. 5) as one fused baddbmm, [X, N, D] + [X, N, 1] @ [X, 1, D].</summary>
+    public static Tensor Forward(IStreamMixing connection, Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer)
+    {
+        using var scope = NewDisposeScope();
+        var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
+        var X = B * T;
+        var h_XND = h_BTND.reshape(X, N, D);                 // a view except after the first Expand
+        var (amT_X1N, arT_XNN, beta_XN1) = connection.Weights(h_XND);
+        var x_X1D = amT_X1N.bmm(h_XND);
+        var hRes_XND = arT_XNN.bmm(h_XND);
+        var y_BTD = sublayer(sublayerNorm.forward(x_X1D.view(B, T, D)));
+        var out_XND = TorchOps.BaddBmm(hRes_XND, beta_XN1, y_BTD.reshape(X, 1, D));
+        return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
+    }
 }

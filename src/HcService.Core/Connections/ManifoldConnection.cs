@@ -80,19 +80,7 @@ public abstract class ManifoldConnection : nn.Module, IStreamMixing
         }
     }
 
-    public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer)
-    {
-        using var scope = NewDisposeScope();
-        var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
-        var X = B * T;
-        var h_XND = h_BTND.reshape(X, N, D);
-        var (amT_X1N, arT_XNN, beta_XN1) = Weights(h_XND);
-        var x_X1D = amT_X1N.bmm(h_XND);
-        var hRes_XND = arT_XNN.bmm(h_XND);
-        var y_BTD = sublayer(sublayerNorm.forward(x_X1D.view(B, T, D)));
-        var out_XND = TorchOps.BaddBmm(hRes_XND, beta_XN1, y_BTD.reshape(X, 1, D));
-        return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
-    }
+    public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer) => StreamMixing.Forward(this, h_BTND, sublayerNorm, sublayer);
 
     /// <summary>Every token's A_m^T [X, 1, N], A_r^T [X, N, N] and B [X, N, 1], from one projection of the flattened
     /// streams divided by their RMS. Computed in float32 whatever the model's compute dtype (as the norms are): in bf16
