@@ -117,6 +117,15 @@ public class BrowserTests(ServiceFixture svc)
             Assert.Equal(expected, shown);
             Assert.All(shown, v => Assert.Matches("^(resolved|not resolved)", v));   // two seeds: an interval, a verdict
             await Screenshot(page, "compare");
+
+            // The group's page: a row per variant with its seeds, a row per run, and a link back to this comparison.
+            await page.GotoAsync($"{svc.Url}/#/groups/{name}");
+            await page.Locator("#group-variants").WaitForAsync();
+            Assert.Equal(2, await page.Locator("#group-variants tr[data-variant]").CountAsync());
+            Assert.Equal(runs.Count, await page.Locator("#group-runs tr").CountAsync() - 1);
+            Assert.Contains("1 2", await page.Locator("#group-variants tr[data-variant='ui-dhc4']").InnerTextAsync());
+            Assert.Contains("#/compare?runs=", await page.Locator("#group-compare").GetAttributeAsync("href"));
+            await Screenshot(page, "group");
             Assert.Empty(errors);
         }
         finally

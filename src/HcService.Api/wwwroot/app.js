@@ -68,7 +68,8 @@ function route() {
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
   const run = path.match(/^\/runs\/(\d+)$/);
-  (run ? runPage(Number(run[1])) : path === "/compare" ? comparePage(params) : runsPage(params))
+  const group = path.match(/^\/groups\/(.+)$/);
+  (run ? runPage(Number(run[1])) : group ? groupPage(decodeURIComponent(group[1])) : path === "/compare" ? comparePage(params) : runsPage(params))
     .catch(e => { view.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
 }
 window.addEventListener("hashchange", route);
@@ -121,7 +122,7 @@ async function runsPage(params) {
         <td class="num"><a href="#/runs/${r.id}">${r.id}</a></td><td><a href="#/runs/${r.id}">${esc(r.name)}</a></td>
         <td>${esc(connectionLabel(r))}</td><td>${esc(r.preset)}</td><td>${esc(r.architecture)}</td><td>${statusBadge(r.status)}</td>
         <td class="num">${progressBar(r.progress)}</td><td class="num">${tokens(r.tokens)} / ${tokens(r.tokenBudget)}</td>
-        <td class="num">${duration(runDuration(r))}</td><td>${time(r.createdAt)}</td><td>${esc(r.tags.join(", "))}</td>
+        <td class="num">${duration(runDuration(r))}</td><td>${time(r.createdAt)}</td><td>${tagLinks(r.tags)}</td>
       </tr>`).join("") || `<tr><td colspan="${columns.length}" class="muted">no runs</td></tr>`;
     document.getElementById("count").textContent = `${data.total} run${data.total === 1 ? "" : "s"}`;
     const pages = Math.max(1, Math.ceil(data.total / pageSize));
@@ -383,11 +384,34 @@ async function comparePage(params) {
     c.variants.flatMap(vc => vc.curves.map(x => `<tr data-variant="${esc(vc.variant.label)}"><td>${esc(vc.variant.label)}${vc.confounded ? ' <span class="error" title="' + esc(vc.confounds.map(d => `${d.field}: ${d.baseline} vs ${d.candidate}`).join("; ")) + '">confounded</span>' : ""}</td>
       <td>${esc(x.metric)}</td><td class="num">${sd(x.baseline)}</td><td class="num">${sd(x.candidate)}</td><td class="num">${interval(x.delta, v => signed(v))}</td>
       <td class="verdict">${esc(x.delta.verdict)}</td><td>${x.speedup ? esc(x.speedup.interval ? interval(x.speedup.interval, v => v.toFixed(2) + "×") : x.speedup.summary) : ""}</td></tr>`)).join("") +
-    c.variants.map(vc => `<tr><td colspan="7" class="muted">${esc(vc.variant.label)}: ${esc(vc.verdict)}</td></tr>`).join("");
+    c.variants.map(vc => `<tr><td colspan="7" class="muted wrap">${esc(vc.variant.label)}: ${esc(vc.verdict)}</td></tr>`).join("");
   document.getElementById("downstream").innerHTML = "<tr><th>candidate</th><th>task metric</th><th class='num'>baseline</th><th class='num'>candidate</th><th class='num'>delta [95% interval]</th><th>verdict</th></tr>" +
     (c.variants.flatMap(vc => vc.downstream.map(t => `<tr><td>${esc(vc.variant.label)}</td><td>${esc(t.name)}</td><td class="num">${sd({ mean: 100 * t.baseline.mean, std: t.baseline.std == null ? null : 100 * t.baseline.std }, 1)}%</td>
       <td class="num">${sd({ mean: 100 * t.candidate.mean, std: t.candidate.std == null ? null : 100 * t.candidate.std }, 1)}%</td><td class="num">${interval(t.delta, v => signed(100 * v, 1))} pt</td>
       <td>${t.noise ? "noise (within 2 SE of the items)" : esc(t.delta.verdict)}</td></tr>`)).join("") || "<tr><td colspan='6' class='muted'>no downstream results in common</td></tr>");
+}
+
+// ---- the group view -----------------------------------------------------------------------------------------------
+const tagLinks = tags => tags.map(t => t.startsWith("group:") ? `<a href="#/groups/${encodeURIComponent(t.slice(6))}">${esc(t)}</a>` : esc(t)).join(", ");
+
+async function groupPage(name) {
+  const g = await api(`api/groups/${encodeURIComponent(name)}`);
+  const sets = g.validationSets;
+  const compare = g.comparisonUrl ? "#/compare?" + g.comparisonUrl.split("?")[1] : null;
+  view.innerHTML = `<h1>Group ${esc(g.group)}</h1>
+    <p>${compare ? `<a id="group-compare" href="${esc(compare)}">compare these runs</a> · ` : ""}baseline: run ${g.baselineRunId}; deltas are candidate − baseline, paired by seed (95% Student t intervals).</p>
+    <h2>By variant (mean ± std over seeds)</h2>
+    <table id="group-variants"><tr><th>variant</th><th>connection</th><th>seeds</th>${sets.map(s => `<th class="num">val loss ${esc(s)}</th><th class="num">delta ${esc(s)} [95%]</th>`).join("")}<th class="num">downstream avg</th><th>verdict</th></tr>
+    ${g.variants.map(v => `<tr data-variant="${esc(v.variant.label)}"><td>${esc(v.variant.label)}${v.isBaseline ? " (baseline)" : ""}</td><td>${esc(connectionLabel(v.variant))}</td><td>${v.variant.seeds.join(" ")}</td>
+      ${sets.map(s => `<td class="num">${v.validationLoss[s] ? sd(v.validationLoss[s]) : "–"}</td><td class="num">${v.lossDelta[s] ? interval(v.lossDelta[s], x => signed(x)) : ""}</td>`).join("")}
+      <td class="num">${v.downstreamAverage ? sd({ mean: 100 * v.downstreamAverage.mean, std: v.downstreamAverage.std == null ? null : 100 * v.downstreamAverage.std }, 1) + "%" : "–"}</td>
+      <td class="wrap">${v.confounded ? '<span class="error">confounded</span> ' : ""}${esc(v.verdict ?? "")}</td></tr>`).join("")}</table>
+    <h2>By run (the paper's layout)</h2>
+    <table id="group-runs"><tr><th>run</th><th>name</th><th>connection</th><th>status</th>${sets.map(s => `<th class="num">loss ${esc(s)}</th><th class="num">ppl</th><th class="num">delta</th>`).join("")}<th class="num">downstream avg</th><th class="num">delta</th><th class="num">composite gain</th></tr>
+    ${g.rows.map(r => `<tr><td class="num"><a href="#/runs/${r.run.id}">${r.run.id}</a></td><td>${esc(r.run.name)}${r.isBaseline ? " (baseline)" : ""}</td><td>${esc(connectionLabel(r.run))}</td><td>${statusBadge(r.run.status)}</td>
+      ${sets.map(s => `<td class="num">${fixed(r.validationLoss[s])}</td><td class="num">${fixed(r.perplexity[s], 2)}</td><td class="num">${signed(r.lossDelta[s])}</td>`).join("")}
+      <td class="num">${r.downstreamAverage == null ? "–" : (100 * r.downstreamAverage).toFixed(1) + "%" + (r.downstreamStderr == null ? "" : ` ± ${(100 * r.downstreamStderr).toFixed(1)}`)}</td>
+      <td class="num">${r.downstreamDelta == null ? "–" : signed(100 * r.downstreamDelta, 1) + " pt" + (r.downstreamNoise ? " (noise)" : "")}</td><td class="num">${r.compositeGain == null ? "–" : fixed(r.compositeGain, 4)}</td></tr>`).join("")}</table>`;
 }
 
 showKeyState();
