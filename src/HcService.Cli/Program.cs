@@ -33,7 +33,10 @@ try
         // hc up stops its worker (the stop timeout and the worker's own exit), then the API and PostgreSQL, one after the other.
         ProcessTerminationTimeout = HcService.Store.HcSettings.StopTimeoutOrDefault() + TimeSpan.FromSeconds(150),
     };
-    return root.Parse(args).Invoke(invocation);
+    var parsed = root.Parse(args);
+    var exit = parsed.Invoke(invocation);
+    // A usage error (a missing argument, an unknown option, a validator's refusal) is bad input, not a failed run.
+    return parsed.Errors.Count > 0 && exit != ExitCodes.Ok ? ExitCodes.BadInput : exit;
 }
 catch (ConfigException e)
 {

@@ -12,6 +12,8 @@ public class UpCommandTests
         var r = await HcProcess.RunAsync(TimeSpan.FromMinutes(10), "up", "--demo", "--port", "0", "--home", home, "--data-root", RepoPaths.DataRoot);
 
         Assert.True(r.ExitCode == 0, r.Output);
+        Assert.Matches(@"^Web UI:\s+http://127\.0\.0\.1:\d+/\n", r.Stdout[r.Stdout.IndexOf("Web UI:", StringComparison.Ordinal)..]);   // the UI's URL first
+        Assert.True(r.Stdout.IndexOf("Web UI:", StringComparison.Ordinal) < r.Stdout.IndexOf("API:", StringComparison.Ordinal));
         Assert.Matches(@"API:\s+http://127\.0\.0\.1:\d+", r.Stdout);
         Assert.Contains("/swagger", r.Stdout);
         Assert.Contains("/hangfire", r.Stdout);

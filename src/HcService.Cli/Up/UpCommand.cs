@@ -36,12 +36,14 @@ static class UpCommand
         var port = new Option<int>("--port") { Description = "API port on 127.0.0.1 (0: any free port)", DefaultValueFactory = _ => 5080 };
         var root = DataRootOption.Create();
         var demo = new Option<bool>("--demo") { Description = "Run the demo (tiny residual vs tiny DHC x4, three seeds each), print the seed-paired comparison, then stop" };
-        var cmd = new Command("up", "Run the service locally: embedded PostgreSQL, API, Swagger, Hangfire dashboard and a worker") { home, port, root, demo };
-        cmd.SetAction(async (r, ct) => await Run(r.GetValue(home)!, r.GetValue(port), DataRootOption.Resolve(r.GetValue(root)), r.GetValue(demo), ct));
+        var keep = new Option<bool>("--keep") { Description = "With --demo: keep serving after the demo (its links keep working) until Ctrl+C or SIGTERM" };
+        var cmd = new Command("up", "Run the service locally: embedded PostgreSQL, the web UI, API, Swagger, Hangfire dashboard and a worker") { home, port, root, demo, keep };
+        cmd.Validators.Add(r => { if (r.GetValue(keep) && !r.GetValue(demo)) r.AddError("--keep goes with --demo (without --demo, hc up keeps serving anyway)"); });
+        cmd.SetAction(async (r, ct) => await Run(r.GetValue(home)!, r.GetValue(port), DataRootOption.Resolve(r.GetValue(root)), r.GetValue(demo), r.GetValue(keep), ct));
         return cmd;
     }
 
-    static async Task<int> Run(string homeArg, int port, string dataRoot, bool demo, CancellationToken cancel)
+    static async Task<int> Run(string homeArg, int port, string dataRoot, bool demo, bool keep, CancellationToken cancel)
     {
         // SIGTERM and Ctrl+C cancel ct in every phase; everything started so far is stopped.
         using var signals = new StopSignals(cancel);
@@ -62,6 +64,7 @@ static class UpCommand
         WebApplication? app = null;
         WorkerSupervisor? worker = null;
         var exit = 0;
+        var demoDone = false;   // with --keep: the demo finished, so a later Ctrl+C ends with its result
         try
         {
             Console.WriteLine($"starting PostgreSQL ({pg.DataDir})...");
@@ -93,7 +96,16 @@ static class UpCommand
             Console.WriteLine($"export HC_SERVER={url}");
             if (adminKey is not null) Console.WriteLine($"export HC_API_KEY={adminKey}");
 
-            if (demo) exit = await Demo(url, adminKey ?? await DemoKey(app.Services, ct), ct);
+            if (demo)
+            {
+                exit = await Demo(url, adminKey ?? await DemoKey(app.Services, ct), ct);
+                if (keep)
+                {
+                    demoDone = true;
+                    Console.WriteLine($"demo done; still serving at {url}/ (Ctrl+C or SIGTERM stops everything)");
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+            }
             else
             {
                 Console.WriteLine("serving; Ctrl+C or SIGTERM stops everything (a run in progress is checkpointed and resumes on the next hc up)");
@@ -101,7 +113,7 @@ static class UpCommand
             }
         }
         // Asked to stop: a clean stop, 0 while serving; 130 when it interrupted the demo.
-        catch (OperationCanceledException) when (ct.IsCancellationRequested) { exit = demo ? 130 : 0; }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { exit = demo && !demoDone ? 130 : exit; }
         finally
         {
             Console.WriteLine("stopping worker, API and PostgreSQL...");
