@@ -82,7 +82,8 @@ public static class ApiApp
         {
             var web = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(webRoot);
             app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = web });
-            app.UseStaticFiles(new StaticFileOptions { FileProvider = web });
+            // no-cache: a browser revalidates, so an upgraded API never runs against a stale app.js.
+            app.UseStaticFiles(new StaticFileOptions { FileProvider = web, OnPrepareResponse = f => f.Context.Response.Headers.CacheControl = "no-cache" });
         }
         app.UseSwagger();
         app.UseSwaggerUI(o => { o.RoutePrefix = "swagger"; o.EnablePersistAuthorization(); });

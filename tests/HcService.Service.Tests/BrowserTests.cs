@@ -66,7 +66,8 @@ public class BrowserTests(ServiceFixture svc)
             Assert.Equal(series.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), await chart.GetAttributeAsync("data-points"));
             Assert.Equal(1, await page.Locator("[data-chart='val']").CountAsync());
             Assert.Equal(1, await page.Locator("[data-chart='gain']").CountAsync());   // DHC: the composite gain too
-            Assert.Equal(3, await page.Locator("#checkpoints tr").CountAsync() - 1);   // steps 10, 20, 30 (newest kept: 3)
+            await page.Locator("#checkpoints tr").Nth(3).WaitForAsync();   // filled after the charts: the header and steps 10, 20, 30
+            Assert.Equal(4, await page.Locator("#checkpoints tr").CountAsync());
             await Screenshot(page, "run");
             Assert.Empty(errors);
         }
@@ -91,7 +92,10 @@ public class BrowserTests(ServiceFixture svc)
                 """),
             variants = new[] { JsonNode.Parse("""{ "name": "ui-dhc4", "connection": { "type": "dynamic-hc", "rate": 4 } }""") },
         });
-        var runs = (await created.Content.ReadFromJsonAsync<JsonNode>())!["runs"]!.AsArray().Select(r => r!["id"]!.GetValue<long>()).ToList();
+        var members = (await created.Content.ReadFromJsonAsync<JsonNode>())!["runs"]!.AsArray();
+        var runs = members.Select(r => r!["id"]!.GetValue<long>()).Order().ToList();
+        // The UI compares ticked runs against the lowest id: the residual run of seed 1, created first.
+        Assert.Equal(runs[0], members.Single(r => r!["name"]!.GetValue<string>() == "ui-residual-s1")!["id"]!.GetValue<long>());
         foreach (var id in runs) Assert.Equal("succeeded", (await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(3))).Status);
 
         var (playwright, browser) = await Launch();
@@ -139,10 +143,10 @@ public class BrowserTests(ServiceFixture svc)
     public async Task CancelNeedsAKeyAndWithOneCancelsTheRun()
     {
         svc.EnsureWorker();
+        var id = await svc.SubmitOk(Spec.Replace("NAME", "browser-cancel").Replace("BUDGET", "5000000"));
         var (playwright, browser) = await Launch();
         try
         {
-            var id = await svc.SubmitOk(Spec.Replace("NAME", "browser-cancel").Replace("BUDGET", "5000000"));
             var page = await browser.NewPageAsync();
             await page.GotoAsync($"{svc.Url}/#/runs/{id}");
             var cancel = page.Locator("#cancel");
@@ -161,6 +165,8 @@ public class BrowserTests(ServiceFixture svc)
         }
         finally
         {
+            // Whatever happened, the 5M-token run must not hold the shared worker for the tests after this one.
+            using var _ = await svc.Http.PostAsync($"api/runs/{id}/cancel", null);
             await browser.CloseAsync();
             playwright.Dispose();
         }

@@ -10,9 +10,10 @@ namespace HcService.Api.Evaluations;
 /// <param name="Label">The first run's name without its "-s&lt;seed&gt;" suffix.</param>
 /// <param name="Connection">The connection type, as runs name it.</param>
 /// <param name="Rate">The expansion rate.</param>
-/// <param name="Runs">Its runs' ids, in seed order.</param>
-/// <param name="Seeds">Their seeds.</param>
-public sealed record VariantInfo(string Label, string Connection, int Rate, IReadOnlyList<long> Runs, IReadOnlyList<long> Seeds);
+/// <param name="Runs">One run per seed, in seed order (the lowest id where a seed was run twice): the runs that are paired.</param>
+/// <param name="Seeds">Their seeds, aligned with <paramref name="Runs"/>.</param>
+/// <param name="Repeats">Further runs of a seed already in <paramref name="Runs"/> (not paired, not averaged).</param>
+public sealed record VariantInfo(string Label, string Connection, int Rate, IReadOnlyList<long> Runs, IReadOnlyList<long> Seeds, IReadOnlyList<long> Repeats);
 
 /// <summary>Runs grouped into variants, the baseline's first.</summary>
 sealed class Variants
@@ -45,8 +46,9 @@ sealed class Variants
                 var ordered = g.OrderBy(m => m.Seed).ThenBy(m => m.Run.Id).ToList();
                 var first = g.First().Run;
                 var label = System.Text.RegularExpressions.Regex.Replace(first.Name, $"-s{g.First().Seed}$", "");
-                return new Variant(new VariantInfo(label, first.Connection, first.Rate, ordered.Select(m => m.Run.Id).ToList(), ordered.Select(m => m.Seed).Distinct().ToList()),
-                    ordered, g.First().Plan);
+                var perSeed = ordered.GroupBy(m => m.Seed).Select(s => s.First()).ToList();
+                return new Variant(new VariantInfo(label, first.Connection, first.Rate, perSeed.Select(m => m.Run.Id).ToList(), perSeed.Select(m => m.Seed).ToList(),
+                    ordered.Except(perSeed).Select(m => m.Run.Id).ToList()), ordered, g.First().Plan);
             }).ToList();
         var baseline = variants.First(v => v.Members.Any(m => m.Run.Id == baselineRunId));
         return new Variants { Baseline = baseline, Candidates = variants.Where(v => v != baseline).ToList() };

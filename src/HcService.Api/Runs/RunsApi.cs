@@ -94,7 +94,7 @@ public static class RunsApi
     internal static Run NewRun(JobSpec spec, JobPlan plan, DeviceKind device, LeaseOptions leases, DateTimeOffset now) => new()
     {
         Name = plan.Name, Spec = spec.ToJson(), Plan = plan.ToJson(), Preset = plan.Model.Name, Architecture = Names.Of(plan.Model.Architecture),
-        Connection = Names.Of(plan.Model.Connection.Type), Rate = plan.Model.Connection.StreamCount,   // streams, or frac's fractions Tags = [.. plan.Tags],
+        Connection = Names.Of(plan.Model.Connection.Type), Rate = plan.Model.Connection.StreamCount /* streams, or frac's fractions */, Tags = [.. plan.Tags],
         Status = RunStatus.Queued, Queue = DeviceQueues.Of(device), TotalSteps = plan.Training.Steps,
         TokenBudget = plan.Training.Steps * plan.Training.BatchTokens, MaxAttempts = leases.MaxAttempts,
         TraceParent = System.Diagnostics.Activity.Current?.Id, CreatedAt = now, UpdatedAt = now,

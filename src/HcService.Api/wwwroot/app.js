@@ -14,7 +14,8 @@ async function api(path, options = {}) {
   if (key()) headers.Authorization = `Bearer ${key()}`;
   const response = await fetch(path, { ...options, headers });
   const text = await response.text();
-  const body = text ? JSON.parse(text) : null;
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { if (response.ok) throw new Error(`${response.status}: the answer is not JSON`); }
   if (!response.ok) {
     const detail = body && (body.detail || body.title) || response.statusText;
     const fields = body && body.errors ? " " + Object.entries(body.errors).map(([f, m]) => `${f}: ${m.join("; ")}`).join(" | ") : "";
@@ -24,8 +25,10 @@ async function api(path, options = {}) {
 }
 
 // ---- formatting ---------------------------------------------------------------------------------------------------
+/** A number, or null for what the API sends for a diverged value ("NaN", "Infinity") and for absent values. */
+const num = v => typeof v === "number" && isFinite(v) ? v : null;
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-const fixed = (v, d = 4) => v == null || !isFinite(v) ? "–" : Number(v).toFixed(d);
+const fixed = (v, d = 4) => num(v) == null ? "–" : v.toFixed(d);
 function tokens(v) {
   if (v == null) return "–";
   for (const [unit, size] of [["T", 1e12], ["B", 1e9], ["M", 1e6], ["K", 1e3]]) if (v >= size) return (v / size).toFixed(v >= 10 * size ? 0 : 1) + unit;
@@ -55,22 +58,31 @@ function showKeyState() {
 document.getElementById("key-form").addEventListener("submit", e => {
   e.preventDefault();
   const input = document.getElementById("key");
-  if (input.value.trim()) sessionStorage.setItem(KEY, input.value.trim()); else sessionStorage.removeItem(KEY);
+  const value = input.value.trim();
+  if (value && !/^[\x21-\x7e]+$/.test(value)) { document.getElementById("key-state").textContent = "not a key: printable ASCII only"; return; }
+  if (value) sessionStorage.setItem(KEY, value); else sessionStorage.removeItem(KEY);
   input.value = "";
   showKeyState();
+  route();   // reads that needed the key, and buttons that did
 });
 
 // ---- routing ------------------------------------------------------------------------------------------------------
+let generation = 0;   // the current view's number: work of an earlier view checks it and stops
+const stale = gen => gen !== generation;
+
 function route() {
   cleanup.forEach(f => { try { f(); } catch { /* already gone */ } });
   cleanup = [];
+  const gen = ++generation;
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
   const run = path.match(/^\/runs\/(\d+)$/);
   const group = path.match(/^\/groups\/(.+)$/);
-  (run ? runPage(Number(run[1])) : group ? groupPage(decodeURIComponent(group[1])) : path === "/compare" ? comparePage(params) : runsPage(params))
-    .catch(e => { view.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
+  let groupName = null;
+  try { groupName = group && decodeURIComponent(group[1]); } catch { groupName = group[1]; }
+  (run ? runPage(Number(run[1]), gen) : group ? groupPage(groupName) : path === "/compare" ? comparePage(params) : runsPage(params, gen))
+    .catch(e => { if (!stale(gen)) view.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
 }
 window.addEventListener("hashchange", route);
 
@@ -82,7 +94,7 @@ const columns = [
   ["createdAt", "created", r => r.createdAt], ["tags", "tags", r => r.tags.join(", ")],
 ];
 
-async function runsPage(params) {
+async function runsPage(params, gen) {
   const page = Number(params.get("page") || 1), pageSize = Number(params.get("pageSize") || 50);
   const filter = { status: params.get("status") || "", connection: params.get("connection") || "", text: params.get("q") || "" };
   let sort = { by: params.get("sort") || "id", desc: params.get("dir") !== "asc" };
@@ -91,7 +103,7 @@ async function runsPage(params) {
     <div class="toolbar">
       <label>status <select id="f-status">${["", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"].map(s => `<option ${s === filter.status ? "selected" : ""}>${s}</option>`).join("")}</select></label>
       <label>connection <select id="f-connection">${["", "residual", "post-norm", "static-hc", "dynamic-hc", "frac", "mhc", "mhc-lite"].map(s => `<option ${s === filter.connection ? "selected" : ""}>${s}</option>`).join("")}</select></label>
-      <label>name or tag <input id="f-text" value="${esc(filter.text)}" placeholder="filter"></label>
+      <label>name or tag (this page) <input id="f-text" value="${esc(filter.text)}" placeholder="filter"></label>
       <span class="muted" id="count"></span>
       <button id="compare-selected" disabled>Compare selected</button>
       <span style="margin-left:auto" id="pager"></span>
@@ -112,6 +124,7 @@ async function runsPage(params) {
     if (filter.status) q.set("status", filter.status);
     if (filter.connection) q.set("connection", filter.connection);
     const data = await api(`api/runs?${q}`);
+    if (stale(gen)) return;
     const text = filter.text.toLowerCase();
     const column = columns.find(c => c[0] === sort.by) || columns[0];
     const rows = data.items.filter(r => !text || r.name.toLowerCase().includes(text) || r.tags.some(t => t.toLowerCase().includes(text)))
@@ -139,10 +152,10 @@ async function runsPage(params) {
     const ids = [...picked].sort((a, b) => a - b);
     location.hash = `#/compare?runs=${ids.join(",")}&baseline=${ids[0]}`;
   };
-  await refresh();
   // Live status without reload: the table follows the API every two seconds while it is shown.
   const timer = setInterval(() => refresh().catch(() => { /* the next tick tries again */ }), 2000);
   cleanup.push(() => clearInterval(timer));
+  await refresh();
 }
 
 // ---- the run page -------------------------------------------------------------------------------------------------
@@ -186,12 +199,12 @@ function chart(el, spec, series) {
     width, height: 240, series: [{ label: "tokens", value: (u, v) => v == null ? "–" : tokens(v) }, ...lines],
     axes: [{ label: "tokens", values: (u, vals) => vals.map(tokens) }, { values: (u, vals) => yTicks(vals), size: (u, values) => 18 + 7.5 * Math.max(3, ...(values || []).map(v => String(v).length)) }], legend: { live: true }, cursor: { drag: { x: true, y: false } },
   }, data, el);
-  cleanup.push(() => plot.destroy());
-  return plot;
+  return plot;   // the caller destroys it
 }
 
-async function runPage(id) {
+async function runPage(id, gen) {
   const detail = await api(`api/runs/${id}`);
+  if (stale(gen)) return;
   const r = detail.run;
   view.innerHTML = `
     <h1>Run ${r.id}: ${esc(r.name)} ${statusBadge(r.status)}</h1>
@@ -210,7 +223,7 @@ async function runPage(id) {
   const summary = d => {
     const x = d.run;
     document.getElementById("summary").innerHTML = [
-      ["connection", connectionLabel(x)], ["preset / architecture", `${x.preset} / ${x.architecture}`], ["status", statusBadge(x.status) + (x.failureReason ? ` <span class="error">${esc(x.failureReason)}</span>` : "")],
+      ["connection", esc(connectionLabel(x))], ["preset / architecture", esc(`${x.preset} / ${x.architecture}`)], ["status", statusBadge(x.status) + (x.failureReason ? ` <span class="error">${esc(x.failureReason)}</span>` : "")],
       ["progress", `${progressBar(x.progress)} step ${x.step} of ${x.totalSteps}, ${tokens(x.tokens)} of ${tokens(x.tokenBudget)} tokens`],
       ["ETA", duration(d.etaSeconds)], ["attempt", `${x.attempt} of at most ${d.maxAttempts}`], ["created / started / finished", `${time(x.createdAt)} / ${time(x.startedAt)} / ${time(x.finishedAt)}`],
       ["tags", esc(x.tags.join(", ")) || "–"],
@@ -220,20 +233,27 @@ async function runPage(id) {
   };
   summary(detail);
 
-  const act = async verb => {
+  const act = async (verb, button) => {
     const out = document.getElementById("action");
-    try { const res = await api(`api/runs/${id}/${verb}`, { method: "POST" }); out.textContent = `${verb}: ${res?.run?.status ?? res?.status ?? "ok"}`; summary(await api(`api/runs/${id}`)); }
-    catch (e) { out.innerHTML = `<span class="error">${esc(e.message)}</span>`; }
+    button.disabled = true;
+    try { await api(`api/runs/${id}/${verb}`, { method: "POST" }); if (!stale(gen)) route(); }   // the page again: status, stream
+    catch (e) { if (!stale(gen)) { out.innerHTML = `<span class="error">${esc(e.message)}</span>`; button.disabled = false; } }
   };
-  document.getElementById("cancel").onclick = () => act("cancel");
-  document.getElementById("retry").onclick = () => act("retry");
+  document.getElementById("cancel").onclick = e => act("cancel", e.target);
+  document.getElementById("retry").onclick = e => act("retry", e.target);
 
   // Charts: every series once from the metrics API, then live points from the event stream.
   const all = await api(`api/runs/${id}/metrics?maxPoints=2000&names=${encodeURIComponent(["train/loss", "train/lr", "train/grad_norm", "train/tokens_per_second", "train/mfu", "hc/composite_gain",
     ...Object.keys(detail.latestMetrics).filter(n => n.startsWith("val/") && n.endsWith("/loss"))].join(","))}`);
-  const byName = new Map(all.map(s => [s.name, s.points.map(p => ({ tokens: p.tokens, value: p.value, step: p.step }))]));
+  if (stale(gen)) return;
+  const byName = new Map(all.map(s => [s.name, s.points.map(p => ({ tokens: p.tokens, value: num(p.value), step: p.step }))]));
+  const steps = new Map(all.map(s => [s.name, new Map(s.points.map((p, i) => [p.step, i]))]));   // step -> index, per series
+  const snapshotLast = new Map(all.map(s => [s.name, s.points.length ? s.points[s.points.length - 1].step : -1]));
   const plots = new Map();
+  let redraw = null;
+  cleanup.push(() => { clearTimeout(redraw); plots.forEach(p => p.destroy()); plots.clear(); });
   const draw = () => {
+    if (stale(gen)) return;
     const holder = document.getElementById("charts");
     plots.forEach(p => p.destroy());
     plots.clear();
@@ -254,6 +274,7 @@ async function runPage(id) {
 
   // Checkpoints and evaluations (with standard errors).
   const [checkpoints, evaluations] = await Promise.all([api(`api/runs/${id}/checkpoints`), api(`api/runs/${id}/evaluations`)]);
+  if (stale(gen)) return;
   document.getElementById("checkpoints").innerHTML = "<tr><th class='num'>step</th><th class='num'>tokens</th><th class='num'>size</th><th>sha256</th><th></th></tr>" +
     (checkpoints.map(c => `<tr><td class="num">${c.step}</td><td class="num">${tokens(c.tokens)}</td><td class="num">${(c.bytes / 1048576).toFixed(1)} MiB</td><td><code>${esc(c.sha256.slice(0, 16))}…</code></td><td><a href="${esc(c.downloadUrl.replace(/^\//, ""))}">download</a></td></tr>`).join("")
       || "<tr><td colspan='5' class='muted'>none yet</td></tr>");
@@ -264,21 +285,29 @@ async function runPage(id) {
 
   // Live: status transitions and new points, until the run ends.
   if (!["succeeded", "failed", "cancelled"].includes(r.status)) {
-    const stream = new EventSource(`api/runs/${id}/events?names=${encodeURIComponent("train/,val/,hc/composite_gain")}`);
-    let pending = false;
+    const charted = ["train/loss", "train/lr", "train/grad_norm", "train/tokens_per_second", "train/mfu", "hc/composite_gain", "val/"];
+    const stream = new EventSource(`api/runs/${id}/events?names=${encodeURIComponent(charted.join(","))}`);
     stream.addEventListener("metric", e => {
       const p = JSON.parse(e.data);
+      // The stream replays the run's history first: what the snapshot already holds (downsampled) is skipped.
+      if (p.step <= (snapshotLast.get(p.name) ?? -1) && !steps.get(p.name)?.has(p.step)) return;
       const list = byName.get(p.name) || [];
-      const at = list.findIndex(q => q.step === p.step);
-      if (at >= 0) list[at] = { tokens: p.tokens, value: p.value, step: p.step }; else list.push({ tokens: p.tokens, value: p.value, step: p.step });
+      const index = steps.get(p.name) || new Map();
+      const point = { tokens: p.tokens, value: num(p.value), step: p.step };
+      if (index.has(p.step)) list[index.get(p.step)] = point; else { index.set(p.step, list.length); list.push(point); }
       byName.set(p.name, list);
-      if (!pending) { pending = true; setTimeout(() => { pending = false; draw(); }, 500); }
+      steps.set(p.name, index);
+      if (redraw == null) redraw = setTimeout(() => { redraw = null; draw(); }, 1000);
     });
+    let latest = 0;   // status answers may arrive out of order: only the newest request's is shown
     stream.addEventListener("status", async e => {
       const s = JSON.parse(e.data);
-      summary(await api(`api/runs/${id}`));
-      view.querySelector("h1 .status").outerHTML = statusBadge(s.status);
       if (s.final) stream.close();
+      const ticket = ++latest;
+      const d = await api(`api/runs/${id}`).catch(() => null);
+      if (!d || ticket !== latest || stale(gen)) return;
+      summary(d);
+      view.querySelector("h1 .status").outerHTML = statusBadge(d.run.status);
     });
     cleanup.push(() => stream.close());
   }
@@ -296,7 +325,7 @@ function at(points, x) {
 const meanStd = v => { const n = v.length, m = v.reduce((s, x) => s + x, 0) / n; return [m, n > 1 ? Math.sqrt(v.reduce((s, x) => s + (x - m) ** 2, 0) / (n - 1)) : 0]; };
 const sd = (s, d = 4) => `${fixed(s.mean, d)}${s.std == null ? "" : ` ± ${fixed(s.std, d)}`}`;
 const interval = (d, f) => `${f(d.mean)}${d.low == null ? "" : ` [${f(d.low)}, ${f(d.high)}]`}`;
-const signed = (v, digits = 4) => v == null ? "–" : (v >= 0 ? "+" : "") + v.toFixed(digits);
+const signed = (v, digits = 4) => num(v) == null ? "–" : (v >= 0 ? "+" : "") + v.toFixed(digits);
 
 async function comparePage(params) {
   const ids = (params.get("runs") || "").split(",").map(Number).filter(x => x > 0);
@@ -324,10 +353,12 @@ async function comparePage(params) {
   // Every run's curve of the metric, then per variant the mean over its seeds with a +-1 std band, on the baseline's tokens.
   const all = await Promise.all(variants.flatMap(v => v.runs).map(async id => {
     const s = await api(`api/runs/${id}/metrics?names=${encodeURIComponent(metric)}&maxPoints=2000`);
-    return [id, s.length ? s[0].points.filter(p => isFinite(p.value)) : []];
+    return [id, s.length ? s[0].points.filter(p => num(p.value) != null) : []];
   }));
   const curves = new Map(all);
-  const grid = [...new Set(variants.flatMap(v => v.runs).flatMap(id => curves.get(id).map(p => p.tokens)))].sort((a, b) => a - b);
+  // Up to the largest token count every run reaches (as the API reads them), so no line changes its seeds along the way.
+  const reach = Math.min(...variants.flatMap(v => v.runs).map(id => { const c = curves.get(id); return c.length ? c[c.length - 1].tokens : 0; }));
+  const grid = [...new Set(variants.flatMap(v => v.runs).flatMap(id => curves.get(id).map(p => p.tokens)))].filter(x => x <= reach).sort((a, b) => a - b);
   const lines = variants.map(v => grid.map(x => {
     const vals = v.runs.map(id => at(curves.get(id), x)).filter(y => y != null);
     return vals.length ? meanStd(vals) : null;
