@@ -61,19 +61,9 @@ public class HcFamilyReferenceTests
         sublayerNorm.to(ScalarType.Float64);
 
         var rng = new Random(4321);
-        var values = new Dictionary<string, double[]>();
         var parameters = module.named_parameters().Concat(sublayerNorm.named_parameters().Select(q => ("sublayer." + q.name, q.parameter))).ToList();
-        using (no_grad())
-        {
-            foreach (var (name, p) in parameters)
-            {
-                var v = Enumerable.Range(0, (int)p.numel()).Select(_ => rng.NextDouble() * 1.6 - 0.8).ToArray();
-                if (name.EndsWith("scale")) v = v.Select(_ => 0.7 + 0.3 * rng.NextDouble()).ToArray();
-                p.copy_(tensor(v).reshape(p.shape));
-                values[name] = v;
-            }
-        }
-        var rows = type == "frac" ? rate : rate;             // fractions or streams
+        var values = LoopReference.Randomize(parameters, rng);
+        var rows = rate;                                     // fractions or streams
         var width = type == "frac" ? D / rate : D;           // their width
         var wT = Enumerable.Range(0, D * D).Select(_ => rng.NextDouble() - 0.5).ToArray();   // T(x) = tanh(x W_T)
         var h = Enumerable.Range(0, B * T * rows * width).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
@@ -87,52 +77,12 @@ public class HcFamilyReferenceTests
         Func<double[], Dictionary<string, double[]>, double[]> reference = type == "frac"
             ? new FracReference(rate, dynamic, normKind, wT).Forward
             : new ManifoldReference(rate, type == "mhc-lite", normKind, wT).Forward;
-        AssertClose(reference(h, values), outT.detach().flatten().data<double>().ToArray(), "output");
-        double Loss(double[] hh, Dictionary<string, double[]> pv) => reference(hh, pv).Zip(g, (a, b) => a * b).Sum();
-        AssertClose(FiniteDiff(h, x => Loss(x, values)), hT.grad!.flatten().data<double>().ToArray(), "dL/dH");
-        foreach (var (name, p) in parameters)
-        {
-            var fd = FiniteDiff(values[name], x => Loss(h, new Dictionary<string, double[]>(values) { [name] = x }));
-            AssertClose(fd, p.grad!.flatten().data<double>().ToArray(), $"dL/d{name}");
-        }
-    }
-
-    static double[] FiniteDiff(double[] x, Func<double[], double> f, double eps = 1e-6)
-    {
-        var grad = new double[x.Length];
-        for (var i = 0; i < x.Length; i++)
-        {
-            var plus = (double[])x.Clone(); plus[i] += eps;
-            var minus = (double[])x.Clone(); minus[i] -= eps;
-            grad[i] = (f(plus) - f(minus)) / (2 * eps);
-        }
-        return grad;
-    }
-
-    static void AssertClose(double[] expected, double[] actual, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        var scale = Math.Max(1.0, expected.Max(Math.Abs));
-        for (var i = 0; i < expected.Length; i++)
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * scale, $"{what}[{i}]: reference {expected[i]:G9}, module {actual[i]:G9}");
-    }
-
-    static double[] Normalize(double[] v, double[]? weight, NormKind kind)
-    {
-        const double eps = 1e-5;
-        if (kind == NormKind.LayerNorm)
-        {
-            var mean = v.Average();
-            var variance = v.Select(a => (a - mean) * (a - mean)).Average();
-            return v.Select(a => (a - mean) / Math.Sqrt(variance + eps)).ToArray();
-        }
-        var ms = v.Select(a => a * a).Average();
-        return v.Select((a, d) => a / Math.Sqrt(ms + eps) * weight![d]).ToArray();
+        LoopReference.AssertOutputAndGradients(reference, h, g, values, parameters, outT, hT);
     }
 
     static double[] Sublayer(double[] x, double[]? normWeight, NormKind kind, double[] wT)
     {
-        var xn = Normalize(x, normWeight, kind);
+        var xn = LoopReference.Normalize(x, normWeight, kind);
         var y = new double[D];
         for (var e = 0; e < D; e++)
         {
@@ -162,7 +112,7 @@ public class HcFamilyReferenceTests
                     beta[i] = p["static_beta"][i];
                     if (!dynamic) continue;
                     // Row i of Y(F), A(F) and B_i(F) come from fraction i's normalised vector.
-                    var fn = Normalize(Enumerable.Range(0, w).Select(f => F(i, f)).ToArray(), p.GetValueOrDefault("norm.weight"), kind);
+                    var fn = LoopReference.Normalize(Enumerable.Range(0, w).Select(f => F(i, f)).ToArray(), p.GetValueOrDefault("norm.weight"), kind);
                     for (var c = 0; c <= 2 * m; c++)
                     {
                         var s = 0.0;

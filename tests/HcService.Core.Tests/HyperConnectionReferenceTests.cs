@@ -41,17 +41,8 @@ public class HyperConnectionReferenceTests
 
         // Random, non-init parameters: every term of the equations contributes.
         var rng = new Random(1234);
-        var values = new Dictionary<string, double[]>();
-        using (no_grad())
-        {
-            foreach (var (name, p) in hc.named_parameters().Concat(sublayerNorm.named_parameters().Select(q => ("sublayer." + q.name, q.parameter))))
-            {
-                var v = Enumerable.Range(0, (int)p.numel()).Select(_ => rng.NextDouble() * 1.6 - 0.8).ToArray();
-                if (name.EndsWith("scale")) v = [0.7 + 0.3 * rng.NextDouble()];
-                p.copy_(tensor(v).reshape(p.shape));
-                values[name] = v;
-            }
-        }
+        var parameters = hc.named_parameters().Concat(sublayerNorm.named_parameters().Select(q => ("sublayer." + q.name, q.parameter))).ToList();
+        var values = LoopReference.Randomize(parameters, rng);
         var wT = Enumerable.Range(0, D * D).Select(_ => rng.NextDouble() - 0.5).ToArray();   // sublayer T(x) = tanh(x W_T)
         var h = Enumerable.Range(0, B * T * n * D).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
         var g = Enumerable.Range(0, B * T * n * D).Select(_ => rng.NextDouble() * 2 - 1).ToArray();   // loss = sum(out * g)
@@ -62,40 +53,9 @@ public class HyperConnectionReferenceTests
         var outT = hc.Forward(hT, sublayerNorm, x => x.matmul(wTT).tanh());
         (outT * tensor(g).reshape(B, T, n, D)).sum().backward();
 
-        // Reference forward in loops.
+        // Reference forward in loops; gradients by central differences of the reference loss.
         var reference = new Reference(n, tanh, normKind, type == ConnectionType.DynamicHc, wT);
-        var expected = reference.Forward(h, values);
-        AssertClose(expected, outT.detach().flatten().data<double>().ToArray(), "output");
-
-        // Gradients by central differences of the reference loss.
-        double Loss(double[] hh, Dictionary<string, double[]> pv) => reference.Forward(hh, pv).Zip(g, (a, b) => a * b).Sum();
-        AssertClose(FiniteDiff(h, x => Loss(x, values)), hT.grad!.flatten().data<double>().ToArray(), "dL/dH");
-        foreach (var (name, p) in hc.named_parameters().Concat(sublayerNorm.named_parameters().Select(q => ("sublayer." + q.name, q.parameter))))
-        {
-            var fd = FiniteDiff(values[name], x => Loss(h, new Dictionary<string, double[]>(values) { [name] = x }));
-            AssertClose(fd, p.grad!.flatten().data<double>().ToArray(), $"dL/d{name}");
-        }
-    }
-
-    static double[] FiniteDiff(double[] x, Func<double[], double> f, double eps = 1e-6)
-    {
-        var grad = new double[x.Length];
-        for (var i = 0; i < x.Length; i++)
-        {
-            var plus = (double[])x.Clone(); plus[i] += eps;
-            var minus = (double[])x.Clone(); minus[i] -= eps;
-            grad[i] = (f(plus) - f(minus)) / (2 * eps);
-        }
-        return grad;
-    }
-
-    static void AssertClose(double[] expected, double[] actual, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        var scale = Math.Max(1.0, expected.Max(Math.Abs));
-        for (var i = 0; i < expected.Length; i++)
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * scale,
-                $"{what}[{i}]: reference {expected[i]:G9}, module {actual[i]:G9}");
+        LoopReference.AssertOutputAndGradients(reference.Forward, h, g, values, parameters, outT, hT);
     }
 
     /// <summary>The equations, one token and one stream at a time.</summary>
@@ -152,17 +112,6 @@ public class HyperConnectionReferenceTests
             return output;
         }
 
-        double[] Normalize(double[] v, double[]? weight)
-        {
-            const double eps = 1e-5;
-            if (normKind == NormKind.LayerNorm)
-            {
-                var mean = v.Average();
-                var variance = v.Select(a => (a - mean) * (a - mean)).Average();
-                return v.Select(a => (a - mean) / Math.Sqrt(variance + eps)).ToArray();
-            }
-            var ms = v.Select(a => a * a).Average();
-            return v.Select((a, d) => a / Math.Sqrt(ms + eps) * weight![d]).ToArray();
-        }
+        double[] Normalize(double[] v, double[]? weight) => LoopReference.Normalize(v, weight, normKind);
     }
 }
