@@ -20,11 +20,13 @@ public class BrowserTests(ServiceFixture svc)
         new[] { "/usr/lib/chromium/chromium", "/usr/bin/chromium" }.FirstOrDefault(File.Exists)
         ?? throw new InvalidOperationException("chromium is not installed: scripts/setup.sh installs the Debian package");
 
-    static async Task<(IPlaywright Playwright, IBrowser Browser)> Launch()
+    /// <summary>Runs <paramref name="body"/> with a fresh headless Chromium, closed afterwards whatever happens.</summary>
+    static async Task WithBrowser(Func<IBrowser, Task> body)
     {
-        var playwright = await Playwright.CreateAsync();
+        using var playwright = await Playwright.CreateAsync();
         var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium(), Headless = true, Args = ["--no-sandbox", "--disable-gpu"] });
-        return (playwright, browser);
+        try { await body(browser); }
+        finally { await browser.CloseAsync(); }
     }
 
     static async Task Screenshot(IPage page, string name)
@@ -38,8 +40,7 @@ public class BrowserTests(ServiceFixture svc)
     public async Task TheRunsTableFollowsARunWithoutReloadAndItsPageChartsEveryPointTheApiHas()
     {
         svc.EnsureWorker();
-        var (playwright, browser) = await Launch();
-        try
+        await WithBrowser(async browser =>
         {
             var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
             var errors = new List<string>();
@@ -70,12 +71,7 @@ public class BrowserTests(ServiceFixture svc)
             Assert.Equal(4, await page.Locator("#checkpoints tr").CountAsync());
             await Screenshot(page, "run");
             Assert.Empty(errors);
-        }
-        finally
-        {
-            await browser.CloseAsync();
-            playwright.Dispose();
-        }
+        });
     }
 
     [Fact]
@@ -98,8 +94,7 @@ public class BrowserTests(ServiceFixture svc)
         Assert.Equal(runs[0], members.Single(r => r!["name"]!.GetValue<string>() == "ui-residual-s1")!["id"]!.GetValue<long>());
         foreach (var id in runs) Assert.Equal("succeeded", (await svc.WaitFor(id, RunClient.Ended, TimeSpan.FromMinutes(3))).Status);
 
-        var (playwright, browser) = await Launch();
-        try
+        await WithBrowser(async browser =>
         {
             var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
             var errors = new List<string>();
@@ -131,12 +126,7 @@ public class BrowserTests(ServiceFixture svc)
             Assert.Contains("#/compare?runs=", await page.Locator("#group-compare").GetAttributeAsync("href"));
             await Screenshot(page, "group");
             Assert.Empty(errors);
-        }
-        finally
-        {
-            await browser.CloseAsync();
-            playwright.Dispose();
-        }
+        });
     }
 
     [Fact]
@@ -144,31 +134,31 @@ public class BrowserTests(ServiceFixture svc)
     {
         svc.EnsureWorker();
         var id = await svc.SubmitOk(Spec.Replace("NAME", "browser-cancel").Replace("BUDGET", "5000000"));
-        var (playwright, browser) = await Launch();
         try
         {
-            var page = await browser.NewPageAsync();
-            await page.GotoAsync($"{svc.Url}/#/runs/{id}");
-            var cancel = page.Locator("#cancel");
-            await cancel.WaitForAsync();
-            Assert.True(await cancel.IsDisabledAsync());   // no key: read-only
-            Assert.True(await page.Locator("#retry").IsDisabledAsync());
+            await WithBrowser(async browser =>
+            {
+                var page = await browser.NewPageAsync();
+                await page.GotoAsync($"{svc.Url}/#/runs/{id}");
+                var cancel = page.Locator("#cancel");
+                await cancel.WaitForAsync();
+                Assert.True(await cancel.IsDisabledAsync());   // no key: read-only
+                Assert.True(await page.Locator("#retry").IsDisabledAsync());
 
-            await page.FillAsync("#key", await svc.CreateKey("submit"));
-            await page.ClickAsync("#key-form button");
-            Assert.False(await cancel.IsDisabledAsync());
-            await cancel.ClickAsync();
-            var ended = await svc.WaitFor(id, ["cancelled"], TimeSpan.FromMinutes(2));
-            Assert.Equal("cancelled", ended.Status);
-            await page.Locator("h1 [data-status='cancelled']").WaitForAsync(new() { Timeout = 30_000 });
-            await Screenshot(page, "run-cancelled");
+                await page.FillAsync("#key", await svc.CreateKey("submit"));
+                await page.ClickAsync("#key-form button");
+                Assert.False(await cancel.IsDisabledAsync());
+                await cancel.ClickAsync();
+                var ended = await svc.WaitFor(id, ["cancelled"], TimeSpan.FromMinutes(2));
+                Assert.Equal("cancelled", ended.Status);
+                await page.Locator("h1 [data-status='cancelled']").WaitForAsync(new() { Timeout = 30_000 });
+                await Screenshot(page, "run-cancelled");
+            });
         }
         finally
         {
             // Whatever happened, the 5M-token run must not hold the shared worker for the tests after this one.
             using var _ = await svc.Http.PostAsync($"api/runs/{id}/cancel", null);
-            await browser.CloseAsync();
-            playwright.Dispose();
         }
     }
 }

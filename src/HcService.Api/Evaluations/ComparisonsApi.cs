@@ -89,12 +89,13 @@ public static class ComparisonsApi
         var baseRuns = SeedRuns(variants.Baseline);
         var variantComparisons = variants.Candidates.Select(v =>
         {
-            var curves = SeedComparison.Curves(baseRuns, SeedRuns(v),
+            var candidateRuns = SeedRuns(v);
+            var curves = SeedComparison.Curves(baseRuns, candidateRuns,
                 (metric, baselineCurve) => metric == MetricRegistry.TrainLoss.Name ? Smoothing.Window(0.05 * baselineCurve.Last.Tokens) : Smoothing.None);
             var confounds = v.ConfoundsAgainst(variants.Baseline);
-            return new VariantComparison(v.Info, curves, SeedComparison.Scores(baseRuns, SeedRuns(v)), confounds, confounds.Count > 0,
+            return new VariantComparison(v.Info, curves, SeedComparison.Scores(baseRuns, candidateRuns), confounds, confounds.Count > 0,
                 Variants.Verdict(confounds, curves.Where(c => MetricRegistry.IsValidationLoss(c.Metric, out _)).Select(c => (c.Metric, c.Delta)),
-                    SeedComparison.Pairs(baseRuns, SeedRuns(v)).Count));
+                    SeedComparison.Pairs(baseRuns, candidateRuns).Count));
         }).ToList();
         return TypedResults.Ok(new Comparison(RunSummary.Of(found[baseId]), candidates, variants.Baseline.Info, variantComparisons,
             $"/api/comparisons/plot.svg?runs={string.Join(',', ids)}"));
