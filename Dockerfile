@@ -19,6 +19,7 @@ COPY global.json Directory.Build.props Directory.Packages.props ./
 COPY src/HcService.Contract/HcService.Contract.csproj src/HcService.Contract/
 COPY src/HcService.Core/HcService.Core.csproj src/HcService.Core/
 COPY src/HcService.Store/HcService.Store.csproj src/HcService.Store/
+COPY src/HcService.Plots/HcService.Plots.csproj src/HcService.Plots/
 COPY src/HcService.Api/HcService.Api.csproj src/HcService.Api/
 COPY src/HcService.Cli/HcService.Cli.csproj src/HcService.Cli/
 
@@ -42,9 +43,10 @@ RUN --mount=type=cache,id=nuget,target=/root/.nuget/packages \
 
 # ---- runtime base -----------------------------------------------------------------------------------------------
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS runtime
-# curl for the HEALTHCHECKs (the .NET images ship without it).
+# curl for the HEALTHCHECKs (the .NET images ship without it); a font for the server-drawn plots (ScottPlot measures text
+# with the fonts under /usr/share/fonts).
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # The shipped tokenised datasets; mount another folder on /app/data/datasets (or set HC_DATA_ROOT) for your own.

@@ -64,6 +64,14 @@ if ! [ -x /usr/lib/chromium/chromium ] && ! command -v chromium >/dev/null 2>&1;
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 fi
 
+# The server-drawn plots (ScottPlot) measure text with a font from /usr/share/fonts (chromium brings one; a bare machine
+# may have none).
+if ! ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1; then
+  log "fonts-dejavu-core missing: installing it (for the server-drawn plots)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-dejavu-core
+fi
+
 # Deployment checks (DeployTests): docker-compose (v1, Debian package) validates docker-compose.yml without a Docker
 # engine; promtool (Debian package prometheus) checks deploy/prometheus.yml. Only the tools are wanted: on a machine
 # with systemd the package enables and starts a Prometheus server on :9090, so it is stopped and disabled again.

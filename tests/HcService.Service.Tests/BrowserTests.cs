@@ -56,7 +56,24 @@ public class BrowserTests(ServiceFixture svc)
             await page.Locator($"tr[data-run='{id}'] [data-status='succeeded']").WaitForAsync(new() { Timeout = 180_000 });
             Assert.Equal(42, await page.EvaluateAsync<int>("window.__sameDocument"));
             Assert.Contains("browser-run", await row.InnerTextAsync());
+            // The latest training and validation losses are the API's, as the table's columns show them.
+            var listed = (await svc.Http.GetFromJsonAsync<JsonNode>("api/runs?pageSize=100"))!["latest"]!.AsArray().Single(l => l!["runId"]!.GetValue<long>() == id)!;
+            var lastStep = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/metrics?names=train/loss&maxPoints=2000"))![0]!["points"]!.AsArray()[^1]!;
+            Assert.Equal(lastStep["value"]!.GetValue<double>(), listed["trainLoss"]!["value"]!.GetValue<double>());
+            var sets = listed["validationLoss"]!.AsObject().ToList();   // by set name; the cell shows the first, the others counted
+            Assert.NotEmpty(sets);
+            Assert.All(sets, v => Assert.Equal(30720, v.Value!["tokens"]!.GetValue<long>()));   // validated at the end
+            await page.Locator($"tr[data-run='{id}'] td[data-col='train']", new() { HasText = lastStep["value"]!.GetValue<double>().ToString("F4", System.Globalization.CultureInfo.InvariantCulture) }).WaitForAsync();
+            Assert.Equal(sets[0].Value!["value"]!.GetValue<double>().ToString("F4", System.Globalization.CultureInfo.InvariantCulture) + (sets.Count > 1 ? $" +{sets.Count - 1}" : ""),
+                (await row.Locator("td[data-col='val']").InnerTextAsync()).Trim());
             await Screenshot(page, "runs");
+
+            // An evaluation job analyses the final checkpoint's connections, which the run page shows.
+            using (var submitted = await svc.Http.PostAsJsonAsync($"api/runs/{id}/evaluations", new { tasks = new[] { "copa" }, limit = 2 }))
+            {
+                Assert.Equal(System.Net.HttpStatusCode.Accepted, submitted.StatusCode);
+                Assert.Equal("succeeded", await svc.WaitForEvaluation(submitted.Headers.Location!.ToString(), TimeSpan.FromMinutes(2)));
+            }
 
             // The run page: its training-loss chart holds every point of the API's series.
             await row.Locator("a").First.ClickAsync();
@@ -69,6 +86,13 @@ public class BrowserTests(ServiceFixture svc)
             Assert.Equal(1, await page.Locator("[data-chart='gain']").CountAsync());   // DHC: the composite gain too
             await page.Locator("#checkpoints tr").Nth(3).WaitForAsync();   // filled after the charts: the header and steps 10, 20, 30
             Assert.Equal(4, await page.Locator("#checkpoints tr").CountAsync());
+            // The connection analysis: both heatmaps drawn by the server and loaded, and the similarity of tiny's 2 blocks.
+            foreach (var source in new[] { "static", "dynamic" })
+                await page.WaitForFunctionAsync($"() => {{ const i = document.querySelector(\"img[data-heatmap='{source}']\"); return i && i.complete && i.naturalWidth > 200; }}");
+            Assert.Equal("2", await page.Locator("[data-chart='similarity']").GetAttributeAsync("data-points"));
+            var analysis = (await svc.Http.GetFromJsonAsync<JsonNode>($"api/runs/{id}/analysis"))!;
+            Assert.Equal(analysis["dynamicCompositeGain"]!.GetValue<double>().ToString("F4", System.Globalization.CultureInfo.InvariantCulture),
+                (await page.Locator("[data-gain='dynamic']").InnerTextAsync()).Trim());
             await Screenshot(page, "run");
             Assert.Empty(errors);
         });

@@ -52,13 +52,7 @@ public class EvaluationTests(ServiceFixture svc)
             new { tasks = new object[] { "piqa", new { name = "arc-foundry", file = "eval/llm-foundry-icl/world_knowledge/arc_easy.jsonl" } }, limit = 4, step = 10 });
         Assert.True(submitted.StatusCode == HttpStatusCode.Accepted, $"{submitted.StatusCode}: {await submitted.Content.ReadAsStringAsync()}\n{svc.ServerErrors}");
         var job = (await submitted.Content.ReadFromJsonAsync<JsonNode>())!;
-        var jobUrl = submitted.Headers.Location!.ToString().TrimStart('/');
-        var status = "";
-        for (var i = 0; i < 600 && status is not ("succeeded" or "failed"); i++)
-        {
-            await Task.Delay(200);
-            status = (await svc.Http.GetFromJsonAsync<JsonNode>(jobUrl))!["status"]!.GetValue<string>();
-        }
+        var status = await svc.WaitForEvaluation(submitted.Headers.Location!.ToString(), TimeSpan.FromMinutes(2));
         Assert.True(status == "succeeded", $"evaluation job {job["id"]}: {status}; worker log:\n{svc.WorkerLog}");
         var atTen = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{hc}/evaluations?step=10"))!;
         Assert.Equal(4, Value(atTen, 10, "piqa", "items"));
@@ -75,8 +69,14 @@ public class EvaluationTests(ServiceFixture svc)
         Assert.True(double.IsFinite(analysis["dynamicCompositeGain"]!.GetValue<double>()));
         using (var heatmap = await svc.Http.GetAsync($"api/runs/{hc}/analysis/heatmap.svg?step=10&source=dynamic"))
         {
+            // Drawn from the stored analysis: its title, and the value of every cell that can hold one (c(k, j) for j < k).
             Assert.Equal(HttpStatusCode.OK, heatmap.StatusCode);
-            Assert.Equal(5 * 5, XDocument.Parse(await heatmap.Content.ReadAsStringAsync()).Descendants().Count(e => e.Name.LocalName == "rect" && (string?)e.Attribute("class") == "cell"));
+            var texts = SvgTexts(await heatmap.Content.ReadAsStringAsync());
+            Assert.Contains("connection matrix, dynamic weights (token mean), step 10", texts);
+            var dynamicValues = analysis["dynamicMatrix"]!["values"]!.AsArray();
+            for (var k = 0; k < dynamicValues.Count; k++)
+                for (var j = 0; j <= k; j++)
+                    Assert.Contains(HcService.Plots.Heatmap.Number(dynamicValues[k]![j]!.GetValue<double>()), texts);
         }
         using (var none = await svc.Http.GetAsync($"api/runs/{baseline}/analysis")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
 
@@ -114,9 +114,12 @@ public class EvaluationTests(ServiceFixture svc)
 
         using var plot = await svc.Http.GetAsync(comparison["plotUrl"]!.GetValue<string>().TrimStart('/'));
         Assert.Equal("image/svg+xml", plot.Content.Headers.ContentType!.MediaType);
-        var svg = XDocument.Parse(await plot.Content.ReadAsStringAsync());
-        Assert.Equal(2, svg.Descendants().Count(e => e.Name.LocalName == "path" && (string?)e.Attribute("class") == "series"));
+        var plotTexts = SvgTexts(await plot.Content.ReadAsStringAsync());
+        Assert.Contains("training loss (nats/token)", plotTexts);
+        foreach (var id in new[] { baseline, hc }) Assert.Contains(plotTexts, t => t.Contains($"(run {id}, ", StringComparison.Ordinal));   // the legend
     }
+
+    static List<string> SvgTexts(string svg) => XDocument.Parse(svg).Descendants().Where(e => e.Name.LocalName == "text").Select(t => t.Value.Trim()).ToList();
 
     [Fact]
     public async Task AGridSubmittedAsOneGroupGetsOneTableWithDeltasToTheResidualBaseline()

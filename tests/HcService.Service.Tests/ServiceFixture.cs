@@ -99,6 +99,20 @@ public sealed class ServiceFixture : IAsyncLifetime
         return (await response.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonNode>())!["key"]!.GetValue<string>();
     }
 
+    /// <summary>An evaluation job's status once it has ended (succeeded or failed), or the last one seen at the deadline.
+    /// Evaluation jobs have no event stream, so this polls the job every 200 ms.</summary>
+    public async Task<string> WaitForEvaluation(string jobUrl, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var status = "";
+        while (status is not ("succeeded" or "failed") && DateTime.UtcNow < deadline)
+        {
+            status = (await Http.GetFromJsonAsync<System.Text.Json.Nodes.JsonNode>(jobUrl.TrimStart('/')))!["status"]!.GetValue<string>();
+            if (status is not ("succeeded" or "failed")) await Task.Delay(200);
+        }
+        return status;
+    }
+
     /// <summary>Starts one more worker process on the cpu queue (its /metrics on a free loopback port).</summary>
     public Process StartWorker()
     {

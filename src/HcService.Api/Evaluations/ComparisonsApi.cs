@@ -2,6 +2,7 @@ using HcService.Contract.Metrics;
 using HcService.Api.Auth;
 using HcService.Api.Runs;
 using HcService.Contract.Analysis;
+using HcService.Plots;
 using HcService.Contract.Config;
 using HcService.Contract.Evaluation;
 using HcService.Contract.Jobs;
@@ -115,7 +116,7 @@ public static class ComparisonsApi
             if (Curve(Label(found[id]), points) is { } curve) series.Add(metric == MetricRegistry.TrainLoss.Name ? Smoothing.Window(0.02 * curve.Last.Tokens).Apply(curve) : curve);
         }
         if (series.Count == 0) return Invalid(new("metric", metric, "a metric the runs have, e.g. train/loss or val/<set>/loss"));
-        var svg = SvgLineChart.Render(series, new LineChartOptions(Title: $"{metric} vs tokens", YLabel: metric));
+        var svg = LineChart.Svg(series, new LineChartOptions(Title: $"{metric} vs tokens", YLabel: LineChart.AxisLabel(metric)));
         return TypedResults.Content(svg, "image/svg+xml");
     }
 

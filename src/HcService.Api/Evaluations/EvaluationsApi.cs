@@ -95,12 +95,28 @@ public static class EvaluationsApi
         AnalysisFile(paths, id, step, ".json") is { } path ? TypedResults.PhysicalFile(path, "application/json")
             : TypedResults.NotFound(new ProblemDetails { Title = "No analysis", Detail = $"run {id} has no analysis{(step is null ? "" : $" at step {step}")}: POST /api/runs/{id}/evaluations computes one", Status = 404 });
 
-    static Results<PhysicalFileHttpResult, NotFound<ProblemDetails>, ValidationProblem> Heatmap(long id, long? step, string? source, HcPaths paths)
+    /// <summary>The matrix as the analysis file stores it (ConnectionMatrix in the training core).</summary>
+    sealed record StoredMatrix(double[][] Values, string[] ReadingLabels, string[] WritingLabels, string Source);
+
+    /// <summary>Drawn on request from analysis/step-N.json, so that every analysis ever stored gets the current picture.</summary>
+    static async Task<Results<ContentHttpResult, NotFound<ProblemDetails>, ValidationProblem>> Heatmap(long id, long? step, string? source, HcPaths paths, CancellationToken ct)
     {
         if (source is not (null or "static" or "dynamic"))
             return Problems.Invalid([new ConfigError("source", source, "static or dynamic")], "The heatmap request is invalid");
-        return AnalysisFile(paths, id, step, $"-{source ?? "static"}.svg") is { } path ? TypedResults.PhysicalFile(path, "image/svg+xml")
-            : TypedResults.NotFound(new ProblemDetails { Title = "No heatmap", Detail = $"run {id} has no {source ?? "static"} connection matrix{(step is null ? "" : $" at step {step}")} (residual and post-norm runs have a static one only for residual)", Status = 404 });
+        source ??= "static";
+        var path = AnalysisFile(paths, id, step, ".json");
+        StoredMatrix? matrix = null;
+        if (path is not null)
+        {
+            using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(path, ct));
+            if (doc.RootElement.TryGetProperty($"{source}Matrix", out var m) && m.ValueKind == JsonValueKind.Object)
+                matrix = m.Deserialize<StoredMatrix>(JsonSerializerOptions.Web);
+        }
+        if (matrix is null)
+            return TypedResults.NotFound(new ProblemDetails { Title = "No heatmap", Detail = $"run {id} has no {source} connection matrix{(step is null ? "" : $" at step {step}")} (residual and post-norm runs have a static one only for residual)", Status = 404 });
+        var at = Path.GetFileNameWithoutExtension(path)!.Replace("step-", "step ");
+        var title = source == "static" ? $"connection matrix, static weights, {at}" : $"connection matrix, dynamic weights (token mean), {at}";
+        return TypedResults.Content(Plots.Heatmap.ConnectionMatrix(matrix.Values, matrix.ReadingLabels, matrix.WritingLabels, title), "image/svg+xml");
     }
 
     static async Task<Results<Ok<EvaluationJobInfo>, NotFound<ProblemDetails>>> Get(long id, HcDbContext db, CancellationToken ct) =>

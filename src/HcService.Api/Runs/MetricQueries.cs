@@ -36,6 +36,40 @@ public static class MetricQueries
         return names;
     }
 
+    /// <summary>
+    /// The latest <c>train/loss</c> and <c>val/&lt;set&gt;/loss</c> of each run: the validation names by a loose index scan
+    /// from "val/", then one backward index probe per (run, name), so a page costs a few probes per run whatever the
+    /// length of its runs.
+    /// </summary>
+    public static async Task<IReadOnlyList<RunLatest>> LatestLossesAsync(NpgsqlDataSource db, long[] runIds, CancellationToken ct)
+    {
+        if (runIds.Length == 0) return [];
+        await using var cmd = db.CreateCommand("""
+            WITH RECURSIVE names AS (
+                SELECT r.id AS run, (SELECT min("Name") FROM hc.metric_points WHERE "RunId" = r.id AND "Name" >= 'val/') AS name
+                FROM unnest(@runs) AS r(id)
+                UNION ALL
+                SELECT names.run, (SELECT min("Name") FROM hc.metric_points WHERE "RunId" = names.run AND "Name" > names.name)
+                FROM names WHERE names.name LIKE 'val/%'),
+            wanted AS (
+                SELECT run, name FROM names WHERE name LIKE 'val/%/loss'
+                UNION ALL SELECT id, 'train/loss' FROM unnest(@runs) AS t(id))
+            SELECT w.run, w.name, p."Step", p."Tokens", p."Value" FROM wanted w
+            CROSS JOIN LATERAL (SELECT "Step", "Tokens", "Value" FROM hc.metric_points
+                                WHERE "RunId" = w.run AND "Name" = w.name ORDER BY "Step" DESC LIMIT 1) p
+            """);
+        cmd.Parameters.AddWithValue("runs", runIds);
+        var train = new Dictionary<long, MetricValue>();
+        var validation = runIds.ToDictionary(id => id, _ => new SortedDictionary<string, MetricValue>(StringComparer.Ordinal));
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+            {
+                var (run, name, value) = (r.GetInt64(0), r.GetString(1), new MetricValue(r.GetInt64(2), r.GetInt64(3), r.GetDouble(4)));
+                if (name == "train/loss") train[run] = value; else validation[run][name] = value;
+            }
+        return runIds.Select(id => new RunLatest(id, train.GetValueOrDefault(id), validation[id])).ToList();
+    }
+
     public static async Task<IReadOnlyList<MetricValue>> SeriesAsync(NpgsqlDataSource db, long runId, string name, long? fromStep, long? toStep, int maxPoints, CancellationToken ct)
     {
         await using var conn = await db.OpenConnectionAsync(ct);

@@ -104,7 +104,7 @@ public static class RunsApi
 
     static string Shorten(string value) => value.Length > 40 ? value[..40] + "..." : value;
 
-    static async Task<Results<Ok<RunPage>, ValidationProblem>> List(HcDbContext db, string? status, string? connection, string? architecture,
+    static async Task<Results<Ok<RunPage>, ValidationProblem>> List(HcDbContext db, NpgsqlDataSource data, string? status, string? connection, string? architecture,
         string? preset, string? tag, int page = 1, int pageSize = 50, CancellationToken ct = default)
     {
         if (status is not null && !RunStatus.All.Contains(status)) return Problem([new("status", status, "one of " + string.Join(", ", RunStatus.All))]);
@@ -118,7 +118,8 @@ public static class RunsApi
         if (tag is not null) q = q.Where(r => r.Tags.Contains(tag));
         var total = await q.CountAsync(ct);
         var items = await q.OrderByDescending(r => r.Id).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
-        return TypedResults.Ok(new RunPage(items.Select(RunSummary.Of).ToList(), total, page, pageSize));
+        var latest = await MetricQueries.LatestLossesAsync(data, items.Select(r => r.Id).ToArray(), ct);
+        return TypedResults.Ok(new RunPage(items.Select(RunSummary.Of).ToList(), total, page, pageSize, latest));
     }
 
     static async Task<Results<Ok<RunDetail>, NotFound<ProblemDetails>>> Get(long id, HcDbContext db, CancellationToken ct)
@@ -127,16 +128,11 @@ public static class RunsApi
         if (run is null) return RunNotFound(id);
         var latest = await db.Metrics.AsNoTracking().Where(m => m.RunId == id)
             .GroupBy(m => m.Name).Select(g => g.OrderByDescending(m => m.Step).First()).ToListAsync(ct);
-        double? eta = null;
-        if (run.Status == RunStatus.Running && run.StartedAt is { } started && run.Step > 0)
-        {
-            var perStep = (DateTimeOffset.UtcNow - started).TotalSeconds / run.Step;
-            eta = Math.Round(perStep * (run.TotalSteps - run.Step), 1);
-        }
         var attempts = await db.Attempts.AsNoTracking().Where(a => a.RunId == id).OrderBy(a => a.Attempt)
             .Select(a => new AttemptInfo(a.Attempt, a.Worker, a.StartedAt, a.EndedAt, a.Outcome, a.Reason)).ToListAsync(ct);
         var lease = run.LeaseOwner is { } owner && run.LeaseExpiresAt is { } expires ? new LeaseInfo(owner, expires) : null;
-        return TypedResults.Ok(new RunDetail(RunSummary.Of(run), JsonDocument.Parse(run.Spec).RootElement.Clone(), eta,
+        var summary = RunSummary.Of(run);
+        return TypedResults.Ok(new RunDetail(summary, JsonDocument.Parse(run.Spec).RootElement.Clone(), summary.EtaSeconds,
             latest.ToDictionary(m => m.Name, m => new MetricValue(m.Step, m.Tokens, m.Value)), lease, run.MaxAttempts, attempts));
     }
 

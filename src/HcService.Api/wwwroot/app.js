@@ -87,12 +87,24 @@ function route() {
 window.addEventListener("hashchange", route);
 
 // ---- the runs table -----------------------------------------------------------------------------------------------
+// [key, header, sort value (run, its latest losses), numeric]
+const firstValidation = l => l && Object.values(l.validationLoss)[0];
 const columns = [
   ["id", "run", r => r.id, true], ["name", "name", r => r.name], ["connection", "connection", r => connectionLabel(r)],
-  ["preset", "preset", r => r.preset], ["architecture", "arch.", r => r.architecture], ["status", "status", r => r.status],
-  ["progress", "progress", r => r.progress, true], ["tokens", "tokens", r => r.tokens, true], ["duration", "duration", r => runDuration(r) ?? -1, true],
+  ["preset", "preset", r => r.preset], ["architecture", "arch.", r => r.architecture], ["seed", "seed", r => r.seed ?? -1, true], ["status", "status", r => r.status],
+  ["progress", "progress · ETA", r => r.progress, true], ["train", "train loss", (r, l) => num(l?.trainLoss?.value) ?? Infinity, true],
+  ["val", "val loss", (r, l) => num(firstValidation(l)?.value) ?? Infinity, true],
+  ["tokens", "tokens", r => r.tokens, true], ["duration", "duration", r => runDuration(r) ?? -1, true],
   ["createdAt", "created", r => r.createdAt], ["tags", "tags", r => r.tags.join(", ")],
 ];
+
+/** The latest validation losses of a run: the first set in the cell, every set in its tooltip. */
+function validationCell(l) {
+  const sets = Object.entries(l?.validationLoss || {});
+  if (!sets.length) return "–";
+  const title = sets.map(([name, v]) => `${name.slice(4, -5)}: ${fixed(v.value)} at ${tokens(v.tokens)} tokens`).join("\n");
+  return `<span title="${esc(title)}">${fixed(sets[0][1].value)}${sets.length > 1 ? ` <span class="muted">+${sets.length - 1}</span>` : ""}</span>`;
+}
 
 async function runsPage(params, gen) {
   const page = Number(params.get("page") || 1), pageSize = Number(params.get("pageSize") || 50);
@@ -127,16 +139,19 @@ async function runsPage(params, gen) {
     if (stale(gen)) return;
     const text = filter.text.toLowerCase();
     const column = columns.find(c => c[0] === sort.by) || columns[0];
+    const latest = new Map((data.latest || []).map(l => [l.runId, l]));
     const rows = data.items.filter(r => !text || r.name.toLowerCase().includes(text) || r.tags.some(t => t.toLowerCase().includes(text)))
-      .sort((a, b) => { const x = column[2](a), y = column[2](b); return (x < y ? -1 : x > y ? 1 : 0) * (sort.desc ? -1 : 1); });
+      .sort((a, b) => { const x = column[2](a, latest.get(a.id)), y = column[2](b, latest.get(b.id)); return (x < y ? -1 : x > y ? 1 : 0) * (sort.desc ? -1 : 1); });
     view.querySelector("#runs tbody").innerHTML = rows.map(r => `
       <tr data-run="${r.id}">
         <td><input type="checkbox" class="pick" value="${r.id}" ${picked.has(r.id) ? "checked" : ""} aria-label="select run ${r.id}"></td>
         <td class="num"><a href="#/runs/${r.id}">${r.id}</a></td><td><a href="#/runs/${r.id}">${esc(r.name)}</a></td>
-        <td>${esc(connectionLabel(r))}</td><td>${esc(r.preset)}</td><td>${esc(r.architecture)}</td><td>${statusBadge(r.status)}</td>
-        <td class="num">${progressBar(r.progress)}</td><td class="num">${tokens(r.tokens)} / ${tokens(r.tokenBudget)}</td>
+        <td>${esc(connectionLabel(r))}</td><td>${esc(r.preset)}</td><td>${esc(r.architecture)}</td><td class="num">${r.seed ?? "–"}</td><td>${statusBadge(r.status)}</td>
+        <td class="num">${progressBar(r.progress)}${r.etaSeconds != null ? ` <span class="muted eta">${duration(r.etaSeconds)} left</span>` : ""}</td>
+        <td class="num" data-col="train">${fixed(latest.get(r.id)?.trainLoss?.value)}</td><td class="num" data-col="val">${validationCell(latest.get(r.id))}</td>
+        <td class="num">${tokens(r.tokens)} / ${tokens(r.tokenBudget)}</td>
         <td class="num">${duration(runDuration(r))}</td><td>${time(r.createdAt)}</td><td>${tagLinks(r.tags)}</td>
-      </tr>`).join("") || `<tr><td colspan="${columns.length}" class="muted">no runs</td></tr>`;
+      </tr>`).join("") || `<tr><td colspan="${columns.length + 1}" class="muted">no runs</td></tr>`;
     document.getElementById("count").textContent = `${data.total} run${data.total === 1 ? "" : "s"}`;
     const pages = Math.max(1, Math.ceil(data.total / pageSize));
     document.getElementById("pager").innerHTML = `page ${page} of ${pages} ` +
@@ -184,22 +199,61 @@ function yTicks(vals) {
   return vals.map(v => v == null ? "" : Math.abs(v) >= 1e4 ? Math.round(v).toLocaleString("en") : v.toFixed(Math.abs(v) >= 100 ? 0 : digits));
 }
 
-function chart(el, spec, series) {
-  // series: [{ name, points: [{ tokens, value }] }] -> one x axis (tokens), one y series each (null where absent).
+/** uPlot's data for a chart: one x axis (tokens), one y series per metric (null where absent), plus the smoothed first. */
+function chartData(spec, series) {
   const xs = [...new Set(series.flatMap(s => s.points.map(p => p.tokens)))].sort((a, b) => a - b);
   const index = new Map(xs.map((x, i) => [x, i]));
   const ys = series.map(s => { const y = new Array(xs.length).fill(null); s.points.forEach(p => y[index.get(p.tokens)] = p.value); return y; });
   const weight = Number(document.getElementById("smoothing")?.value ?? 0.6);
+  return spec.smooth && ys.length ? [xs, ...ys, smooth(ys[0], weight)] : [xs, ...ys];
+}
+
+function chart(el, spec, series) {
+  // series: [{ name, points: [{ tokens, value }] }]
   const lines = series.map((s, i) => ({ label: s.name, stroke: palette[i % palette.length], width: spec.smooth ? 1 : 1.5, alpha: spec.smooth ? 0.35 : 1, spanGaps: true }));
-  const data = [xs, ...ys];
-  if (spec.smooth && ys.length) { lines.push({ label: `${series[0].name} (smoothed)`, stroke: palette[0], width: 2, spanGaps: true }); data.push(smooth(ys[0], weight)); }
+  if (spec.smooth && series.length) lines.push({ label: `${series[0].name} (smoothed)`, stroke: palette[0], width: 2, spanGaps: true });
   el.dataset.points = String(series[0] ? series[0].points.length : 0);
   const width = Math.max(320, el.clientWidth - 10);
   const plot = new uPlot({
     width, height: 240, series: [{ label: "tokens", value: (u, v) => v == null ? "–" : tokens(v) }, ...lines],
     axes: [{ label: "tokens", values: (u, vals) => vals.map(tokens) }, { values: (u, vals) => yTicks(vals), size: (u, values) => 18 + 7.5 * Math.max(3, ...(values || []).map(v => String(v).length)) }], legend: { live: true }, cursor: { drag: { x: true, y: false } },
-  }, data, el);
+  }, chartData(spec, series), el);
+  plot.names = series.map(s => s.name).join("\n");   // which series it draws: new ones need a new chart
   return plot;   // the caller destroys it
+}
+
+/** The run's connection analysis (from its latest evaluation job): composite gains, the unfolded connection matrix as
+ * heatmaps drawn by the server, and the adjacent-layer cosine similarity as a chart. */
+async function connectionSection(id, gen, plots) {
+  const box = document.getElementById("analysis");
+  let a;
+  try { a = await api(`api/runs/${id}/analysis`); }
+  catch (e) {
+    if (!stale(gen)) box.innerHTML = `<p class="muted">${e.message.startsWith("404") ? "No analysis yet: evaluating a checkpoint (the run's evaluation, or POST /api/runs/" + id + "/evaluations) computes one." : esc(e.message)}</p>`;
+    return;
+  }
+  if (stale(gen)) return;
+  const gain = v => num(v) == null ? "–" : v.toFixed(4);
+  box.innerHTML = `
+    <div class="kv">
+      <div class="muted">connection</div><div>${esc(a.connection)} (n = ${a.rate}), ${tokens(a.sampleTokens)} sample tokens</div>
+      <div class="muted">composite gain, static A_r</div><div data-gain="static">${gain(a.staticCompositeGain)}</div>
+      <div class="muted">composite gain, dynamic A_r (mean)</div><div data-gain="dynamic">${gain(a.dynamicCompositeGain)}</div>
+    </div>
+    <div class="heatmaps">
+      ${a.staticMatrix ? `<img alt="static connection matrix" data-heatmap="static" src="api/runs/${id}/analysis/heatmap.svg?source=static">` : ""}
+      ${a.dynamicMatrix ? `<img alt="dynamic connection matrix" data-heatmap="dynamic" src="api/runs/${id}/analysis/heatmap.svg?source=dynamic">` : ""}
+    </div>
+    <div class="chart"><h3>cosine similarity of adjacent layers' hidden states (1 = the layer changed nothing)</h3><div class="plot" data-chart="similarity"></div></div>`;
+  const cos = a.similarity.adjacentCosine;
+  const el = box.querySelector("[data-chart=similarity]");
+  el.dataset.points = String(cos.length);
+  plots.set("similarity", new uPlot({
+    width: Math.max(320, el.clientWidth - 10), height: 220,
+    series: [{ label: "layer l" }, { label: "cos(h_l, h_l+1)", stroke: palette[0], width: 1.5, points: { show: true } }],
+    axes: [{ label: "layer l (0 = embedding)", values: (u, vals) => vals.map(v => Number.isInteger(v) ? String(v) : "") }, { values: (u, vals) => yTicks(vals) }],
+    scales: { x: { time: false } },
+  }, [cos.map((_, i) => i), cos], el));
 }
 
 async function runPage(id, gen) {
@@ -218,6 +272,7 @@ async function runPage(id, gen) {
     <h2>Attempts</h2><table id="attempts"></table>
     <h2>Checkpoints</h2><table id="checkpoints"></table>
     <h2>Evaluations</h2><table id="evaluations"></table>
+    <h2>Connections</h2><div id="analysis"></div>
     <h2>Spec</h2><pre>${esc(JSON.stringify(detail.spec, null, 2))}</pre>`;
   showKeyState();
   const summary = d => {
@@ -252,25 +307,37 @@ async function runPage(id, gen) {
   const plots = new Map();
   let redraw = null;
   cleanup.push(() => { clearTimeout(redraw); plots.forEach(p => p.destroy()); plots.clear(); });
-  const draw = () => {
+  // rebuild: new charts (first draw, smoothing changed); otherwise new points go into the existing charts, and only a
+  // chart that gained a series (a validation set's first point) is made anew.
+  const draw = (rebuild = true) => {
     if (stale(gen)) return;
     const holder = document.getElementById("charts");
-    plots.forEach(p => p.destroy());
-    plots.clear();
-    holder.innerHTML = "";
     for (const spec of chartSpecs) {
       const series = [...byName.entries()].filter(([n]) => spec.names ? spec.names.includes(n) : n.startsWith(spec.prefix) && n.endsWith(spec.suffix))
         .map(([name, points]) => ({ name, points }));
       if (!series.length) continue;
-      const box = document.createElement("div");
-      box.className = "chart";
+      const existing = plots.get(spec.id);
+      if (!rebuild && existing && existing.names === series.map(x => x.name).join("\n")) {
+        existing.setData(chartData(spec, series));
+        existing.root.parentElement.dataset.points = String(series[0].points.length);
+        continue;
+      }
+      existing?.destroy();
+      let box = holder.querySelector(`[data-box="${spec.id}"]`);
+      if (!box) {
+        box = document.createElement("div");
+        box.className = "chart";
+        box.dataset.box = spec.id;
+        const next = [...holder.children].find(b => chartSpecs.findIndex(x => x.id === b.dataset.box) > chartSpecs.indexOf(spec));
+        holder.insertBefore(box, next || null);   // in the order of chartSpecs, whenever a chart appears
+      }
       box.innerHTML = `<h3>${spec.title}</h3><div class="plot" data-chart="${spec.id}"></div>`;
-      holder.appendChild(box);
       plots.set(spec.id, chart(box.querySelector(".plot"), spec, series));
     }
   };
   draw();
-  document.getElementById("smoothing").oninput = draw;
+  document.getElementById("smoothing").oninput = () => draw();
+  connectionSection(id, gen, plots).catch(() => { /* shown in its box */ });
 
   // Checkpoints and evaluations (with standard errors).
   const [checkpoints, evaluations] = await Promise.all([api(`api/runs/${id}/checkpoints`), api(`api/runs/${id}/evaluations`)]);
@@ -297,7 +364,7 @@ async function runPage(id, gen) {
       if (index.has(p.step)) list[index.get(p.step)] = point; else { index.set(p.step, list.length); list.push(point); }
       byName.set(p.name, list);
       steps.set(p.name, index);
-      if (redraw == null) redraw = setTimeout(() => { redraw = null; draw(); }, 1000);
+      if (redraw == null) redraw = setTimeout(() => { redraw = null; draw(false); }, 1000);
     });
     let latest = 0;   // status answers may arrive out of order: only the newest request's is shown
     stream.addEventListener("status", async e => {

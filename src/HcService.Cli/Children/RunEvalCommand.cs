@@ -80,8 +80,8 @@ static class RunEvalCommand
     /// <summary>
     /// The HC connection analysis of the checkpoint (docs/hc-math.md section 8) on a sample batch of the run's first validation
     /// set (8 windows from its start): static matrices, dynamic-weight statistics, the unfolded connection matrix and
-    /// the cosine similarity of adjacent layers, as analysis/step-N.json, with the matrix as a heatmap
-    /// (analysis/step-N-static.svg, and -dynamic.svg for dynamic HC) in the run folder, served by the API.
+    /// the cosine similarity of adjacent layers, as analysis/step-N.json in the run folder, served by the API (which also
+    /// draws the matrices as heatmaps from it).
     /// </summary>
     static void Analyse(LanguageModel model, JobPlan plan, HcPaths paths, long runId, long step)
     {
@@ -97,8 +97,6 @@ static class RunEvalCommand
         var folder = Path.Combine(paths.RunFolder(runId), "analysis");
         Directory.CreateDirectory(folder);
         File.WriteAllText(Path.Combine(folder, $"step-{step}.json"), JsonSerializer.Serialize(report, JobSpec.Json));
-        if (report.StaticMatrix is { } sm) File.WriteAllText(Path.Combine(folder, $"step-{step}-static.svg"), SvgHeatmap.Render(sm, $"unfolded connection matrix (static), step {step}"));
-        if (report.DynamicMatrix is { } dm) File.WriteAllText(Path.Combine(folder, $"step-{step}-dynamic.svg"), SvgHeatmap.Render(dm, $"unfolded connection matrix (dynamic, mean over tokens), step {step}"));
         Console.WriteLine($"analysis: adjacent-layer cosine {string.Join(" ", report.Similarity.AdjacentCosine.Select(c => c.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}");
     }
 

@@ -1,0 +1,24 @@
+using ScottPlot;
+
+namespace HcService.Plots;
+
+/// <summary>The look every picture shares (a sans-serif font, DejaVu Sans where installed; a light grid) and the SVG
+/// output.</summary>
+static class PlotStyle
+{
+    public static Plot New()
+    {
+        var plot = new Plot();
+        plot.Grid.MajorLineColor = Colors.Black.WithAlpha(0.1);
+        return plot;
+    }
+
+    /// <summary>The plot as an SVG document. The font is set last, so that it reaches the title and labels added after
+    /// <see cref="New"/>. Embedded bitmaps (a heatmap's cells, a colour bar) are drawn with sharp pixel edges: a browser
+    /// would otherwise blur a 5 x 5 matrix into a gradient when it scales the image up.</summary>
+    public static string Svg(Plot plot, int width, int height)
+    {
+        plot.Font.Set(Fonts.Sans);
+        return plot.GetSvgXml(width, height).Replace("<image ", "<image style=\"image-rendering:pixelated\" ", StringComparison.Ordinal);
+    }
+}
