@@ -6,6 +6,10 @@ namespace HcService.Plots;
 /// output.</summary>
 static class PlotStyle
 {
+    /// <summary>DejaVu Sans where installed (scripts/setup.sh and the image install it); else ScottPlot's default. ScottPlot's
+    /// own <c>Fonts.Sans</c> resolves to DejaVu Serif on Debian, whose fontconfig is not consulted.</summary>
+    static readonly string Font = SkiaSharp.SKFontManager.Default.GetFontFamilies().Contains("DejaVu Sans") ? "DejaVu Sans" : Fonts.Default;
+
     public static Plot New()
     {
         var plot = new Plot();
@@ -18,7 +22,7 @@ static class PlotStyle
     /// would otherwise blur a 5 x 5 matrix into a gradient when it scales the image up.</summary>
     public static string Svg(Plot plot, int width, int height)
     {
-        plot.Font.Set(Fonts.Sans);
+        plot.Font.Set(Font);
         return plot.GetSvgXml(width, height).Replace("<image ", "<image style=\"image-rendering:pixelated\" ", StringComparison.Ordinal);
     }
 }
