@@ -154,6 +154,76 @@ public class BrowserTests(ServiceFixture svc)
     }
 
     [Fact]
+    public async Task WhereReadsNeedAKeyThePageAsksForOneAndThenFollowsTheRunLiveWithIt()
+    {
+        // A second API on the same database whose reads need a key, as its own process (an API in this process would
+        // replace Hangfire's global storage under the fixture's): the run page's event stream and images must carry the
+        // key as its other reads do (a browser EventSource or <img src> cannot).
+        svc.EnsureWorker();
+        var url = $"http://127.0.0.1:{HcService.Store.EmbeddedPostgres.FreePort()}";
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "HcService.Api.dll"));
+        psi.Environment["ConnectionStrings__hc"] = svc.Postgres.ConnectionString;
+        psi.Environment[HcService.Store.HcSettings.DataRootSetting.Name] = svc.DataRoot;
+        psi.Environment[HcService.Store.HcSettings.CheckpointRootSetting.Name] = svc.CheckpointRoot;
+        psi.Environment[HcService.Store.HcSettings.ReadsRequireKeySetting.Name] = "true";
+        psi.Environment["ASPNETCORE_URLS"] = url;
+        var log = new System.Text.StringBuilder();
+        using var locked = System.Diagnostics.Process.Start(psi)!;
+        locked.OutputDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
+        locked.ErrorDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
+        locked.BeginOutputReadLine();
+        locked.BeginErrorReadLine();
+        try
+        {
+            using (var probe = new HttpClient { BaseAddress = new Uri(url + "/") })
+            {
+                var deadline = DateTime.UtcNow.AddMinutes(1);
+                while (!await Healthy(probe))
+                {
+                    Assert.True(DateTime.UtcNow < deadline && !locked.HasExited, $"the second API did not start:\n{log}");
+                    await Task.Delay(100);
+                }
+            }
+            using (var anonymous = new HttpClient { BaseAddress = new Uri(url + "/") })
+                Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await anonymous.GetAsync("api/runs")).StatusCode);
+            var id = await svc.SubmitOk(Spec.Replace("NAME", "browser-locked").Replace("BUDGET", "600000"));
+            Assert.Equal("running", (await svc.WaitFor(id, ["running"], TimeSpan.FromMinutes(2))).Status);
+            await WithBrowser(async browser =>
+            {
+                var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
+                var errors = new List<string>();
+                page.PageError += (_, e) => errors.Add(e);
+                await page.GotoAsync($"{url}/#/runs/{id}");
+                await page.Locator("p.error", new() { HasText = "401" }).WaitForAsync();   // no key: the read is refused, and said so
+
+                await page.FillAsync("#key", await svc.CreateKey("read"));
+                await page.ClickAsync("#key-form button");
+                var chart = page.Locator("[data-chart='loss']");
+                await chart.WaitForAsync();
+                Assert.Equal(1, await page.Locator("h1 [data-status='running']").CountAsync());   // opened while it runs
+                var first = int.Parse((await chart.GetAttributeAsync("data-points"))!, System.Globalization.CultureInfo.InvariantCulture);
+                // The status and the new points arrive over the stream, with the key, until the run ends.
+                await page.Locator("h1 [data-status='succeeded']").WaitForAsync(new() { Timeout = 180_000 });
+                var all = (await svc.Http.GetFromJsonAsync<JsonArray>($"api/runs/{id}/metrics?names=train/loss&maxPoints=2000"))![0]!["points"]!.AsArray().Count;
+                Assert.True(first < all, $"the page opened with {first} of the run's {all} points: nothing was left to stream");
+                await page.WaitForFunctionAsync($"() => Number(document.querySelector(\"[data-chart='loss']\").dataset.points) === {all}");
+                Assert.Empty(errors);
+            });
+        }
+        finally
+        {
+            if (!locked.HasExited) locked.Kill(entireProcessTree: true);
+        }
+    }
+
+    static async Task<bool> Healthy(HttpClient client)
+    {
+        try { using var r = await client.GetAsync("healthz"); return r.IsSuccessStatusCode; }
+        catch (HttpRequestException) { return false; }
+    }
+
+    [Fact]
     public async Task CancelNeedsAKeyAndWithOneCancelsTheRun()
     {
         svc.EnsureWorker();

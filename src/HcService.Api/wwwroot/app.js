@@ -24,6 +24,61 @@ async function api(path, options = {}) {
   return body;
 }
 
+/**
+ * Server-sent events over fetch, so that the stream carries the key as the API's other reads do (EventSource cannot send
+ * a header, and a service whose reads need a key would refuse it). Reconnects after a dropped connection with
+ * Last-Event-ID, which the API resumes from with no gap and no duplicate. handlers: { eventName: data => ... }.
+ * Returns { close() }.
+ */
+function eventStream(path, handlers) {
+  const abort = new AbortController();
+  let lastId = null, closed = false;
+  const dispatch = block => {
+    let event = "message", data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon), value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value; else if (field === "data") data.push(value); else if (field === "id") lastId = value;
+    }
+    if (data.length && handlers[event]) handlers[event](data.join("\n"));
+  };
+  (async () => {
+    while (!closed) {
+      try {
+        const headers = { Accept: "text/event-stream" };
+        if (key()) headers.Authorization = `Bearer ${key()}`;
+        if (lastId != null) headers["Last-Event-ID"] = lastId;
+        const response = await fetch(path, { headers, signal: abort.signal });
+        if (!response.ok) { handlers.error?.(`${response.status} ${response.statusText}`); if (response.status < 500) return; }
+        else {
+          const reader = response.body.getReader(), decoder = new TextDecoder();
+          let buffer = "";
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+            let end;
+            while ((end = buffer.indexOf("\n\n")) >= 0) { dispatch(buffer.slice(0, end)); buffer = buffer.slice(end + 2); }
+          }
+        }
+      } catch (e) { if (closed) return; }
+      if (!closed) await new Promise(resolve => setTimeout(resolve, 2000));   // the server ended or dropped the stream
+    }
+  })();
+  return { close() { closed = true; abort.abort(); } };
+}
+
+/** An image from the API, fetched with the key (an <img src> cannot send one). */
+async function authImage(img, path) {
+  const headers = key() ? { Authorization: `Bearer ${key()}` } : {};
+  const response = await fetch(path, { headers });
+  if (!response.ok) { img.alt = `${img.alt}: ${response.status} ${response.statusText}`; return; }
+  const url = URL.createObjectURL(await response.blob());
+  img.onload = () => URL.revokeObjectURL(url);
+  img.src = url;
+}
+
 // ---- formatting ---------------------------------------------------------------------------------------------------
 /** A number, or null for what the API sends for a diverged value ("NaN", "Infinity") and for absent values. */
 const num = v => typeof v === "number" && isFinite(v) ? v : null;
@@ -241,10 +296,11 @@ async function connectionSection(id, gen, plots) {
       <div class="muted">composite gain, dynamic A_r (mean)</div><div data-gain="dynamic">${gain(a.dynamicCompositeGain)}</div>
     </div>
     <div class="heatmaps">
-      ${a.staticMatrix ? `<img alt="static connection matrix" data-heatmap="static" src="api/runs/${id}/analysis/heatmap.svg?source=static">` : ""}
-      ${a.dynamicMatrix ? `<img alt="dynamic connection matrix" data-heatmap="dynamic" src="api/runs/${id}/analysis/heatmap.svg?source=dynamic">` : ""}
+      ${a.staticMatrix ? `<img alt="static connection matrix" data-heatmap="static">` : ""}
+      ${a.dynamicMatrix ? `<img alt="dynamic connection matrix" data-heatmap="dynamic">` : ""}
     </div>
     <div class="chart"><h3>cosine similarity of adjacent layers' hidden states (1 = the layer changed nothing)</h3><div class="plot" data-chart="similarity"></div></div>`;
+  box.querySelectorAll("img[data-heatmap]").forEach(img => authImage(img, `api/runs/${id}/analysis/heatmap.svg?source=${img.dataset.heatmap}`));
   const cos = a.similarity.adjacentCosine;
   const el = box.querySelector("[data-chart=similarity]");
   el.dataset.points = String(cos.length);
@@ -353,28 +409,30 @@ async function runPage(id, gen) {
   // Live: status transitions and new points, until the run ends.
   if (!["succeeded", "failed", "cancelled"].includes(r.status)) {
     const charted = ["train/loss", "train/lr", "train/grad_norm", "train/tokens_per_second", "train/mfu", "hc/composite_gain", "val/"];
-    const stream = new EventSource(`api/runs/${id}/events?names=${encodeURIComponent(charted.join(","))}`);
-    stream.addEventListener("metric", e => {
-      const p = JSON.parse(e.data);
-      // The stream replays the run's history first: what the snapshot already holds (downsampled) is skipped.
-      if (p.step <= (snapshotLast.get(p.name) ?? -1) && !steps.get(p.name)?.has(p.step)) return;
-      const list = byName.get(p.name) || [];
-      const index = steps.get(p.name) || new Map();
-      const point = { tokens: p.tokens, value: num(p.value), step: p.step };
-      if (index.has(p.step)) list[index.get(p.step)] = point; else { index.set(p.step, list.length); list.push(point); }
-      byName.set(p.name, list);
-      steps.set(p.name, index);
-      if (redraw == null) redraw = setTimeout(() => { redraw = null; draw(false); }, 1000);
-    });
     let latest = 0;   // status answers may arrive out of order: only the newest request's is shown
-    stream.addEventListener("status", async e => {
-      const s = JSON.parse(e.data);
-      if (s.final) stream.close();
-      const ticket = ++latest;
-      const d = await api(`api/runs/${id}`).catch(() => null);
-      if (!d || ticket !== latest || stale(gen)) return;
-      summary(d);
-      view.querySelector("h1 .status").outerHTML = statusBadge(d.run.status);
+    const stream = eventStream(`api/runs/${id}/events?names=${encodeURIComponent(charted.join(","))}`, {
+      metric: data => {
+        const p = JSON.parse(data);
+        // The stream replays the run's history first: what the snapshot already holds (downsampled) is skipped.
+        if (p.step <= (snapshotLast.get(p.name) ?? -1) && !steps.get(p.name)?.has(p.step)) return;
+        const list = byName.get(p.name) || [];
+        const index = steps.get(p.name) || new Map();
+        const point = { tokens: p.tokens, value: num(p.value), step: p.step };
+        if (index.has(p.step)) list[index.get(p.step)] = point; else { index.set(p.step, list.length); list.push(point); }
+        byName.set(p.name, list);
+        steps.set(p.name, index);
+        if (redraw == null) redraw = setTimeout(() => { redraw = null; draw(false); }, 1000);
+      },
+      status: async data => {
+        const s = JSON.parse(data);
+        if (s.final) stream.close();
+        const ticket = ++latest;
+        const d = await api(`api/runs/${id}`).catch(() => null);
+        if (!d || ticket !== latest || stale(gen)) return;
+        summary(d);
+        view.querySelector("h1 .status").outerHTML = statusBadge(d.run.status);
+      },
+      error: message => { if (!stale(gen)) document.getElementById("action").innerHTML = `<span class="error">live updates: ${esc(message)}</span>`; },
     });
     cleanup.push(() => stream.close());
   }
