@@ -29,7 +29,7 @@ public class PlotTests
         var svg = LineChart.Svg(series, new LineChartOptions(Title: "val/austen/loss vs tokens", YLabel: LineChart.AxisLabel("val/austen/loss"), LogTokens: log));
         var texts = Texts(svg);
         Assert.Contains("baseline <&>", texts);
-        Assert.Contains(longName, texts);   // not cut off: the legend is below the plot
+        Assert.Contains(longName, texts);   // whole (the legend sits below the plot, where a long name has the full width)
         Assert.Contains("validation loss, austen (nats/token)", texts);
         Assert.Contains(log ? "tokens (log scale)" : "tokens", texts);
         Assert.Contains(log ? "10M" : "100M", texts);   // a tick label in token form

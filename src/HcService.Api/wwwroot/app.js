@@ -52,6 +52,7 @@ function eventStream(path, handlers) {
         const response = await fetch(path, { headers, signal: abort.signal });
         if (!response.ok) { handlers.error?.(`${response.status} ${response.statusText}`); if (response.status < 500) return; }
         else {
+          handlers.open?.();
           const reader = response.body.getReader(), decoder = new TextDecoder();
           let buffer = "";
           for (;;) {
@@ -75,7 +76,7 @@ async function authImage(img, path) {
   const response = await fetch(path, { headers });
   if (!response.ok) { img.alt = `${img.alt}: ${response.status} ${response.statusText}`; return; }
   const url = URL.createObjectURL(await response.blob());
-  img.onload = () => URL.revokeObjectURL(url);
+  img.onload = img.onerror = () => URL.revokeObjectURL(url);
   img.src = url;
 }
 
@@ -300,7 +301,8 @@ async function connectionSection(id, gen, plots) {
       ${a.dynamicMatrix ? `<img alt="dynamic connection matrix" data-heatmap="dynamic">` : ""}
     </div>
     <div class="chart"><h3>cosine similarity of adjacent layers' hidden states (1 = the layer changed nothing)</h3><div class="plot" data-chart="similarity"></div></div>`;
-  box.querySelectorAll("img[data-heatmap]").forEach(img => authImage(img, `api/runs/${id}/analysis/heatmap.svg?source=${img.dataset.heatmap}`));
+  box.querySelectorAll("img[data-heatmap]").forEach(img => authImage(img, `api/runs/${id}/analysis/heatmap.svg?source=${img.dataset.heatmap}`)
+    .catch(e => { img.alt = `${img.alt}: ${e.message}`; }));
   const cos = a.similarity.adjacentCosine;
   const el = box.querySelector("[data-chart=similarity]");
   el.dataset.points = String(cos.length);
@@ -432,6 +434,7 @@ async function runPage(id, gen) {
         summary(d);
         view.querySelector("h1 .status").outerHTML = statusBadge(d.run.status);
       },
+      open: () => { if (!stale(gen)) document.getElementById("action").textContent = ""; },
       error: message => { if (!stale(gen)) document.getElementById("action").innerHTML = `<span class="error">live updates: ${esc(message)}</span>`; },
     });
     cleanup.push(() => stream.close());

@@ -96,7 +96,10 @@ static class RunEvalCommand
         catch (ArgumentException e) { Console.WriteLine($"analysis skipped: {e.Message}"); return; }
         var folder = Path.Combine(paths.RunFolder(runId), "analysis");
         Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, $"step-{step}.json"), JsonSerializer.Serialize(report, JobSpec.Json));
+        // Written aside and renamed: the API parses this file on every heatmap request and must never see half of it.
+        var path = Path.Combine(folder, $"step-{step}.json");
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(report, JobSpec.Json));
+        File.Move(path + ".tmp", path, overwrite: true);
         Console.WriteLine($"analysis: adjacent-layer cosine {string.Join(" ", report.Similarity.AdjacentCosine.Select(c => c.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}");
     }
 
