@@ -8,10 +8,11 @@ let cleanup = [];   // what the current view must stop (timers, event streams, c
 
 // ---- the API ------------------------------------------------------------------------------------------------------
 const key = () => sessionStorage.getItem(KEY);
+/** The headers with the key as bearer token when one is in use: every read and write of the UI sends it. */
+const withKey = (headers = {}) => key() ? { ...headers, Authorization: `Bearer ${key()}` } : headers;
 
 async function api(path, options = {}) {
-  const headers = { Accept: "application/json", ...(options.headers || {}) };
-  if (key()) headers.Authorization = `Bearer ${key()}`;
+  const headers = withKey({ Accept: "application/json", ...(options.headers || {}) });
   const response = await fetch(path, { ...options, headers });
   const text = await response.text();
   let body = null;
@@ -46,8 +47,7 @@ function eventStream(path, handlers) {
   (async () => {
     while (!closed) {
       try {
-        const headers = { Accept: "text/event-stream" };
-        if (key()) headers.Authorization = `Bearer ${key()}`;
+        const headers = withKey({ Accept: "text/event-stream" });
         if (lastId != null) headers["Last-Event-ID"] = lastId;
         const response = await fetch(path, { headers, signal: abort.signal });
         if (!response.ok) { handlers.error?.(`${response.status} ${response.statusText}`); if (response.status < 500) return; }
@@ -72,8 +72,7 @@ function eventStream(path, handlers) {
 
 /** An image from the API, fetched with the key (an <img src> cannot send one). */
 async function authImage(img, path) {
-  const headers = key() ? { Authorization: `Bearer ${key()}` } : {};
-  const response = await fetch(path, { headers });
+  const response = await fetch(path, { headers: withKey() });
   if (!response.ok) { img.alt = `${img.alt}: ${response.status} ${response.statusText}`; return; }
   const url = URL.createObjectURL(await response.blob());
   img.onload = img.onerror = () => URL.revokeObjectURL(url);
