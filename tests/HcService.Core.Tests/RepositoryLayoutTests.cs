@@ -137,4 +137,29 @@ public class RepositoryLayoutTests
         }
         Assert.True(missing.Count == 0, string.Join("\n", missing.Distinct()));
     }
+    [Fact]
+    public void TheReadmesProjectMapNamesEveryProjectAndCliFolder()
+    {
+        // README.md's "What is here" table is where a newcomer starts: every project under src/ has its row, and the
+        // CLI's row names each of its feature folders. (That every path it names exists is checked above.)
+        var readme = File.ReadAllText(Path.Combine(RepoPaths.Root, "README.md"));
+        var start = readme.IndexOf("## What is here", StringComparison.Ordinal);
+        Assert.True(start >= 0, "README.md has no '## What is here' section");
+        var end = readme.IndexOf("\n## ", start + 1, StringComparison.Ordinal);
+        var map = readme[start..(end < 0 ? readme.Length : end)];
+        var missing = new List<string>();
+        foreach (var project in Directory.EnumerateFiles(Path.Combine(RepoPaths.Root, "src"), "*.csproj", SearchOption.AllDirectories))
+        {
+            var folder = Path.GetRelativePath(RepoPaths.Root, Path.GetDirectoryName(project)!).Replace('\\', '/');
+            if (!map.Contains($"| `{folder}` |", StringComparison.Ordinal)) missing.Add($"{folder} (no row)");
+        }
+        var cliRow = map.Split('\n').FirstOrDefault(l => l.StartsWith("| `src/HcService.Cli` |", StringComparison.Ordinal)) ?? "";
+        foreach (var dir in Directory.EnumerateDirectories(Path.Combine(RepoPaths.Root, "src", "HcService.Cli")))
+        {
+            var name = Path.GetFileName(dir);
+            if (name is "bin" or "obj" || !Directory.EnumerateFiles(dir, "*.cs", SearchOption.AllDirectories).Any()) continue;
+            if (!cliRow.Contains($"`{name}/`", StringComparison.Ordinal)) missing.Add($"src/HcService.Cli/{name}/ (not in the CLI's row)");
+        }
+        Assert.True(missing.Count == 0, "README.md's project map lacks: " + string.Join(", ", missing));
+    }
 }

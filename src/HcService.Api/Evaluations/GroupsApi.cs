@@ -80,8 +80,8 @@ public static class GroupsApi
             errors.Add(new("seeds", System.Text.Json.JsonSerializer.Serialize(seeds), $"a list of 1 to {MaxSeeds} distinct non-negative integers (each variant runs once per seed)"));
         else if (seeds is not null && (variants.Count + 1) * seeds.Count > MaxRuns)
             errors.Add(new("seeds", System.Text.Json.JsonSerializer.Serialize(seeds), $"at most {MaxRuns} runs in a group: {variants.Count + 1} specs x {seeds.Count} seeds is {(variants.Count + 1) * seeds.Count}"));
-        var device = queue switch { null or "cpu" => DeviceKind.Cpu, "cuda" => DeviceKind.Cuda, _ => (DeviceKind?)null };
-        if (device is null) errors.Add(new("queue", queue, "cpu or cuda"));
+        var device = DeviceQueues.Parse(queue);
+        if (device is null) errors.Add(new("queue", queue, DeviceQueues.Allowed));
         if (errors.Count > 0) return Problem(errors);
 
         // The base itself is the first run (the baseline), then each variant merged onto it.

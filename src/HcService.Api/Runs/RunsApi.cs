@@ -45,8 +45,8 @@ public static class RunsApi
         JobSpec spec;
         try { spec = JobSpec.Parse(body); }
         catch (ConfigException e) { return Problem(e.Errors); }
-        var device = queue switch { null or "cpu" => DeviceKind.Cpu, "cuda" => DeviceKind.Cuda, _ => (DeviceKind?)null };
-        if (device is null) return Problem([new("queue", queue, "cpu or cuda")]);
+        var device = DeviceQueues.Parse(queue);
+        if (device is null) return Problem([new("queue", queue, DeviceQueues.Allowed)]);
         if (spec.Tags?.FirstOrDefault(t => t?.StartsWith(HcService.Api.Evaluations.GroupsApi.TagPrefix, StringComparison.Ordinal) == true) is { } reserved)
             return Problem([new("tags", reserved, $"tags not starting with '{HcService.Api.Evaluations.GroupsApi.TagPrefix}': group membership is given by POST /api/groups only")]);
         if (idempotencyKey is { Length: > 200 } || idempotencyKey?.Any(char.IsControl) == true)
@@ -54,7 +54,7 @@ public static class RunsApi
         // Idempotency-Key (IETF httpapi draft): scoped to the calling key and bound to the request it was first sent with;
         // a retry of a committed request gets its run even if validation would now answer otherwise (a dataset changed).
         var owner = ApiKeys.CallerId(request.HttpContext.User) is { } keyId ? $"key:{keyId}" : "anonymous";
-        var requestSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"{queue ?? "cpu"}\n{body}")));
+        var requestSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"{queue ?? DeviceQueues.Cpu}\n{body}")));
         async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem, UnprocessableEntity<ProblemDetails>>?> Replay()
         {
             var existing = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.IdempotencyOwner == owner && r.IdempotencyKey == idempotencyKey, ct);

@@ -1,3 +1,4 @@
+using HcService.Contract.Jobs;
 using HcService.Store;
 using HcService.Store.Runs;
 using Npgsql;
@@ -69,7 +70,7 @@ public sealed class ServiceGauges
         HcInstruments.Meter.CreateObservableGauge("hc.runs", () => RunStatus.All.Select(s =>
             new System.Diagnostics.Metrics.Measurement<long>(Read().Runs.GetValueOrDefault(s), new KeyValuePair<string, object?>("state", s))),
             description: "Runs in each state");
-        HcInstruments.Meter.CreateObservableGauge("hc.queue.depth", () => new[] { "cpu", "cuda" }.Select(q =>
+        HcInstruments.Meter.CreateObservableGauge("hc.queue.depth", () => new[] { DeviceQueues.Cpu, DeviceQueues.Cuda }.Select(q =>
             new System.Diagnostics.Metrics.Measurement<long>(Read().Queues.GetValueOrDefault(q), new KeyValuePair<string, object?>("queue", q))),
             description: "Hangfire jobs enqueued and waiting for a worker");
         HcInstruments.Meter.CreateObservableGauge("hc.workers.alive", () => Read().Workers, description: "Workers with a heartbeat in the last minute");

@@ -17,7 +17,7 @@ static class TrainCommand
         var root = DataRootOption.Create();
         var output = new Option<string>("--out") { Description = "Run folder: metrics.jsonl and checkpoints/", Required = true };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
-        device.AcceptOnlyFromAmong("cpu", "cuda");
+        device.AcceptOnlyFromAmong(DeviceQueues.Cpu, DeviceQueues.Cuda);
         var peak = new Option<double?>("--peak-tflops") { Description = "Device peak TFLOP/s for the MFU estimate (default: measured fp32 matmul throughput on CPU, 989 = H100/H200 bf16 dense on CUDA)" };
         var stopAfter = new Option<long?>("--stop-after-step") { Description = "Checkpoint and stop after this step (exit code 130); rerun the same command to resume" };
         var every = new Option<int>("--print-every") { Description = "Print progress every N steps", DefaultValueFactory = _ => 10 };

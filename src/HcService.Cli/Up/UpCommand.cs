@@ -1,3 +1,4 @@
+using HcService.Contract.Jobs;
 using HcService.Contract.Metrics;
 using System.CommandLine;
 using System.Diagnostics;
@@ -209,7 +210,7 @@ static class UpCommand
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         foreach (var a in new[] { "-c", "log=$1; shift; exec \"$@\" >>\"$log\" 2>&1", "sh", log, hc.FileName }) psi.ArgumentList.Add(a);
         foreach (var a in hc.ArgumentList) psi.ArgumentList.Add(a);
-        foreach (var a in new[] { "worker", "--connection", connectionString, "--queue", "cpu", "--data-root", dataRoot, "--checkpoint-root", checkpointRoot })
+        foreach (var a in new[] { "worker", "--connection", connectionString, "--queue", DeviceQueues.Cpu, "--data-root", dataRoot, "--checkpoint-root", checkpointRoot })
             psi.ArgumentList.Add(a);
         if (parentPid is { } pid) { psi.ArgumentList.Add("--parent-pid"); psi.ArgumentList.Add(pid.ToString(CultureInfo.InvariantCulture)); }
         return Process.Start(psi)!;

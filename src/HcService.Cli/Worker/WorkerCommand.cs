@@ -1,3 +1,4 @@
+using HcService.Contract.Jobs;
 using Microsoft.Extensions.Logging;
 using HcService.Store;
 using System.CommandLine;
@@ -25,7 +26,7 @@ static class WorkerCommand
     {
         var connection = ConnectionOption.Create();
         var queue = new Option<string>("--queue") { Description = "Device queue to serve: cpu or cuda", DefaultValueFactory = _ => "cpu" };
-        queue.AcceptOnlyFromAmong("cpu", "cuda");
+        queue.AcceptOnlyFromAmong(DeviceQueues.Cpu, DeviceQueues.Cuda);
         var root = DataRootOption.Create();
         var checkpoints = CheckpointRootOption.Create();
         var metricsPort = new Option<int?>("--metrics-port")

@@ -300,4 +300,10 @@ public static class DeviceQueues
 
     /// <summary>The device of a run's queue (any queue other than cuda trains on the CPU).</summary>
     public static DeviceKind DeviceOf(string queue) => queue == Cuda ? DeviceKind.Cuda : DeviceKind.Cpu;
+
+    /// <summary>The device of a queue named by a client (absent: cpu); null for a name that is no queue.</summary>
+    public static DeviceKind? Parse(string? queue) => queue switch { null or Cpu => DeviceKind.Cpu, Cuda => DeviceKind.Cuda, _ => null };
+
+    /// <summary>What a client may name as a queue, for error messages.</summary>
+    public const string Allowed = $"{Cpu} or {Cuda}";
 }
