@@ -12,6 +12,8 @@ public static class ExitCodes
     public const int Unreachable = 3;
     /// <summary>No key, an unknown or revoked key (401), or a key without the scope the command needs (403).</summary>
     public const int Unauthorized = 4;
+    /// <summary>`hc train --stop-after-step N` checkpointed and stopped after step N as asked: the same command resumes it.</summary>
+    public const int StoppedAsAsked = 5;
     /// <summary>An internal error of hc itself (a bug: the message names it; HC_DEBUG=1 prints the stack trace).</summary>
     public const int Internal = 70;
     /// <summary>Interrupted by Ctrl+C or SIGTERM while waiting or working (128 + SIGINT).</summary>

@@ -33,7 +33,7 @@ public class TrainCommandTests
         Assert.Contains("succeeded at step 40", a.Stdout);
 
         var b1 = HcProcess.Run("train", "--spec", specPath, "--data-root", DataRoot, "--out", interrupted, "--stop-after-step", "17");
-        Assert.True(b1.ExitCode == 130, b1.Stdout + b1.Stderr);
+        Assert.True(b1.ExitCode == 5, b1.Stdout + b1.Stderr);   // ExitCodes.StoppedAsAsked
         Assert.Contains("stopped after step 17", b1.Stdout);
         var b2 = HcProcess.Run("train", "--spec", specPath, "--data-root", DataRoot, "--out", interrupted);
         Assert.True(b2.ExitCode == 0, b2.Stdout + b2.Stderr);

@@ -4,11 +4,13 @@ using HcService.Contract.Counting;
 using HcService.Core.Counting;
 using HcService.Contract.Jobs;
 using HcService.Core.Training;
+using HcService.Cli.Terminal;
 
 namespace HcService.Cli.Local;
 
 /// <summary>`hc train`: run a job spec standalone (no service, no database). Resumes from the out folder's latest
-/// verified checkpoint; Ctrl+C checkpoints and stops. Exit code 0 succeeded, 1 failed, 2 invalid input, 130 cancelled.</summary>
+/// verified checkpoint; Ctrl+C checkpoints and stops. Exit codes: <see cref="ExitCodes"/> (0 succeeded, 1 failed, 2 invalid input,
+/// 5 stopped after --stop-after-step, 130 interrupted).</summary>
 static class TrainCommand
 {
     public static Command Create()
@@ -19,8 +21,8 @@ static class TrainCommand
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
         device.AcceptOnlyFromAmong(DeviceQueues.Cpu, DeviceQueues.Cuda);
         var peak = new Option<double?>("--peak-tflops") { Description = "Device peak TFLOP/s for the MFU estimate (default: measured fp32 matmul throughput on CPU, 989 = H100/H200 bf16 dense on CUDA)" };
-        var stopAfter = new Option<long?>("--stop-after-step") { Description = "Checkpoint and stop after this step (exit code 130); rerun the same command to resume" };
-        var every = new Option<int>("--print-every") { Description = "Print progress every N steps", DefaultValueFactory = _ => 10 };
+        var stopAfter = new Option<long?>("--stop-after-step") { Description = "Checkpoint and stop after this step (exit code 5); rerun the same command to resume" };
+        var every = new Option<int>("--print-every") { Description = "When stdout is not a terminal: print a progress line every N steps (a terminal gets a live bar)", DefaultValueFactory = _ => 10 };
 
         var cmd = new Command("train", "Train a job spec standalone: progress on the console, metrics.jsonl and checkpoints in --out");
         foreach (var o in new Option[] { spec, root, output, device, peak, stopAfter, every }) cmd.Add(o);
@@ -41,36 +43,39 @@ static class TrainCommand
             using var cts = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); Console.Error.WriteLine("cancelling: checkpointing, then stopping"); };
             using var jsonl = new JsonlMetricsSink(Path.Combine(outDir, "metrics.jsonl"));
-            var progress = new ConsoleProgress(plan.Training.Steps, r.GetValue(every));
-            var run = new TrainingRun(job, plan, new RunOptions(DataRootOption.Resolve(r.GetValue(root)), outDir, kind, peakFlops) { StopAfterStep = r.GetValue(stopAfter) }, [jsonl, progress],
-                msg => Console.WriteLine(msg));
-            var result = run.Run(cts.Token);
+            RunResult result;
+            using (var view = new RunProgressView(plan.Name, plan.Training.Steps, plan.Training.Steps * plan.Training.BatchTokens, r.GetValue(every)))
+            {
+                var run = new TrainingRun(job, plan, new RunOptions(DataRootOption.Resolve(r.GetValue(root)), outDir, kind, peakFlops) { StopAfterStep = r.GetValue(stopAfter) },
+                    [jsonl, new ViewSink(view)], view.Line);
+                result = run.Run(cts.Token);
+            }
             Console.WriteLine($"{result.Outcome.ToString().ToLowerInvariant()} at step {result.Step} ({result.Tokens:N0} tokens){(result.Reason is { } why ? ": " + why : "")}");
-            return result.Outcome switch { RunOutcome.Succeeded => 0, RunOutcome.Stopped => 130, _ => 1 };
+            return result.Outcome switch
+            {
+                RunOutcome.Succeeded => ExitCodes.Ok,
+                RunOutcome.Stopped when cts.IsCancellationRequested => ExitCodes.Interrupted,
+                RunOutcome.Stopped => ExitCodes.StoppedAsAsked,
+                _ => ExitCodes.RunFailed,
+            };
         });
         return cmd;
     }
 
-    /// <summary>Progress lines: step, tokens, loss, lr, tokens/s, MFU, ETA; validation and checkpoints as they happen.</summary>
-    sealed class ConsoleProgress(long steps, int every) : IMetricsSink
+    /// <summary>The training loop's events on the progress view: steps (lr, grad norm and MFU on plain lines), validations,
+    /// checkpoints and phases.</summary>
+    sealed class ViewSink(RunProgressView view) : IMetricsSink
     {
-        readonly System.Diagnostics.Stopwatch clock = System.Diagnostics.Stopwatch.StartNew();
-        long firstStep = -1;
         static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
-        public void OnStep(StepMetrics m)
-        {
-            if (firstStep < 0) { firstStep = m.Step - 1; clock.Restart(); }
-            if (m.Step % every != 0 && m.Step != steps && m.Step != firstStep + 1) return;
-            var perStep = clock.Elapsed.TotalSeconds / Math.Max(1, m.Step - firstStep);
-            var eta = TimeSpan.FromSeconds(perStep * (steps - m.Step));
-            Console.WriteLine(string.Create(Ci, $"step {m.Step}/{steps} | tokens {m.Tokens:N0} | loss {m.Loss:F4} | lr {m.Lr:E2} | grad {m.GradNorm:F3} | {m.TokensPerSecond:F0} tok/s | MFU {m.Mfu * 100:F1}% | ETA {eta:hh\\:mm\\:ss}"));
-        }
+        public void OnStep(StepMetrics m) =>
+            view.Step(m.Step, m.Tokens, m.Loss, string.Create(Ci, $"lr {m.Lr:E2} | grad {m.GradNorm:F3} | MFU {m.Mfu * 100:F1}%"));
 
-        public void OnValidation(ValidationMetrics m) =>
-            Console.WriteLine(string.Create(Ci, $"  validation {m.Dataset}: loss {m.Loss:F4}, ppl {m.Perplexity:F2} ({m.EvalTokens:N0} tokens) at step {m.Step}"));
+        public void OnValidation(ValidationMetrics m) => view.Validation(m.Dataset, m.Step, m.Loss, m.Perplexity, m.EvalTokens);
 
         public void OnCheckpoint(CheckpointRecord c) =>
-            Console.WriteLine(string.Create(Ci, $"  checkpoint {Path.GetFileName(c.Path)} ({c.Bytes / 1e6:F1} MB, sha256 {c.Sha256[..12]})"));
+            view.Line(string.Create(Ci, $"  checkpoint {Path.GetFileName(c.Path)} ({c.Bytes / 1e6:F1} MB, sha256 {c.Sha256[..12]})"));
+
+        public void OnPhase(string message) => view.Line($"  {message}");
     }
 }

@@ -65,6 +65,8 @@ public interface IMetricsSink
     void OnCheckpoint(CheckpointRecord c);
     /// <summary>Downstream zero-shot results (in-loop evaluation).</summary>
     void OnEvaluation(HcService.Core.Evaluation.EvaluationMetrics m) { }
+    /// <summary>A phase without steps is starting (a validation, a downstream evaluation): for a person watching.</summary>
+    void OnPhase(string message) { }
 }
 
 /// <summary>metrics.jsonl: one JSON object per line, {"kind": "step" | "validation" | "checkpoint", ...}.</summary>

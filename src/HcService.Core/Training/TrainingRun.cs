@@ -134,9 +134,14 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
 
         void Validate()
         {
+            if (validation.Count == 0) return;
+            Phase(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"validating at step {step}: {string.Join(", ", plan.ValidationSets)} ({t.EvalTokens:N0} tokens each)"));
             lastValidation = validation.Select(v => Evaluate(mixed?.Compute ?? model, v, t, step, tokens, device)).ToList();
             foreach (var m in lastValidation) foreach (var s in sinks) s.OnValidation(m);
         }
+
+        void Phase(string message) { foreach (var s in sinks) s.OnPhase(message); }
 
         if (step == 0) Validate();   // the initial loss: every curve starts from it
         while (step < t.Steps)
@@ -176,6 +181,7 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
             if (step % t.EvalEverySteps == 0 || step == t.Steps) Validate();
             if (downstream is not null && (step % plan.Evaluation!.EverySteps == 0 || step == t.Steps))
             {
+                Phase($"downstream evaluation at step {step}: {string.Join(", ", plan.Evaluation!.Tasks.Select(x => x.Name))}");
                 var results = downstream.Evaluate(mixed?.Compute ?? model, log);
                 model.train();
                 foreach (var s in sinks) s.OnEvaluation(new HcService.Core.Evaluation.EvaluationMetrics(step, tokens, results));
