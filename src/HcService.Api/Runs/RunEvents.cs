@@ -43,17 +43,24 @@ public static partial class RunEvents
     private static partial Regex CursorFormat();
 
     static async Task Stream(long id, HttpContext http, NpgsqlDataSource db, RunEventHub hub, ILoggerFactory logs,
-        IHostApplicationLifetime lifetime, string? names, string? lastEventId, CancellationToken aborted)
+        IHostApplicationLifetime lifetime, string? names, string? lastEventId, string? from, CancellationToken aborted)
     {
         // A stopping API ends its streams (the clients resume on another instance, or on this one once it is back).
         using var stopOrAbort = CancellationTokenSource.CreateLinkedTokenSource(aborted, lifetime.ApplicationStopping);
         var ct = stopOrAbort.Token;
-        try { await Follow(id, http, db, hub, logs, names, lastEventId, ct); }
+        try { await Follow(id, http, db, hub, logs, names, lastEventId, from, ct); }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { /* the client left, or the API is stopping */ }
     }
 
-    static async Task Follow(long id, HttpContext http, NpgsqlDataSource db, RunEventHub hub, ILoggerFactory logs, string? names, string? lastEventId, CancellationToken ct)
+    static async Task Follow(long id, HttpContext http, NpgsqlDataSource db, RunEventHub hub, ILoggerFactory logs, string? names, string? lastEventId,
+        string? from, CancellationToken ct)
     {
+        if (from is not (null or "start" or "now"))
+        {
+            await Results.Problem(title: "The query is invalid", statusCode: 400,
+                detail: $"from = '{from[..Math.Min(80, from.Length)]}': must be start (the whole history, the default) or now (the run's current status, then what happens next)").ExecuteAsync(http);
+            return;
+        }
         var wanted = names?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
         if (wanted.Length > 200 || wanted.Any(n => n.Length > 200))
         {
@@ -73,6 +80,17 @@ public static partial class RunEvents
                 return;
             }
             cursor = new Cursor(long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+        }
+        else if (from == "now")
+        {
+            // From the current state: the latest status event (it says where the run is), then only what comes after.
+            await using var now = db.CreateCommand("""
+                SELECT coalesce((SELECT max("Id") FROM hc.run_events WHERE "RunId" = $1), 1) - 1,
+                       coalesce((SELECT max("Seq") FROM hc.metric_points WHERE "RunId" = $1), 0)
+                """);
+            now.Parameters.Add(new() { Value = id });
+            await using var r = await now.ExecuteReaderAsync(ct);
+            if (await r.ReadAsync(ct)) cursor = new Cursor(r.GetInt64(0), r.GetInt64(1));
         }
         string? lastStatus;
         await using (var cmd = db.CreateCommand("""

@@ -6,6 +6,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HcService.Cli.Terminal;
 
 namespace HcService.Cli.Client;
 
@@ -36,36 +37,42 @@ static class ClientCommands
             if (!response.IsSuccessStatusCode) return Fail(response, body);
             var run = JsonNode.Parse(body)!;
             var id = run["id"]!.GetValue<long>();
-            Console.WriteLine($"run {id} {run["status"]} ({run["name"]}): {http.BaseAddress}api/runs/{id}");
+            Console.WriteLine($"run {id} {run["status"]} ({run["name"]}): {http.BaseAddress}#/runs/{id} (web), {http.BaseAddress}api/runs/{id} (API)");
             return r.GetValue(wait) ? await Wait(http, id, ct) : 0;
         });
 
-        var status = new Option<string?>("--status") { Description = "Filter by status" };
-        var runs = new Command("runs", "List runs, newest first") { status, server, apiKey };
+        var status = new Option<string?>("--status") { Description = $"Only runs in this status ({string.Join(", ", RunStatus.All)})" };
+        var tag = new Option<string?>("--tag") { Description = "Only runs with this tag (a group's runs: group:NAME)" };
+        var limit = new Option<int>("--limit") { Description = "Runs per page (1 to 500)", DefaultValueFactory = _ => 20 };
+        var page = new Option<int>("--page") { Description = "Page, from 1 (newest first)", DefaultValueFactory = _ => 1 };
+        var runsJson = Output.JsonOption();
+        var runs = new Command("runs", "List runs, newest first: status, progress, ETA, latest losses, duration") { status, tag, limit, page, runsJson, server, apiKey };
         runs.SetAction(async (r, ct) =>
         {
             using var http = Client(r.GetValue(server), r.GetValue(apiKey));
-            var url = "/api/runs" + (r.GetValue(status) is { } s ? $"?status={Uri.EscapeDataString(s)}" : "");
-            using var response = await http.GetAsync(url, ct);
+            var query = new List<string> { $"pageSize={r.GetValue(limit)}", $"page={r.GetValue(page)}" };
+            if (r.GetValue(status) is { } st) query.Add($"status={Uri.EscapeDataString(st)}");
+            if (r.GetValue(tag) is { } t) query.Add($"tag={Uri.EscapeDataString(t)}");
+            using var response = await http.GetAsync("/api/runs?" + string.Join('&', query), ct);
             var body = await response.Content.ReadAsStringAsync(ct);
             if (!response.IsSuccessStatusCode) return Fail(response, body);
-            Console.WriteLine($"{"id",6}  {"status",-10} {"name",-28} {"connection",-12} {"rate",4} {"progress",9}  created");
-            foreach (var run in JsonNode.Parse(body)!["items"]!.AsArray())
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{run!["id"],6}  {run["status"],-10} {run["name"],-28} {run["connection"],-12} {run["rate"],4} {run["progress"]!.GetValue<double>(),8:F1}%  {run["createdAt"]}"));
-            return 0;
+            if (r.GetValue(runsJson)) Output.Json(JsonNode.Parse(body));
+            else RunViews.RunsTable(JsonNode.Parse(body)!, DateTimeOffset.UtcNow);
+            return ExitCodes.Ok;
         });
 
         var id = new Argument<long>("id") { Description = "Run id" };
-        var show = new Command("show", "Show one run: status, progress, latest metrics, failure reason") { id, server, apiKey };
+        var showJson = Output.JsonOption();
+        var show = new Command("show", "Show one run: status, progress, latest metrics, attempts, failure reason, links") { id, showJson, server, apiKey };
         show.SetAction(async (r, ct) =>
         {
             using var http = Client(r.GetValue(server), r.GetValue(apiKey));
             using var response = await http.GetAsync($"/api/runs/{r.GetValue(id)}", ct);
             var body = await response.Content.ReadAsStringAsync(ct);
             if (!response.IsSuccessStatusCode) return Fail(response, body);
-            Console.WriteLine(JsonNode.Parse(body)!.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            return 0;
+            if (r.GetValue(showJson)) Output.Json(JsonNode.Parse(body));
+            else RunViews.Summary(JsonNode.Parse(body)!, http.BaseAddress!, DateTimeOffset.UtcNow);
+            return ExitCodes.Ok;
         });
 
         var cancelId = new Argument<long>("id") { Description = "Run id" };
@@ -85,21 +92,36 @@ static class ClientCommands
         watch.SetAction(async (r, ct) =>
         {
             using var http = Client(r.GetValue(server), r.GetValue(apiKey));
-            return await Wait(http, r.GetValue(watchId), ct);
+            return await Wait(http, r.GetValue(watchId), ct, fromNow: true);
         });
         return [submit, runs, show, cancel, watch];
     }
 
     /// <summary>
     /// Follows the run through its server-sent events (<see cref="RunEventStream"/>, which resumes a dropped stream where
-    /// it stopped): prints every status transition, and the training loss and validation losses as they arrive.
-    /// 0 only for succeeded.
+    /// it stopped) on a <see cref="RunProgressView"/>: a live bar on a terminal, plain lines otherwise; status transitions
+    /// and validation losses as lines. <paramref name="fromNow"/> (`hc watch`) starts from the run's current state instead
+    /// of replaying its history. 0 only for succeeded.
     /// </summary>
-    internal static async Task<int> Wait(HttpClient http, long id, CancellationToken ct)
+    internal static async Task<int> Wait(HttpClient http, long id, CancellationToken ct, bool fromNow = false)
     {
-        using var stream = new RunEventStream(http, id, $"{MetricRegistry.TrainLoss.Name},{MetricRegistry.ValidationPrefix}", note => Console.Error.WriteLine(note));
+        using var current = await http.GetAsync($"/api/runs/{id}", ct);
+        var body = await current.Content.ReadAsStringAsync(ct);
+        if (!current.IsSuccessStatusCode) return Fail(current, body);
+        var detail = JsonNode.Parse(body)!;
+        var summary = detail["run"]!;
         JsonNode? lastStatus = null;
-        long lastPrinted = -1;
+        using var view = new RunProgressView($"run {id} {summary["name"]}", summary["totalSteps"]!.GetValue<long>(), summary["tokenBudget"]!.GetValue<long>());
+        if (fromNow)
+        {
+            // What the run is at now: its step and latest losses, the API's ETA until the view has measured its own.
+            var latest = detail["latestMetrics"]!.AsObject();
+            view.InitialEta(detail["etaSeconds"]?.GetValue<double>() is { } eta ? TimeSpan.FromSeconds(eta) : null);
+            view.Step(summary["step"]!.GetValue<long>(), summary["tokens"]!.GetValue<long>(), latest[MetricRegistry.TrainLoss.Name]?["value"]?.GetValue<double>());
+            foreach (var (name, point) in latest)
+                if (MetricRegistry.IsValidationLoss(name, out var set)) view.Validation(set, point!["step"]!.GetValue<long>(), point["value"]!.GetValue<double>());
+        }
+        using var stream = new RunEventStream(http, id, $"{MetricRegistry.TrainLoss.Name},{MetricRegistry.ValidationPrefix}", note => view.Line(note), fromNow);
         try
         {
             while (await stream.NextAsync(ct) is { } e)
@@ -115,7 +137,8 @@ static class ClientCommands
                         RunStatus.Cancelling => $": {reason}",
                         _ => "",
                     };
-                    Console.WriteLine($"run {id}: {data["status"]} (attempt {data["attempt"]}){said}");
+                    view.Totals(data["totalSteps"]!.GetValue<long>(), summary["tokenBudget"]!.GetValue<long>());
+                    view.Line($"run {id}: {data["status"]} (attempt {data["attempt"]}, step {data["step"]}/{data["totalSteps"]}){said}");
                     lastStatus = data;
                 }
                 else if (e.Kind == "metric")
@@ -125,21 +148,17 @@ static class ClientCommands
                     // A diverged run's NaN/Infinity comes as a string ("NaN").
                     var value = data["value"] is JsonValue v && v.TryGetValue<double>(out var d) ? d
                         : double.Parse(data["value"]!.ToString(), CultureInfo.InvariantCulture);
-                    if (MetricRegistry.IsValidationLoss(name, out _))
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step} {name} {value:F4}"));
-                    else if (name == MetricRegistry.TrainLoss.Name && (step >= lastPrinted + 10 || step < lastPrinted))
-                    {
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: step {step}, tokens {data["tokens"]}, loss {value:F4}"));
-                        lastPrinted = step;
-                    }
+                    if (MetricRegistry.IsValidationLoss(name, out var set)) view.Validation(set, step, value);
+                    else if (name == MetricRegistry.TrainLoss.Name) view.Step(step, data["tokens"]!.GetValue<long>(), value);
                 }
             }
         }
         catch (StreamRefusedException refused) { return Fail(refused.Response, refused.Body); }
+        view.Dispose();
         var state = lastStatus?["status"]?.GetValue<string>() ?? "unknown";
         if (lastStatus?["reason"]?.GetValue<string>() is { } why && state != RunStatus.Succeeded) Console.WriteLine($"run {id}: {why}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {id}: {state} at step {lastStatus?["step"]}/{lastStatus?["totalSteps"]}"));
-        return state == RunStatus.Succeeded ? 0 : 1;
+        return state == RunStatus.Succeeded ? ExitCodes.Ok : ExitCodes.RunFailed;
     }
 
     /// <summary>Prints the service's error answer (every invalid field of a 400, else its detail) and returns the exit code

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using HcService.Cli.Terminal;
 
 namespace HcService.Cli.Client;
 
@@ -15,21 +16,29 @@ static class CompareCommand
     {
         var server = ClientCommands.ServerOption();
         var apiKey = ClientCommands.ApiKeyOption();
-        var runs = new Argument<long[]>("runs") { Description = "Run ids (2 to 64); the first is the baseline unless --baseline says otherwise", Arity = new ArgumentArity(0, 64) };
+        var targets = new Argument<string[]>("runs-or-group")
+            { Description = "Run ids (2 to 64; the first is the baseline unless --baseline says otherwise), or one group name", Arity = new ArgumentArity(0, 64) };
         var baseline = new Option<long?>("--baseline") { Description = "The baseline run (default: the first)" };
-        var group = new Option<string?>("--group") { Description = "Compare an experiment group's runs (its baseline: the residual run) instead of listed runs" };
+        var group = new Option<string?>("--group") { Description = "Compare an experiment group's runs (its baseline: the residual run); the same as giving its name" };
+        var json = Output.JsonOption();
         var cmd = new Command("compare", "Compare runs with a baseline: by variant over seeds (paired deltas, 95% intervals, verdicts), loss at equal tokens, speedup, downstream accuracy")
-            { runs, baseline, group, server, apiKey };
+            { targets, baseline, group, json, server, apiKey };
         cmd.Validators.Add(r =>
         {
-            var count = r.GetValue(runs)?.Length ?? 0;
-            if (r.GetValue(group) is not null && count > 0) r.AddError("give either run ids or --group, not both");
-            else if (r.GetValue(group) is null && count < 2) r.AddError($"give at least two run ids (got {count}), or --group NAME");
+            var given = r.GetValue(targets) ?? [];
+            var ids = given.Where(t => long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out _)).ToList();
+            if (r.GetValue(group) is not null && given.Length > 0) r.AddError("give either run ids or a group, not both");
+            else if (r.GetValue(group) is not null) return;
+            else if (given.Length == 0) r.AddError("give at least two run ids, or a group name (hc compare 3 4, hc compare my-grid)");
+            else if (ids.Count == given.Length && ids.Count < 2) r.AddError($"give at least two run ids to compare (got one: {given[0]}), or a group name");
+            else if (ids.Count != given.Length && given.Length > 1) r.AddError($"give run ids (numbers) or one group name, not a mix ({string.Join(" ", given)})");
         });
         cmd.SetAction(async (r, ct) =>
         {
             using var http = ClientCommands.Client(r.GetValue(server), r.GetValue(apiKey));
-            if (r.GetValue(group) is { } name)
+            var given = r.GetValue(targets) ?? [];
+            var name = r.GetValue(group) ?? (given.Length == 1 ? given[0] : null);
+            if (name is not null)
             {
                 using var response = await http.GetAsync($"/api/groups/{Uri.EscapeDataString(name)}", ct);
                 var body = await response.Content.ReadAsStringAsync(ct);
@@ -38,26 +47,27 @@ static class CompareCommand
                 if (table["comparisonUrl"]?.GetValue<string>() is not { } url)
                 {
                     Console.Error.WriteLine($"group '{name}' has one run: nothing to compare");
-                    return 1;
+                    return ExitCodes.BadInput;
                 }
-                return await PrintUrl(http, url, ct);
+                return await PrintUrl(http, url, r.GetValue(json), ct);
             }
-            return await Print(http, r.GetValue(runs)!, r.GetValue(baseline), ct);
+            return await Print(http, given.Select(t => long.Parse(t, CultureInfo.InvariantCulture)).ToList(), r.GetValue(baseline), ct, r.GetValue(json));
         });
         return cmd;
     }
 
-    internal static Task<int> Print(HttpClient http, IReadOnlyList<long> ids, long? baseline, CancellationToken ct) =>
-        PrintUrl(http, $"/api/comparisons?runs={string.Join(',', ids)}" + (baseline is { } b ? $"&baseline={b}" : ""), ct);
+    internal static Task<int> Print(HttpClient http, IReadOnlyList<long> ids, long? baseline, CancellationToken ct, bool json = false) =>
+        PrintUrl(http, $"/api/comparisons?runs={string.Join(',', ids)}" + (baseline is { } b ? $"&baseline={b}" : ""), json, ct);
 
     static string F(FormattableString s) => FormattableString.Invariant(s);
 
-    static async Task<int> PrintUrl(HttpClient http, string url, CancellationToken ct)
+    static async Task<int> PrintUrl(HttpClient http, string url, bool json, CancellationToken ct)
     {
         using var response = await http.GetAsync(url, ct);
         var body = await response.Content.ReadAsStringAsync(ct);
         if (!response.IsSuccessStatusCode) return ClientCommands.Fail(response, body);
         var c = JsonNode.Parse(body)!;
+        if (json) { Output.Json(c); return ExitCodes.Ok; }
         PrintVariants(c);
         // Per run as well when that is all there is: one run a variant, or every run a seed of the baseline's configuration.
         var variants = c["variants"]!.AsArray();
@@ -84,7 +94,8 @@ static class CompareCommand
         : noise ? "noise (within 2 SE of the items)"
         : d["pairs"]!.GetValue<int>() == 1 ? "one seed: not resolved" : "not resolved";
 
-    /// <summary>Each candidate variant against the baseline's, paired by seed.</summary>
+    /// <summary>Each candidate variant against the baseline's, paired by seed: one table per candidate (the speedup cell a
+    /// number with its interval, or "not reached"), the speedup sentences, confounds and the verdict below it.</summary>
     static void PrintVariants(JsonNode c)
     {
         Console.WriteLine($"baseline variant: {Variant(c["baselineVariant"]!)}");
@@ -92,25 +103,30 @@ static class CompareCommand
         foreach (var vc in c["variants"]!.AsArray())
         {
             Console.WriteLine($"\ncandidate variant: {Variant(vc!["variant"]!)}");
-            Console.WriteLine($"  {"loss (paired by seed)",-32} {"baseline",-19} {"candidate",-19} {"delta [95% interval]",-27} verdict");
+            var table = Output.Table("loss (paired by seed)", ">baseline", ">candidate", ">delta [95% interval]", "verdict", ">speedup [95%]");
+            var notes = new List<string>();
             foreach (var curve in vc["curves"]!.AsArray())
             {
                 var d = curve!["delta"]!;
-                Console.WriteLine($"  {curve["metric"],-32} {MeanStd(curve["baseline"]!, "F4"),-19} {MeanStd(curve["candidate"]!, "F4"),-19} {Interval(d, "+0.0000;-0.0000"),-27} {Verdict(d)}");
-            }
-            foreach (var curve in vc["curves"]!.AsArray().Where(x => x!["speedup"] is JsonObject))
-            {
-                var s = curve!["speedup"]!;
-                var text = s["interval"] is JsonObject i ? $"{Interval(i, "0.00")}x  {Verdict(i)}" : s["summary"]!.ToString();
-                Console.WriteLine($"  speedup on {curve["metric"]}: {text}");
+                var speedup = "-";
+                if (curve["speedup"] is JsonObject sp)
+                {
+                    var (pairs, reached) = (sp["pairs"]!.GetValue<int>(), sp["reached"]!.GetValue<int>());
+                    var each = sp["speedups"]!.AsObject().Select(p => p.Value!.GetValue<double>()).ToList();
+                    speedup = sp["interval"] is JsonObject i ? $"{Interval(i, "0.00")}x"
+                        : reached == 0 ? "not reached"
+                        : reached < pairs ? $"reached {reached}/{pairs}"
+                        : (sp["lowerBounds"]!.GetValue<int>() > 0 ? ">=" : "") + each.Average().ToString("0.00", CultureInfo.InvariantCulture) + "x" + (pairs == 1 ? " (1 seed)" : "");
+                    notes.Add($"speedup on {curve["metric"]}: {sp["summary"]}");
+                }
+                table.Row(curve["metric"]!.ToString(), MeanStd(curve["baseline"]!, "F4"), MeanStd(curve["candidate"]!, "F4"), Interval(d, "+0.0000;-0.0000"), Verdict(d), speedup);
             }
             var downstream = vc["downstream"]!.AsArray();
-            if (downstream.Count > 0)
-            {
-                Console.WriteLine($"  {"downstream (paired by seed)",-32} {"baseline",-19} {"candidate",-19} {"delta [95% interval]",-27} verdict");
-                foreach (var t in downstream.OrderBy(t => t!["name"]!.ToString() == "average acc" ? 1 : 0))
-                    Console.WriteLine($"  {t!["name"],-32} {MeanStd(t["baseline"]!, "F1", 100) + "%",-19} {MeanStd(t["candidate"]!, "F1", 100) + "%",-19} {Interval(t["delta"]!, "+0.0;-0.0", 100) + "pt",-27} {Verdict(t["delta"]!, t["noise"]!.GetValue<bool>())}");
-            }
+            foreach (var t in downstream.OrderBy(t => t!["name"]!.ToString() == "average acc" ? 1 : 0))
+                table.Row(t!["name"]!.ToString(), MeanStd(t["baseline"]!, "F1", 100) + "%", MeanStd(t["candidate"]!, "F1", 100) + "%",
+                    Interval(t["delta"]!, "+0.0;-0.0", 100) + "pt", Verdict(t["delta"]!, t["noise"]!.GetValue<bool>()), "");
+            Output.Write(table);
+            foreach (var note in notes) Console.WriteLine($"  {note}");
             if (vc["confounded"]!.GetValue<bool>())
                 foreach (var d in vc["confounds"]!.AsArray())
                     Console.WriteLine($"  CONFOUNDED: {d!["field"]} is {d["baseline"]} in the baseline, {d["candidate"]} in the candidate");
@@ -118,7 +134,8 @@ static class CompareCommand
         }
     }
 
-    /// <summary>Each candidate run against the baseline run.</summary>
+    /// <summary>Each candidate run against the baseline run: a table of losses (the speedup cell a number or "not reached")
+    /// and one of downstream accuracies with standard errors.</summary>
     static void PrintRuns(JsonNode c)
     {
         var b0 = c["baseline"]!;
@@ -126,21 +143,28 @@ static class CompareCommand
         foreach (var cand in c["candidates"]!.AsArray())
         {
             var run = cand!["run"]!;
-            Console.WriteLine($"\ncandidate: run {run["id"]} {run["name"]} ({run["connection"]} x{run["rate"]}, {run["status"]})");
-            Console.WriteLine($"  {"loss",-32} {"baseline",9} {"candidate",9} {"delta",8}  {"speedup",8}");
+            Console.WriteLine($"\ncandidate: run {run["id"]} {run["name"]} ({RunViews.Connection(run)}, {run["status"]})");
+            var table = Output.Table("loss", ">baseline", ">candidate", ">delta", ">speedup");
+            var notes = new List<string>();
             foreach (var curve in cand["validation"]!.AsArray().Append(cand["training"]).OfType<JsonNode>())
             {
                 var s = curve["speedup"]!;
-                var speedup = s["speedup"]?.GetValue<double>() is { } x ? (s["isLowerBound"]!.GetValue<bool>() ? ">=" : "") + x.ToString("0.00", CultureInfo.InvariantCulture) + "x" : "never";
-                Console.WriteLine(F($"  {curve["metric"],-32} {curve["baselineFinal"]!.GetValue<double>(),9:F4} {curve["candidateFinal"]!.GetValue<double>(),9:F4} {curve["deltaAtLastCommon"]?.GetValue<double>() ?? double.NaN,8:+0.0000;-0.0000}  {speedup,8}"));
+                var speedup = s["speedup"]?.GetValue<double>() is { } x ? (s["isLowerBound"]!.GetValue<bool>() ? ">=" : "") + x.ToString("0.00", CultureInfo.InvariantCulture) + "x" : "not reached";
+                notes.Add($"{curve["metric"]}: {s["summary"]}");
+                table.Row(curve["metric"]!.ToString(), F($"{curve["baselineFinal"]!.GetValue<double>():F4}"), F($"{curve["candidateFinal"]!.GetValue<double>():F4}"),
+                    F($"{curve["deltaAtLastCommon"]?.GetValue<double>() ?? double.NaN:+0.0000;-0.0000}"), speedup);
             }
+            Output.Write(table);
+            foreach (var note in notes) Console.WriteLine($"  {note}");
             var tasks = cand["tasks"]!.AsArray();
             if (tasks.Count == 0) { Console.WriteLine("  downstream: no evaluation results for both runs"); continue; }
-            Console.WriteLine($"  {"downstream",-32} {"baseline",14} {"candidate",14} {"delta",14}");
             string Pct(JsonNode t, string value, string stderr, string format) => (100 * t[value]!.GetValue<double>()).ToString(format, CultureInfo.InvariantCulture)
                 + (t[stderr]?.GetValue<double>() is { } se ? " +/- " + (100 * se).ToString("F1", CultureInfo.InvariantCulture) : "");
+            var acc = Output.Table("downstream", ">baseline %", ">candidate %", ">delta pt", "");
             foreach (var t in tasks)
-                Console.WriteLine($"  {$"{t!["task"]} {t["metric"]}",-32} {Pct(t, "baseline", "baselineStderr", "F1"),14} {Pct(t, "candidate", "candidateStderr", "F1"),14} {Pct(t, "delta", "deltaStderr", "+0.0;-0.0"),14}{(t["noise"]!.GetValue<bool>() ? "  (noise: within 2 SE)" : "")}");
+                acc.Row($"{t!["task"]} {t["metric"]}", Pct(t, "baseline", "baselineStderr", "F1"), Pct(t, "candidate", "candidateStderr", "F1"),
+                    Pct(t, "delta", "deltaStderr", "+0.0;-0.0"), t["noise"]!.GetValue<bool>() ? "noise: within 2 SE" : "");
+            Output.Write(acc);
         }
     }
 }

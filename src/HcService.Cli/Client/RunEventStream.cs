@@ -20,9 +20,10 @@ sealed class StreamRefusedException(HttpResponseMessage response, string body) :
 /// <c>Last-Event-ID</c>, so the events continue with no gap and no duplicate. The first connection fails at once (an
 /// unreachable server is the caller's error to report); later ones are retried with backoff for up to
 /// <see cref="GiveUpAfter"/>. <see cref="NextAsync"/> returns null once the server has sent the run's final status and
-/// ended the stream (the status marked <c>final</c>).
+/// ended the stream (the status marked <c>final</c>). <c>fromNow</c>: start at the run's current status instead of its
+/// whole history.
 /// </summary>
-sealed class RunEventStream(HttpClient http, long runId, string? names, Action<string>? note = null) : IDisposable
+sealed class RunEventStream(HttpClient http, long runId, string? names, Action<string>? note = null, bool fromNow = false) : IDisposable
 {
     /// <summary>The server comments every 15 s; a stream silent for this long is dead.</summary>
     public static readonly TimeSpan Silence = TimeSpan.FromSeconds(45);
@@ -69,7 +70,12 @@ sealed class RunEventStream(HttpClient http, long runId, string? names, Action<s
 
     async Task<StreamReader> Connect(CancellationToken ct)
     {
-        var query = names is null ? "" : $"?names={Uri.EscapeDataString(names)}";
+        var query = string.Join('&', new[]
+        {
+            names is null ? null : $"names={Uri.EscapeDataString(names)}",
+            fromNow && LastEventId is null ? "from=now" : null,   // a resumption continues where it stopped
+        }.OfType<string>());
+        if (query.Length > 0) query = "?" + query;
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/runs/{runId}/events{query}");
         if (LastEventId is not null) request.Headers.Add("Last-Event-ID", LastEventId);
         response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);

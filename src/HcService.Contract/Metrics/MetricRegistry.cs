@@ -57,6 +57,12 @@ public static class MetricRegistry
         ValidationLoss, ValidationPerplexity, ConnectionStatistic, CompositeGain, Tokens, Step, ProcessMemory, ExpertLoad,
     ];
 
+    /// <summary>The definition a stored name belongs to (its exact name, or the template it is an instance of); null if none.</summary>
+    public static MetricDefinition? Find(string name) =>
+        All.FirstOrDefault(d => d.Name == name)
+        ?? All.FirstOrDefault(d => d.Name.Contains('{') && System.Text.RegularExpressions.Regex.IsMatch(name,
+            "^" + System.Text.RegularExpressions.Regex.Replace(System.Text.RegularExpressions.Regex.Escape(d.Name).Replace(@"\{", "{"), "{[a-z]+}", "[^/]+") + "$"));
+
     /// <summary>The worker's exported instruments.</summary>
     public static IEnumerable<string> Instruments => All.Select(d => d.Instrument).OfType<string>().Distinct();
 
