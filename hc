@@ -3,9 +3,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")" && pwd)"
 dll="$root/src/HcService.Cli/bin/Release/net10.0/hc.dll"
-"$root/scripts/setup.sh" >/dev/null
-if [ ! -f "$dll" ] || [ -n "$(find "$root/src" -newer "$dll" \( -name '*.cs' -o -name '*.csproj' \) -print -quit)" ]; then
-  dotnet build "$root/src/HcService.Cli" -c Release --nologo -v quiet >&2
+# Setup says what it does; its "nothing to do" lines are not worth a line on every command.
+"$root/scripts/setup.sh" 2> >(grep -v --line-buffered 'nothing to do' >&2) >/dev/null
+if [ ! -f "$dll" ] || [ -n "$(find "$root/src" -newer "$dll" \( -name '*.cs' -o -name '*.csproj' -o -name '*.js' -o -name '*.html' -o -name '*.css' \) -print -quit)" ]; then
+  if [ -f "$dll" ]; then echo "hc: sources changed; rebuilding (about 30 s)..." >&2
+  else echo "hc: building (first use: about a minute and a half)..." >&2; fi
+  dotnet build "$root/src/HcService.Cli" -c Release --nologo -v quiet -clp:NoSummary >&2
 fi
 # The shipped datasets, wherever the command is run from (override with HC_DATA_ROOT or --data-root).
 export HC_DATA_ROOT="${HC_DATA_ROOT-$root/data/datasets}"

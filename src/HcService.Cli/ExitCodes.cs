@@ -19,6 +19,19 @@ public static class ExitCodes
     /// <summary>Interrupted by Ctrl+C or SIGTERM while waiting or working (128 + SIGINT).</summary>
     public const int Interrupted = 130;
 
+    /// <summary>The table `hc --help` prints (README.md, "Exit codes", says the same).</summary>
+    public const string Help = """
+        Exit codes:
+          0    success (for submit --wait and watch: the run succeeded)
+          1    the run failed or was cancelled
+          2    bad input: an invalid spec, option or value; a run, group, key or file that does not exist
+          3    the service could not be reached, timed out, or answered with a server error
+          4    unauthorised: no key, an unknown or revoked key, or a key without the scope needed
+          5    hc train --stop-after-step: checkpointed and stopped as asked (run it again to resume)
+          70   an internal error of hc (HC_DEBUG=1 prints the stack trace)
+          130  interrupted by Ctrl+C or SIGTERM
+        """;
+
     /// <summary>The exit code for an HTTP error answer of the service.</summary>
     public static int ForStatus(System.Net.HttpStatusCode status) => (int)status switch
     {

@@ -8,7 +8,7 @@ using HcService.Cli.Local;
 using HcService.Cli.Up;
 using HcService.Cli.Worker;
 
-var root = new RootCommand("hc: hyper-connection pre-training experiments (HcService)");
+var root = new RootCommand("hc: hyper-connection pre-training experiments (HcService)\n\n" + ExitCodes.Help);
 root.Add(ParamsCommand.Create());
 root.Add(BenchCommand.Create());
 root.Add(DataCommand.Create());
@@ -21,6 +21,7 @@ foreach (var c in ClientCommands.Create()) root.Add(c);
 root.Add(UpCommand.Create());
 root.Add(KeysCommand.Create());
 root.Add(CompareCommand.Create());
+root.Add(GroupsCommand.Create());
 
 using var interrupted = new CancellationTokenSource();
 try

@@ -49,14 +49,16 @@ public class SettingsTests
     }
 
     [Fact]
-    public void TheReadmeTableListsEverySettingWithItsDefault()
+    public void TheReadmeTableListsEverySettingWithItsDefaultAndWhatIsAllowed()
     {
         var readme = File.ReadAllLines(Path.Combine(RepoPaths.Root, "README.md"));
         foreach (var s in HcSettings.All)
         {
             var row = readme.FirstOrDefault(l => l.StartsWith($"| `{s.Name}` |", StringComparison.Ordinal));
             Assert.True(row is not null, $"README.md has no settings row for {s.Name}");
-            Assert.Contains($"`{s.Default}`", row);
+            var cells = row.Split('|').Select(c => c.Trim()).ToArray();
+            Assert.Equal($"`{s.Default}`", cells[2]);
+            Assert.Equal(s.Allowed, cells[3]);
         }
     }
 

@@ -16,7 +16,7 @@ public static class Output
     public static void Json(JsonNode? node) => Console.WriteLine(node?.ToJsonString(Indented) ?? "null");
 
     /// <summary>A table with one header row; columns named with a leading '>' are right-aligned (numbers).</summary>
-    public static Table Table(params string[] columns)
+    public static Table Table(params IEnumerable<string> columns)
     {
         var table = new Table { Border = TableBorder.Horizontal, ShowRowSeparators = false };
         foreach (var c in columns)
