@@ -8,7 +8,9 @@ dll="$root/src/HcService.Cli/bin/Release/net10.0/hc.dll"
 if [ ! -f "$dll" ] || [ -n "$(find "$root/src" -newer "$dll" \( -name '*.cs' -o -name '*.csproj' -o -name '*.js' -o -name '*.html' -o -name '*.css' \) -print -quit)" ]; then
   if [ -f "$dll" ]; then echo "hc: sources changed; rebuilding (about 30 s)..." >&2
   else echo "hc: building (first use: about a minute and a half)..." >&2; fi
-  dotnet build "$root/src/HcService.Cli" -c Release --nologo -v quiet -clp:NoSummary >&2
+  log="$(mktemp)"
+  if ! dotnet build "$root/src/HcService.Cli" -c Release --nologo -v quiet >"$log" 2>&1; then cat "$log" >&2; rm -f "$log"; exit 1; fi
+  rm -f "$log"
 fi
 # The shipped datasets, wherever the command is run from (override with HC_DATA_ROOT or --data-root).
 export HC_DATA_ROOT="${HC_DATA_ROOT-$root/data/datasets}"
