@@ -51,7 +51,7 @@ public class ClientErrorTests(ServiceFixture svc)
               "training": { "tokenBudget": "5M", "evalTokens": "2K", "checkpointInterval": "5M" } }
             """);
         await using var watch = HcLiveProcess.Start("watch", id.ToString(System.Globalization.CultureInfo.InvariantCulture), "--server", svc.Url);
-        await watch.WaitForLine($@"^run {id}: step \d+, tokens", TimeSpan.FromMinutes(2));
+        await watch.WaitForLine($@"^run {id} watched: step \d+/\d+ \(", TimeSpan.FromMinutes(2));
         watch.Signal(2);
         Assert.Equal(130, await watch.WaitForExit(TimeSpan.FromSeconds(30)));
         Assert.DoesNotContain("Unhandled exception", watch.Output);

@@ -189,11 +189,11 @@ public class EventStreamTests(ServiceFixture svc)
               "training": { "tokenBudget": 204800, "evalTokens": "1K", "evalInterval": 51200, "checkpointInterval": 204800 } }
             """);
         using var proxy = new DroppingProxy(svc.Url);
-        await using var watch = HcLiveProcess.Start("watch", id.ToString(System.Globalization.CultureInfo.InvariantCulture), "--server", proxy.Url);
+        await using var watch = HcLiveProcess.Start("watch", id.ToString(System.Globalization.CultureInfo.InvariantCulture), "--history", "--server", proxy.Url);
         for (var drop = 1; drop <= 2; drop++)
         {
             // Dropped while steps stream in; it resumes after the last event it received and goes on.
-            await watch.WaitForLine($@"^run {id}: step \d+, tokens", TimeSpan.FromMinutes(2), onlyNew: true);
+            await watch.WaitForLine($@"^run {id} watched-through-drops: step \d+/200 \(", TimeSpan.FromMinutes(2), onlyNew: true);
             proxy.DropAll();
             await watch.WaitForLine($@"run {id}: event stream interrupted .*; resuming after s\d+\.m\d+", TimeSpan.FromMinutes(1), onlyNew: true);
         }
@@ -203,12 +203,18 @@ public class EventStreamTests(ServiceFixture svc)
         Assert.DoesNotContain(lines, l => l.Contains("Exception", StringComparison.Ordinal));
         Assert.Contains($"run {id}: succeeded at step 200/200", lines);
         // Every line once: statuses, validation losses and the loss every 10 steps, none repeated by a resume.
-        var said = lines.Where(l => l.StartsWith($"run {id}: ", StringComparison.Ordinal) && !l.Contains("interrupted", StringComparison.Ordinal)).ToList();
+        var said = lines.Where(l => (l.StartsWith($"run {id}: ", StringComparison.Ordinal) || l.StartsWith($"run {id} watched-through-drops: ", StringComparison.Ordinal)
+            || l.StartsWith("validation ", StringComparison.Ordinal)) && !l.Contains("interrupted", StringComparison.Ordinal)).ToList();
         Assert.Equal(said.Count, said.Distinct().Count());
         Assert.Equal(["queued", "running", "succeeded"], said.Select(l => System.Text.RegularExpressions.Regex.Match(l, @"^run \d+: (\w+) \(attempt")).Where(m => m.Success).Select(m => m.Groups[1].Value));
-        var losses = said.Select(l => System.Text.RegularExpressions.Regex.Match(l, @": step (\d+), tokens")).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value)).ToList();
-        Assert.Equal(losses.Order(), losses);
-        Assert.Equal(5, said.Count(l => l.Contains("val/valid-austen-bytes/loss", StringComparison.Ordinal)));   // steps 0, 50, 100, 150, 200
+        // Progress lines (stdout is not a terminal): every 10 steps, in order, with the percentage and an ETA once measured.
+        var progress = said.Select(l => System.Text.RegularExpressions.Regex.Match(l, @": step (\d+)/200 \((\d+\.\d)%\) \| .* \| ETA (\S+)")).Where(m => m.Success).ToList();
+        var steps = progress.Select(m => long.Parse(m.Groups[1].Value)).ToList();
+        Assert.Equal(steps.Order(), steps);
+        Assert.True(steps.Count >= 10, string.Join("\n", said));
+        Assert.All(progress, m => Assert.Equal((100.0 * long.Parse(m.Groups[1].Value) / 200).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture), m.Groups[2].Value));
+        Assert.Contains(progress, m => System.Text.RegularExpressions.Regex.IsMatch(m.Groups[3].Value, @"^\d+(s|m\d\ds)$") && m.Groups[1].Value != "200");
+        Assert.Equal(5, said.Count(l => l.StartsWith("validation valid-austen-bytes: loss", StringComparison.Ordinal)));   // steps 0, 50, 100, 150, 200
     }
 
     const string Fast = """

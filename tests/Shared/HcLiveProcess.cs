@@ -51,6 +51,34 @@ public sealed class HcLiveProcess : IAsyncDisposable
         return live;
     }
 
+    /// <summary>The variables that make Spectre.Console treat a terminal as a CI log (no live display).</summary>
+    static readonly string[] CiVariables = ["APPVEYOR", "TF_BUILD", "BITBUCKET_REPO_OWNER", "BITBUCKET_REPO_SLUG", "BITBUCKET_COMMIT", "BITRISE_BUILD_URL",
+        "GITHUB_ACTIONS", "CI_SERVER", "GO_SERVER_URL", "JENKINS_URL", "TEAMCITY_VERSION", "TRAVIS"];
+
+    bool terminal;
+
+    /// <summary>`hc` under a pseudo-terminal (util-linux `script`), as a person at a terminal runs it: stdout is a terminal,
+    /// so commands draw live progress. Its output lines are what the terminal received with the ANSI sequences removed and
+    /// split at carriage returns (each redraw of a live display is a line).</summary>
+    public static HcLiveProcess StartInTerminal(params string[] args)
+    {
+        static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+        var command = string.Join(' ', new[] { "dotnet", Path.Combine(AppContext.BaseDirectory, "hc.dll") }.Concat(args).Select(Quote));
+        var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in new[] { "-qfec", command, "/dev/null" }) psi.ArgumentList.Add(a);
+        foreach (var v in CiVariables) psi.Environment.Remove(v);
+        psi.Environment["TERM"] = "xterm-256color";
+        var live = new HcLiveProcess(new Process { StartInfo = psi }) { terminal = true };
+        live.process.OutputDataReceived += (_, e) => live.Line(e.Data);
+        live.process.ErrorDataReceived += (_, e) => live.Line(e.Data);
+        live.process.Start();
+        live.process.BeginOutputReadLine();
+        live.process.BeginErrorReadLine();
+        return live;
+    }
+
+    static readonly Regex Ansi = new(@"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07");
+
     void Line(string? line)
     {
         if (line is null)
@@ -58,6 +86,17 @@ public sealed class HcLiveProcess : IAsyncDisposable
             if (Interlocked.Decrement(ref open) == 0) outputClosed.TrySetResult();
             return;
         }
+        if (terminal)
+        {
+            foreach (var part in Ansi.Replace(line, "").Split('\r'))
+                if (part.Trim().Length > 0) Add(part.TrimEnd());
+            return;
+        }
+        Add(line);
+    }
+
+    void Add(string line)
+    {
         lock (output)
         {
             output.AppendLine(line);

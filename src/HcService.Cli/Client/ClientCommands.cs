@@ -88,11 +88,12 @@ static class ClientCommands
         });
 
         var watchId = new Argument<long>("id") { Description = "Run id" };
-        var watch = new Command("watch", "Follow a run's progress until it ends (exit 0 only if it succeeded)") { watchId, server, apiKey };
+        var history = new Option<bool>("--history") { Description = "Replay the run's history (every status change and validation) before following it, instead of starting from its current state" };
+        var watch = new Command("watch", "Follow a run's progress from its current state until it ends (exit 0 only if it succeeded)") { watchId, history, server, apiKey };
         watch.SetAction(async (r, ct) =>
         {
             using var http = Client(r.GetValue(server), r.GetValue(apiKey));
-            return await Wait(http, r.GetValue(watchId), ct, fromNow: true);
+            return await Wait(http, r.GetValue(watchId), ct, fromNow: !r.GetValue(history));
         });
         return [submit, runs, show, cancel, watch];
     }
