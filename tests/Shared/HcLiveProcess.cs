@@ -77,7 +77,7 @@ public sealed class HcLiveProcess : IAsyncDisposable
         return live;
     }
 
-    static readonly Regex Ansi = new(@"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07");
+    static readonly Regex Ansi = new(@"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07|[=>]|[()][0-9A-Za-z])");
 
     void Line(string? line)
     {

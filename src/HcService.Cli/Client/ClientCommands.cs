@@ -139,7 +139,7 @@ static class ClientCommands
                         _ => "",
                     };
                     view.Totals(data["totalSteps"]!.GetValue<long>(), summary["tokenBudget"]!.GetValue<long>());
-                    view.Line($"run {id}: {data["status"]} (attempt {data["attempt"]}, step {data["step"]}/{data["totalSteps"]}){said}");
+                    view.Line($"run {id}: {data["status"]} (attempt {data["attempt"]}){said}");
                     lastStatus = data;
                 }
                 else if (e.Kind == "metric")
