@@ -42,7 +42,12 @@ public sealed class HcLiveProcess : IAsyncDisposable
         foreach (var a in EnvResetsSignals.Value ? ["--default-signal=INT", "dotnet", Path.Combine(AppContext.BaseDirectory, "hc.dll")] : new[] { Path.Combine(AppContext.BaseDirectory, "hc.dll") })
             psi.ArgumentList.Add(a);
         foreach (var a in args) psi.ArgumentList.Add(a);
-        var live = new HcLiveProcess(new Process { StartInfo = psi });
+        return Launch(psi, terminal: false);
+    }
+
+    static HcLiveProcess Launch(ProcessStartInfo psi, bool terminal)
+    {
+        var live = new HcLiveProcess(new Process { StartInfo = psi }) { terminal = terminal };
         live.process.OutputDataReceived += (_, e) => live.Line(e.Data);
         live.process.ErrorDataReceived += (_, e) => live.Line(e.Data);
         live.process.Start();
@@ -68,13 +73,7 @@ public sealed class HcLiveProcess : IAsyncDisposable
         foreach (var a in new[] { "-qfec", command, "/dev/null" }) psi.ArgumentList.Add(a);
         foreach (var v in CiVariables) psi.Environment.Remove(v);
         psi.Environment["TERM"] = "xterm-256color";
-        var live = new HcLiveProcess(new Process { StartInfo = psi }) { terminal = true };
-        live.process.OutputDataReceived += (_, e) => live.Line(e.Data);
-        live.process.ErrorDataReceived += (_, e) => live.Line(e.Data);
-        live.process.Start();
-        live.process.BeginOutputReadLine();
-        live.process.BeginErrorReadLine();
-        return live;
+        return Launch(psi, terminal: true);
     }
 
     static readonly Regex Ansi = new(@"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07|[=>]|[()][0-9A-Za-z])");
