@@ -24,9 +24,9 @@ public static class KeysApi
     public static RouteGroupBuilder MapKeys(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/keys").WithTags("API keys").RequireScope(Scopes.Admin);
-        g.MapGet("/", List).WithSummary("API keys (name, prefix, scope, created, revoked); never the keys");
-        g.MapPost("/", Create).WithSummary("Create a key with a scope: read, submit or admin. The key is in this response only");
-        g.MapDelete("/{id:long}", Revoke).WithSummary("Revoke a key (effective within seconds)");
+        g.MapGet("/", List).WithName("listKeys").WithSummary("API keys (name, prefix, scope, created, revoked); never the keys");
+        g.MapPost("/", Create).WithName("createKey").WithSummary("Create a key with a scope: read, submit or admin. The key is in this response only");
+        g.MapDelete("/{id:long}", Revoke).WithName("revokeKey").WithSummary("Revoke a key (effective within seconds)");
         return g;
     }
 

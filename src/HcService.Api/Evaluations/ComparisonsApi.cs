@@ -52,8 +52,8 @@ public static class ComparisonsApi
     public static void MapComparisons(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/comparisons").WithTags("Comparisons").RequireScope(Scopes.Read);
-        g.MapGet("/", Compare).WithSummary("Two or more runs aligned by tokens: loss deltas per validation set, speedup, downstream deltas with standard errors; and by variant over seeds: mean, std, seed-paired deltas with 95% intervals, verdicts, confounds");
-        g.MapGet("/plot.svg", Plot).WithSummary("Loss vs tokens of the runs (SVG); metric = train/loss or val/<set>/loss")
+        g.MapGet("/", Compare).WithName("compareRuns").WithSummary("Two or more runs aligned by tokens: loss deltas per validation set, speedup, downstream deltas with standard errors; and by variant over seeds: mean, std, seed-paired deltas with 95% intervals, verdicts, confounds");
+        g.MapGet("/plot.svg", Plot).WithName("plotComparison").WithSummary("Loss vs tokens of the runs (SVG); metric = train/loss or val/<set>/loss")
             .Produces(200, contentType: "image/svg+xml");
     }
 
@@ -193,6 +193,5 @@ public static class ComparisonsApi
         return (ids, null);
     }
 
-    static ValidationProblem Invalid(ConfigError e) =>
-        Problems.Invalid([e], "The comparison request is invalid");
+    static ValidationProblem Invalid(ConfigError e) => Problems.InvalidQuery([e]);
 }

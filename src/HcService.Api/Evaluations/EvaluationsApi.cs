@@ -36,14 +36,27 @@ public static class EvaluationsApi
 {
     public static void MapEvaluations(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/runs/{id:long}/evaluations", Submit).WithTags("Evaluations").RequireScope(Scopes.Submit)
+        app.MapGet("/api/runs/{id:long}/evaluations", StoredResults).WithName("listRunEvaluations").WithTags("Evaluations").RequireScope(Scopes.Read)
+            .WithSummary("Stored evaluation results of a run by checkpoint step, task and metric, each accuracy with its standard error");
+        app.MapPost("/api/runs/{id:long}/evaluations", Submit).WithName("submitEvaluation").WithTags("Evaluations").RequireScope(Scopes.Submit)
             .WithSummary("Evaluate a stored checkpoint on downstream zero-shot tasks (a job on a worker); 202 with the job");
-        app.MapGet("/api/runs/{id:long}/analysis", Analysis).WithTags("Evaluations").RequireScope(Scopes.Read)
-            .WithSummary("HC connection analysis of a checkpoint (from its evaluation job): static matrices, dynamic-weight statistics, unfolded connection matrix, adjacent-layer cosine similarity");
-        app.MapGet("/api/runs/{id:long}/analysis/heatmap.svg", Heatmap).WithTags("Evaluations").RequireScope(Scopes.Read)
+        app.MapGet("/api/runs/{id:long}/analysis", Analysis).WithName("getAnalysis").WithTags("Evaluations").RequireScope(Scopes.Read)
+            .WithSummary("HC connection analysis of a checkpoint (from its evaluation job): static matrices, dynamic-weight statistics, unfolded connection matrix, adjacent-layer cosine similarity")
+            .Produces(200, contentType: "application/json");
+        app.MapGet("/api/runs/{id:long}/analysis/heatmap.svg", Heatmap).WithName("getAnalysisHeatmap").WithTags("Evaluations").RequireScope(Scopes.Read)
             .WithSummary("The unfolded connection matrix as a heatmap (source = static or dynamic)").Produces(200, contentType: "image/svg+xml");
-        app.MapGet("/api/evaluations/{id:long}", Get).WithTags("Evaluations").RequireScope(Scopes.Read)
+        app.MapGet("/api/evaluations/{id:long}", Get).WithName("getEvaluation").WithTags("Evaluations").RequireScope(Scopes.Read)
             .WithSummary("An evaluation job: status, request, failure reason");
+    }
+
+    /// <summary>GET /api/runs/{id}/evaluations: every stored result of the run (or of one step).</summary>
+    static async Task<Results<Ok<IReadOnlyList<EvaluationInfo>>, NotFound<ProblemDetails>>> StoredResults(long id, HcDbContext db, long? step, CancellationToken ct)
+    {
+        if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunsApi.RunNotFound(id);
+        var rows = await db.Evaluations.AsNoTracking().Where(e => e.RunId == id && (step == null || e.Step == step)).OrderBy(e => e.Step).ThenBy(e => e.Task).ToListAsync(ct);
+        var errors = HcService.Contract.Evaluation.AccuracyErrors.Of(rows.Select(e => new HcService.Contract.Evaluation.StoredScore(e.Step, e.Task, e.Metric, e.Value)));
+        IReadOnlyList<EvaluationInfo> list = rows.Select(e => new EvaluationInfo(e.Step, e.Task, e.Metric, e.Value, errors.GetValueOrDefault((e.Step, e.Task, e.Metric)), e.CreatedAt)).ToList();
+        return TypedResults.Ok(list);
     }
 
     static async Task<Results<Accepted<EvaluationJobInfo>, NotFound<ProblemDetails>, ValidationProblem>> Submit(long id, EvaluationRequest request,
@@ -102,7 +115,7 @@ public static class EvaluationsApi
     static async Task<Results<ContentHttpResult, NotFound<ProblemDetails>, ValidationProblem>> Heatmap(long id, long? step, string? source, HcPaths paths, CancellationToken ct)
     {
         if (source is not (null or "static" or "dynamic"))
-            return Problems.Invalid([new ConfigError("source", source, "static or dynamic")], "The heatmap request is invalid");
+            return Problems.InvalidQuery([new ConfigError("source", source, "static or dynamic")]);
         source ??= "static";
         var path = AnalysisFile(paths, id, step, ".json");
         StoredMatrix? matrix = null;

@@ -55,9 +55,9 @@ public static class GroupsApi
     public static void MapGroups(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/groups").WithTags("Experiment groups");
-        g.MapPost("/", Submit).RequireScope(Scopes.Submit)
+        g.MapPost("/", Submit).WithName("createGroup").RequireScope(Scopes.Submit)
             .WithSummary("Submit a grid of runs as one call: a base spec and variants merged onto it, each run once per seed when seeds are given; the runs are the group's members (and tagged group:<name>); a name is used once (409)");
-        g.MapGet("/{name}", Table).RequireScope(Scopes.Read)
+        g.MapGet("/{name}", Table).WithName("getGroupTable").RequireScope(Scopes.Read)
             .WithSummary("The group's table: per run, validation loss and perplexity per set, downstream average, deltas to the baseline (the residual run) of its seed; per variant, mean and std over seeds, seed-paired deltas with 95% intervals and verdicts, confounds");
     }
 
@@ -115,7 +115,7 @@ public static class GroupsApi
         {
             try
             {
-                var spec = JobSpec.Parse(one.ToJsonString());
+                var spec = JobSpec.Parse(one.ToJsonString(), positions: false);   // merged text: no line the user wrote
                 var (plan, specErrors) = validator.Validate(spec, device!.Value);
                 if (plan is null) errors.AddRange(specErrors.Select(e => e with { Field = $"{field}.{e.Field}" }));
                 else if (await durationCap.CheckAsync(plan, device!.Value, ct) is { } tooLong) errors.Add(tooLong with { Field = $"{field}.{tooLong.Field}" });

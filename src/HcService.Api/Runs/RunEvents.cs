@@ -29,7 +29,7 @@ public static partial class RunEvents
     static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
     public static void MapRunEvents(this RouteGroupBuilder g) =>
-        g.MapGet("/{id:long}/events", Stream)
+        g.MapGet("/{id:long}/events", Stream).WithName("streamRunEvents")
             .WithSummary("Server-sent events: every status transition and every metric point, with ids for Last-Event-ID, until the run ends")
             .Produces(200, contentType: "text/event-stream").ProducesProblem(400).ProducesProblem(404);
 
@@ -57,7 +57,7 @@ public static partial class RunEvents
         var wanted = names?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
         if (wanted.Length > 200 || wanted.Any(n => n.Length > 200))
         {
-            await Results.Problem(title: "Invalid names", detail: $"names = '{names?[..Math.Min(80, names.Length)]}...': must be at most 200 comma-separated metric names or prefixes",
+            await Results.Problem(title: Problems.QueryTitle, detail: $"names = '{names?[..Math.Min(80, names.Length)]}...': must be at most 200 comma-separated metric names or prefixes",
                 statusCode: 400).ExecuteAsync(http);
             return;
         }

@@ -21,18 +21,17 @@ public static class RunsApi
     public static RouteGroupBuilder MapRuns(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/runs").WithTags("Runs").RequireScope(Scopes.Read);
-        g.MapPost("/", Submit).WithSummary("Submit a job spec").WithDescription(
+        g.MapPost("/", Submit).WithName("submitRun").WithSummary("Submit a job spec").WithDescription(
             "Validates the spec (docs/design.md section 4) and queues a run. 201 with Location; 400 ProblemDetails naming every invalid field, its value and what is allowed.")
             .Accepts<JobSpec>("application/json").RequireScope(Scopes.Submit);
-        g.MapGet("/", List).WithSummary("List runs, newest first, filtered by status, connection, architecture, preset or tag");
-        g.MapGet("/{id:long}", Get).WithSummary("A run: spec, status, progress with ETA, attempts, timings, latest metrics, failure reason");
-        g.MapPost("/{id:long}/cancel", Cancel).WithSummary("Cancel: a queued run at once; a running run stops within 10 s after a final checkpoint").RequireScope(Scopes.Submit);
-        g.MapPost("/{id:long}/retry", Retry).WithSummary("Requeue a failed or cancelled run; it resumes from its latest verified checkpoint").RequireScope(Scopes.Submit);
-        g.MapGet("/{id:long}/metrics", Metrics).WithSummary("Metric series by name and step range, downsampled server-side to maxPoints");
-        g.MapGet("/{id:long}/checkpoints", Checkpoints).WithSummary("Checkpoints of a run (step, tokens, size, sha256)");
-        g.MapGet("/{id:long}/checkpoints/{step:long}", DownloadCheckpoint).WithSummary("Download a checkpoint file").Produces(200, contentType: "application/octet-stream");
+        g.MapGet("/", List).WithName("listRuns").WithSummary("List runs, newest first, filtered by status, connection, architecture, preset or tag");
+        g.MapGet("/{id:long}", Get).WithName("getRun").WithSummary("A run: spec, status, progress with ETA, attempts, timings, latest metrics, failure reason");
+        g.MapPost("/{id:long}/cancel", Cancel).WithName("cancelRun").WithSummary("Cancel: a queued run at once; a running run stops within 10 s after a final checkpoint").RequireScope(Scopes.Submit);
+        g.MapPost("/{id:long}/retry", Retry).WithName("retryRun").WithSummary("Requeue a failed or cancelled run; it resumes from its latest verified checkpoint").RequireScope(Scopes.Submit);
+        g.MapGet("/{id:long}/metrics", Metrics).WithName("getRunMetrics").WithSummary("Metric series by name and step range, downsampled server-side to maxPoints");
+        g.MapGet("/{id:long}/checkpoints", Checkpoints).WithName("listCheckpoints").WithSummary("Checkpoints of a run (step, tokens, size, sha256)");
+        g.MapGet("/{id:long}/checkpoints/{step:long}", DownloadCheckpoint).WithName("downloadCheckpoint").WithSummary("Download a checkpoint file").Produces(200, contentType: "application/octet-stream");
         g.MapRunEvents();
-        g.MapGet("/{id:long}/evaluations", Evaluations).WithSummary("Stored evaluation results by checkpoint step, task and metric");
         return g;
     }
 
@@ -46,7 +45,7 @@ public static class RunsApi
         try { spec = JobSpec.Parse(body); }
         catch (ConfigException e) { return Problem(e.Errors); }
         var device = DeviceQueues.Parse(queue);
-        if (device is null) return Problem([new("queue", queue, DeviceQueues.Allowed)]);
+        if (device is null) return Problems.InvalidQuery([new("queue", queue, DeviceQueues.Allowed)]);
         if (spec.Tags?.FirstOrDefault(t => t?.StartsWith(HcService.Api.Evaluations.GroupsApi.TagPrefix, StringComparison.Ordinal) == true) is { } reserved)
             return Problem([new("tags", reserved, $"tags not starting with '{HcService.Api.Evaluations.GroupsApi.TagPrefix}': group membership is given by POST /api/groups only")]);
         if (idempotencyKey is { Length: > 200 } || idempotencyKey?.Any(char.IsControl) == true)
@@ -107,9 +106,9 @@ public static class RunsApi
     static async Task<Results<Ok<RunPage>, ValidationProblem>> List(HcDbContext db, NpgsqlDataSource data, string? status, string? connection, string? architecture,
         string? preset, string? tag, int page = 1, int pageSize = 50, CancellationToken ct = default)
     {
-        if (status is not null && !RunStatus.All.Contains(status)) return Problem([new("status", status, "one of " + string.Join(", ", RunStatus.All))]);
-        if (pageSize is < 1 or > 500) return Problem([new("pageSize", pageSize, "an integer in [1, 500]")]);
-        if (page < 1 || (long)(page - 1) * pageSize > int.MaxValue) return Problem([new("page", page, $"an integer in [1, {int.MaxValue / pageSize + 1}] at pageSize {pageSize}")]);
+        if (status is not null && !RunStatus.All.Contains(status)) return Problems.InvalidQuery([new("status", status, "one of " + string.Join(", ", RunStatus.All))]);
+        if (pageSize is < 1 or > 500) return Problems.InvalidQuery([new("pageSize", pageSize, "an integer in [1, 500]")]);
+        if (page < 1 || (long)(page - 1) * pageSize > int.MaxValue) return Problems.InvalidQuery([new("page", page, $"an integer in [1, {int.MaxValue / pageSize + 1}] at pageSize {pageSize}")]);
         var q = db.Runs.AsNoTracking();
         if (status is not null) q = q.Where(r => r.Status == status);
         if (connection is not null) q = q.Where(r => r.Connection == connection);
@@ -162,9 +161,9 @@ public static class RunsApi
     static async Task<Results<Ok<IReadOnlyList<MetricSeries>>, NotFound<ProblemDetails>, ValidationProblem>> Metrics(long id, HcDbContext db,
         NpgsqlDataSource dataSource, string? names, long? fromStep, long? toStep, int maxPoints = 1000, CancellationToken ct = default)
     {
-        if (maxPoints is < 3 or > 100_000) return Problem([new("maxPoints", maxPoints, "an integer in [3, 100000]")]);
+        if (maxPoints is < 3 or > 100_000) return Problems.InvalidQuery([new("maxPoints", maxPoints, "an integer in [3, 100000]")]);
         var wanted = names?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
-        if (wanted.Length > 200 || wanted.Any(n => n.Length > 200)) return Problem([new("names", names?.Length > 80 ? names[..80] + "..." : names, "at most 200 comma-separated metric names")]);
+        if (wanted.Length > 200 || wanted.Any(n => n.Length > 200)) return Problems.InvalidQuery([new("names", names?.Length > 80 ? names[..80] + "..." : names, "at most 200 comma-separated metric names")]);
         if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
         if (names is null) wanted = [.. await MetricQueries.NamesAsync(dataSource, id, ct)];
         var series = new List<MetricSeries>();
@@ -194,15 +193,6 @@ public static class RunsApi
         return TypedResults.PhysicalFile(path, "application/octet-stream", Path.GetFileName(path));
     }
 
-    static async Task<Results<Ok<IReadOnlyList<EvaluationInfo>>, NotFound<ProblemDetails>>> Evaluations(long id, HcDbContext db, long? step, CancellationToken ct)
-    {
-        if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
-        var rows = await db.Evaluations.AsNoTracking().Where(e => e.RunId == id && (step == null || e.Step == step)).OrderBy(e => e.Step).ThenBy(e => e.Task).ToListAsync(ct);
-        var errors = HcService.Contract.Evaluation.AccuracyErrors.Of(rows.Select(e => new HcService.Contract.Evaluation.StoredScore(e.Step, e.Task, e.Metric, e.Value)));
-        IReadOnlyList<EvaluationInfo> list = rows.Select(e => new EvaluationInfo(e.Step, e.Task, e.Metric, e.Value, errors.GetValueOrDefault((e.Step, e.Task, e.Metric)), e.CreatedAt)).ToList();
-        return TypedResults.Ok(list);
-    }
-
-    static NotFound<ProblemDetails> RunNotFound(long id) =>
+    internal static NotFound<ProblemDetails> RunNotFound(long id) =>
         TypedResults.NotFound(new ProblemDetails { Title = "Run not found", Detail = $"there is no run {id}", Status = 404 });
 }
