@@ -32,7 +32,7 @@ public class OpenApiDocumentTests(ServiceFixture svc)
     [Fact]
     public async Task RedoclyLintReportsNoErrorsAndNoWarnings()
     {
-        Assert.True(File.Exists(Redocly), $"Redocly CLI is not installed at {Redocly}: run scripts/setup.sh (it installs the pinned @redocly/cli there)");
+        Assert.True(File.Exists(Redocly), $"Redocly CLI is not installed at {Redocly}: run scripts/setup.sh (it installs the pinned @redocly/cli there; it needs Node.js 20.19+ or 22.12+ with npm)");
         var file = Path.Combine(RepoPaths.TempDir("openapi"), "swagger.json");
         await File.WriteAllTextAsync(file, await svc.Http.GetStringAsync("swagger/v1/swagger.json"));
         var psi = new ProcessStartInfo(Redocly) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = RepoPaths.Root };

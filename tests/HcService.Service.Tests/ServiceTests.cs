@@ -148,6 +148,14 @@ public class ServiceTests(ServiceFixture svc)
             + "(digits, an optional decimal fraction, an optional suffix K = 1e3, M = 1e6, B = 1e9 or T = 1e12; a whole number of tokens)",
             body!["errors"]!["training.tokenBudget"]![0]!.GetValue<string>());
 
+        // A body bound to a request type names the path, the line and the column too.
+        using (var group = await svc.Http.PostAsync("api/groups", new StringContent("{ \"name\": \"g\",\n  \"seeds\": \"x\" }", System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, group.StatusCode);
+            Assert.Equal("the JSON body does not match the expected shape at $.seeds (line 2, column 15): must be a list",
+                (await group.Content.ReadFromJsonAsync<JsonNode>())!["detail"]!.GetValue<string>());
+        }
+
         // A query parameter's value is the query's error, not the spec's: titled so, naming the parameter, the value and what is allowed.
         foreach (var (url, parameter, message) in new[]
                  {

@@ -57,6 +57,8 @@ public static class ComparisonsApi
             .Produces(200, contentType: "image/svg+xml");
     }
 
+    /// <param name="runs">2 to 64 distinct run ids, comma-separated, e.g. 1,2,3,4.</param>
+    /// <param name="baseline">The baseline, one of the runs; absent: the first.</param>
     static async Task<Results<Ok<Comparison>, ValidationProblem>> Compare(HcDbContext db, NpgsqlDataSource data, string? runs, long? baseline, CancellationToken ct)
     {
         var (ids, error) = ParseRuns(runs, baseline);
@@ -102,6 +104,8 @@ public static class ComparisonsApi
             $"/api/comparisons/plot.svg?runs={string.Join(',', ids)}"));
     }
 
+    /// <param name="runs">2 to 64 distinct run ids, comma-separated.</param>
+    /// <param name="metric">The loss drawn: train/loss (default, smoothed) or val/&lt;set&gt;/loss.</param>
     static async Task<Results<ContentHttpResult, ValidationProblem>> Plot(HcDbContext db, NpgsqlDataSource data, string? runs, string? metric, CancellationToken ct)
     {
         var (ids, error) = ParseRuns(runs, null);

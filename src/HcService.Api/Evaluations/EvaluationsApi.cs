@@ -25,6 +25,17 @@ namespace HcService.Api.Evaluations;
 public sealed record EvaluationRequest(List<EvalTaskSpec>? Tasks, int? Limit, int? BatchSize, long? Step, bool? Analysis);
 
 /// <summary>An evaluation job and where it stands; its results are served by GET /api/runs/{id}/evaluations.</summary>
+/// <param name="Id">The job's id.</param>
+/// <param name="RunId">The run whose checkpoint it scores.</param>
+/// <param name="Step">The checkpoint's step.</param>
+/// <param name="Status">queued, running, succeeded or failed.</param>
+/// <param name="Request">The request as accepted, its step filled in.</param>
+/// <param name="Worker">The worker that ran it; null before one took it.</param>
+/// <param name="FailureReason">Why it failed.</param>
+/// <param name="CreatedAt">When it was submitted.</param>
+/// <param name="StartedAt">When a worker started it.</param>
+/// <param name="FinishedAt">When it ended.</param>
+/// <param name="ResultsUrl">Where its results are once it succeeded.</param>
 public sealed record EvaluationJobInfo(long Id, long RunId, long Step, string Status, JsonElement Request, string? Worker, string? FailureReason,
     DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string ResultsUrl)
 {
@@ -50,6 +61,8 @@ public static class EvaluationsApi
     }
 
     /// <summary>GET /api/runs/{id}/evaluations: every stored result of the run (or of one step).</summary>
+    /// <param name="id">The run.</param>
+    /// <param name="step">Only the results of this checkpoint step.</param>
     static async Task<Results<Ok<IReadOnlyList<EvaluationInfo>>, NotFound<ProblemDetails>>> StoredResults(long id, HcDbContext db, long? step, CancellationToken ct)
     {
         if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunsApi.RunNotFound(id);
@@ -104,6 +117,8 @@ public static class EvaluationsApi
         return steps.Contains(chosen) && File.Exists(path) ? path : null;
     }
 
+    /// <param name="id">The run.</param>
+    /// <param name="step">The analysed checkpoint step; absent: the newest analysed one.</param>
     static Results<PhysicalFileHttpResult, NotFound<ProblemDetails>> Analysis(long id, long? step, HcPaths paths) =>
         AnalysisFile(paths, id, step, ".json") is { } path ? TypedResults.PhysicalFile(path, "application/json")
             : TypedResults.NotFound(new ProblemDetails { Title = "No analysis", Detail = $"run {id} has no analysis{(step is null ? "" : $" at step {step}")}: POST /api/runs/{id}/evaluations computes one", Status = 404 });
@@ -112,6 +127,9 @@ public static class EvaluationsApi
     sealed record StoredMatrix(double[][] Values, string[] ReadingLabels, string[] WritingLabels, string Source);
 
     /// <summary>Drawn on request from analysis/step-N.json, so that every analysis ever stored gets the current picture.</summary>
+    /// <param name="id">The run.</param>
+    /// <param name="step">The analysed checkpoint step; absent: the newest analysed one.</param>
+    /// <param name="source">static (default): the static weights; dynamic: the dynamic weights' token mean.</param>
     static async Task<Results<ContentHttpResult, NotFound<ProblemDetails>, ValidationProblem>> Heatmap(long id, long? step, string? source, HcPaths paths, CancellationToken ct)
     {
         if (source is not (null or "static" or "dynamic"))

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using HcService.Api.Auth;
 using HcService.Contract.Jobs;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.ApiExplorer;
 using Microsoft.OpenApi;
@@ -35,7 +36,10 @@ sealed class OperationDocs : IOperationFilter
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
         operation.Responses ??= [];
-        var policies = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<IAuthorizeData>().Select(a => a.Policy).OfType<string>().ToList();
+        var metadata = context.ApiDescription.ActionDescriptor.EndpointMetadata;
+        // The route's WithSummary, not its handler's XML comment (written for the code's readers, over several lines).
+        if (metadata.OfType<IEndpointSummaryMetadata>().LastOrDefault()?.Summary is { } summary) operation.Summary = summary;
+        var policies = metadata.OfType<IAuthorizeData>().Select(a => a.Policy).OfType<string>().ToList();
         if (policies.Count > 0)
         {
             var scope = policies.MaxBy(Scopes.Level)!;
@@ -49,8 +53,11 @@ sealed class OperationDocs : IOperationFilter
         if (!operation.Responses.Keys.Any(k => k.StartsWith('4') && k is not ("401" or "403" or "413")))
             Problem(operation, context, "400", "A path or query value with a control character, or a parameter that does not bind");
         foreach (var parameter in operation.Parameters ?? [])
+        {
+            if (parameter is OpenApiParameter { Description: { } text } p) p.Description = SpecSchemas.OneLine(text);
             if (parameter.In == ParameterLocation.Query && parameter.Name is { } name && QueryEnums.TryGetValue(name, out var values) && parameter.Schema is OpenApiSchema schema)
                 schema.Enum = [.. values.Select(v => (JsonNode)JsonValue.Create(v))];
+        }
     }
 
     static void Problem(OpenApiOperation operation, OperationFilterContext context, string status, string description)

@@ -82,7 +82,13 @@ sealed class SpecSchemas : ISchemaFilter
             property.Description = OneLine(property.Description);
         if (type == typeof(EvalTaskSpec)) { Task(schema); return; }
         if (type == typeof(GroupRequest)) Group(schema, context);
-        if (Required.TryGetValue(type, out var required)) schema.Required = new HashSet<string>(required);
+        if (Required.TryGetValue(type, out var required))
+        {
+            schema.Required = new HashSet<string>(required);
+            foreach (var name in required)
+                if (schema.Properties is not null && schema.Properties.TryGetValue(name, out var p) && p is OpenApiSchema { Type: { } t } property)
+                    property.Type = t & ~JsonSchemaType.Null;
+        }
         if (SpecTypes.Contains(type))
         {
             schema.AdditionalPropertiesAllowed = false;
@@ -94,7 +100,8 @@ sealed class SpecSchemas : ISchemaFilter
                 s.Enum = [.. values.Select(v => (JsonNode)JsonValue.Create(v))];
     }
 
-    static string? OneLine(string? text) => text is null ? null : System.Text.RegularExpressions.Regex.Replace(text, @"\s*\n\s*", " ");
+    /// <summary>An XML comment's text on one line (the comments keep their line breaks and indentation).</summary>
+    internal static string? OneLine(string? text) => text is null ? null : System.Text.RegularExpressions.Regex.Replace(text, @"\s*\n\s*", " ");
 
     /// <summary>A task is a known task's name, or {name, file, limit} (EvalTaskSpecJson reads both).</summary>
     static void Task(OpenApiSchema schema)

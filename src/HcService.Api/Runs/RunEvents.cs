@@ -42,6 +42,9 @@ public static partial class RunEvents
     [GeneratedRegex(@"^s([0-9]{1,18})\.m([0-9]{1,18})$")]
     private static partial Regex CursorFormat();
 
+    /// <param name="id">The run.</param>
+    /// <param name="names">Only these metric points: comma-separated exact names or prefixes ending in "/"; absent: every point.</param>
+    /// <param name="lastEventId">Resume after this event id (s&lt;N&gt;.m&lt;M&gt;), as the Last-Event-ID header does.</param>
     static async Task Stream(long id, HttpContext http, NpgsqlDataSource db, RunEventHub hub, ILoggerFactory logs,
         IHostApplicationLifetime lifetime, string? names, string? lastEventId, CancellationToken aborted)
     {

@@ -35,6 +35,9 @@ public static class RunsApi
         return g;
     }
 
+    /// <param name="idempotencyKey">At most 200 printable characters: the same key with the same request returns the run it
+    /// created (200), with another request a 422; scoped to the calling API key.</param>
+    /// <param name="queue">cpu (default) or cuda: the workers that may take the run.</param>
     static async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem, UnprocessableEntity<ProblemDetails>>> Submit(
         HttpRequest request, HcDbContext db, RunLifecycle lifecycle, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases,
         [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, [FromQuery] string? queue, CancellationToken ct)
@@ -103,6 +106,13 @@ public static class RunsApi
 
     static string Shorten(string value) => value.Length > 40 ? value[..40] + "..." : value;
 
+    /// <param name="status">Only runs in this status.</param>
+    /// <param name="connection">Only runs of this connection type (residual, dynamic-hc, ...; exact).</param>
+    /// <param name="architecture">Only dense or only moe runs.</param>
+    /// <param name="preset">Only runs of this preset (exact).</param>
+    /// <param name="tag">Only runs with this tag (exact; a group's runs: group:NAME).</param>
+    /// <param name="page">The page, from 1.</param>
+    /// <param name="pageSize">Runs per page, 1 to 500.</param>
     static async Task<Results<Ok<RunPage>, ValidationProblem>> List(HcDbContext db, NpgsqlDataSource data, string? status, string? connection, string? architecture,
         string? preset, string? tag, int page = 1, int pageSize = 50, CancellationToken ct = default)
     {
@@ -158,6 +168,11 @@ public static class RunsApi
         return TypedResults.Ok(RunSummary.Of(run));
     }
 
+    /// <param name="id">The run.</param>
+    /// <param name="names">Comma-separated metric names (at most 200, each at most 200 characters); absent: every metric.</param>
+    /// <param name="fromStep">The first step of the range (inclusive).</param>
+    /// <param name="toStep">The last step of the range (inclusive).</param>
+    /// <param name="maxPoints">At most this many points a series, 3 to 100000: longer ranges come back as bucket means.</param>
     static async Task<Results<Ok<IReadOnlyList<MetricSeries>>, NotFound<ProblemDetails>, ValidationProblem>> Metrics(long id, HcDbContext db,
         NpgsqlDataSource dataSource, string? names, long? fromStep, long? toStep, int maxPoints = 1000, CancellationToken ct = default)
     {

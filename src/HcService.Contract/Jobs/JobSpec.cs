@@ -6,8 +6,8 @@ namespace HcService.Contract.Jobs;
 
 /// <summary>
 /// The job spec (docs/design.md section 4): what a researcher submits. Required: model preset, architecture, connection
-/// type and token budget; everything else has a documented default (see <see cref="JobPlan"/>). JSON, camelCase,
-/// unknown fields rejected.
+/// type and token budget; everything else has a documented default, which the resolver (JobPlan) fills in. JSON,
+/// camelCase, unknown fields rejected.
 /// </summary>
 public sealed record JobSpec
 {
