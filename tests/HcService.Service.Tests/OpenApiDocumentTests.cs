@@ -158,7 +158,8 @@ public class OpenApiDocumentTests(ServiceFixture svc)
         {
             foreach (var tag in op["tags"]!.AsArray()) Assert.False(string.IsNullOrEmpty(tags.GetValueOrDefault(tag!.GetValue<string>())), $"{method} {path}: tag {tag} has no description");
             Assert.Contains(op["responses"]!.AsObject(), r => r.Key.StartsWith('4'));
-            if (op["requestBody"] is not null) Assert.NotNull(op["responses"]!["413"]);
+            if (op["requestBody"] is not null) Assert.True(op["responses"]!["413"] is not null, $"{method} {path}: no 413 for a body over 1 MiB");
+            if (path.Contains('{')) Assert.True(op["responses"]!["404"] is not null, $"{method} {path}: no 404 for what its path names");
         }
         Assert.Equal(Tag(doc, "/api/runs/{id}/evaluations", "get"), Tag(doc, "/api/runs/{id}/evaluations", "post"));
         Assert.NotNull(doc["paths"]!["/api/runs/{id}"]!["get"]!["responses"]!["404"]);

@@ -122,7 +122,7 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
         var scheme = header.Split(' ', 2)[0];
         if (scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase)) return "the Authorization header says Bearer but holds no key: send Authorization: Bearer <key>";
         if (scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase))
-            return Dashboard ? "the Basic credentials hold no password: log in with any user name and the API key as the password"
+            return Dashboard ? "the Basic credentials hold no key: log in with any user name and the API key as the password"
                 : "Basic credentials are taken on /hangfire only: send Authorization: Bearer <key>";
         return $"the Authorization header's scheme is not Bearer: send Authorization: Bearer <key> (got a header of {header.Length} characters)";
     }
