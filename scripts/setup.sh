@@ -92,6 +92,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The API reference's lint (OpenApiDocumentTests runs `redocly lint` on the OpenAPI document): Redocly CLI at a pinned
+# version, in the repository's git-ignored .tools/redocly (nothing global). It needs Node.js 20.19+ or 22.12+ with npm; a
+# machine without them, or without the npm registry, still gets everything else (only that test then fails, saying so).
+REDOCLY_VERSION=2.77.0
+redocly_dir="$(cd "$(dirname "$0")/.." && pwd)/.tools/redocly"
+if ! grep -qs "\"version\": \"$REDOCLY_VERSION\"" "$redocly_dir/node_modules/@redocly/cli/package.json"; then
+  node_version="$(node --version 2>/dev/null || true)"
+  if ! command -v npm >/dev/null || ! [[ "$node_version" =~ ^v(2[0-9]|[3-9][0-9])\. ]] || [[ "$node_version" =~ ^v20\.([0-9]|1[0-8])\. ]]; then
+    log "Node.js 20.19+ (or 22.12+) with npm not found (node: ${node_version:-none}): skipping @redocly/cli, so the API reference's lint test will fail"
+  else
+    log "installing @redocly/cli $REDOCLY_VERSION into .tools/redocly (the API reference's lint)"
+    npm install --prefix "$redocly_dir" --no-audit --no-fund --save-exact --loglevel=error "@redocly/cli@$REDOCLY_VERSION" >&2 \
+      || log "npm could not install @redocly/cli $REDOCLY_VERSION: the API reference's lint test will fail until it is installed"
+  fi
+fi
+
 if ! command -v dotnet >/dev/null; then
   log ".NET SDK not found: install the .NET 10 SDK (https://dot.net)"; exit 1
 fi

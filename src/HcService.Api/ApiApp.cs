@@ -1,6 +1,7 @@
 using Hangfire;
 using HcService.Api.Auth;
 using HcService.Api.Evaluations;
+using HcService.Api.OpenApi;
 using HcService.Api.Runs;
 using HcService.Api.Telemetry;
 using HcService.Store;
@@ -49,21 +50,7 @@ public static class ApiApp
             o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
             o.SerializerOptions.AllowDuplicateProperties = false;   // request bodies: a field given twice is refused (400)
         });
-        builder.Services.AddEndpointsApiExplorer();
-        builder.Services.AddSwaggerGen(o =>
-        {
-            o.SwaggerDoc("v1", new() { Title = "HcService API", Version = "v1", Description = "Pre-training runs comparing residual connections with hyper-connections." });
-            var xml = Path.Combine(AppContext.BaseDirectory, "HcService.Api.xml");
-            if (File.Exists(xml)) o.IncludeXmlComments(xml);
-            o.OperationFilter<JobSpecExample>();
-            // Swagger UI's Authorize button: paste a key once, every request then carries it.
-            o.AddSecurityDefinition("ApiKey", new Microsoft.OpenApi.OpenApiSecurityScheme
-            {
-                Type = Microsoft.OpenApi.SecuritySchemeType.Http, Scheme = "bearer",
-                Description = "An HcService API key (`hc up` prints the first one; `hc keys create` makes more): sent as Authorization: Bearer <key>.",
-            });
-            o.AddSecurityRequirement(document => new Microsoft.OpenApi.OpenApiSecurityRequirement { [new Microsoft.OpenApi.OpenApiSecuritySchemeReference("ApiKey", document)] = [] });
-        });
+        builder.Services.AddHcOpenApi();
         var auth = builder.AddHcAuth(settings);
         builder.AddHcTelemetry("hc-api");
         builder.Services.AddSingleton<HcService.Api.Telemetry.ServiceGauges>();
@@ -85,8 +72,7 @@ public static class ApiApp
             // no-cache: a browser revalidates, so an upgraded API never runs against a stale app.js.
             app.UseStaticFiles(new StaticFileOptions { FileProvider = web, OnPrepareResponse = f => f.Context.Response.Headers.CacheControl = "no-cache" });
         }
-        app.UseSwagger();
-        app.UseSwaggerUI(o => { o.RoutePrefix = "swagger"; o.EnablePersistAuthorization(); });
+        app.UseHcOpenApi();
         app.UseAuthentication();
         app.UseAuthorization();
         // The dashboard shows every job's arguments and the servers: admin keys only (a browser gets a Basic prompt:

@@ -19,7 +19,7 @@ public static class CatalogApi
                 p.Name, p.Layers, p.DModel, p.Heads, p.MlpHidden, p.MaxSeqLen, p.Vocab, Names.Of(p.Architecture),
                 ModelCounter.Parameters(p).Total, ModelCounter.Parameters(p with { Connection = ConnectionConfig.DynamicHc(4) }).Total,
                 ModelCounter.Flops(p).Training, ModelCounter.Memory(p).Total)).ToList()))
-            .WithTags("Catalog").WithSummary("Model presets with parameter, FLOP and memory estimates (bf16, one sequence per micro-batch)");
+            .WithName("listPresets").WithTags("Catalog").WithSummary("Model presets with parameter, FLOP and memory estimates (bf16, one sequence per micro-batch)");
         app.MapGet("/api/datasets", (HcPaths paths) =>
             {
                 var catalog = new DataCatalog(paths.DataRoot);
@@ -39,6 +39,6 @@ public static class CatalogApi
                     }
                 }).ToList());
             })
-            .WithTags("Catalog").WithSummary("Datasets under the data root");
+            .WithName("listDatasets").WithTags("Catalog").WithSummary("Datasets under the data root");
     }
 }

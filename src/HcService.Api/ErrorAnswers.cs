@@ -45,9 +45,12 @@ public sealed class ErrorAnswers(IProblemDetailsService problems, ILogger<ErrorA
     }
 
     /// <summary>The binding failure's own words ("Failed to bind parameter \"int page\" from \"99999999999\"."), or for a
-    /// body that is not the expected JSON, the JSON reader's (with the path of the offending field).</summary>
-    static string Detail(BadHttpRequestException b) =>
-        b.InnerException is System.Text.Json.JsonException j ? $"the JSON body does not match the expected shape: {j.Message}" : b.Message;
+    /// body that is not the expected JSON, where (the field's path, line and column, 1-based) and why.</summary>
+    static string Detail(BadHttpRequestException b) => b.InnerException is System.Text.Json.JsonException j
+        ? $"the JSON body does not match the expected shape{(string.IsNullOrEmpty(j.Path) ? "" : $" at {j.Path}")}"
+          + $"{(HcService.Contract.Config.JsonErrors.Where(j) is { } at ? $" ({at})" : "")}: "
+          + (HcService.Contract.Config.JsonErrors.ExpectedType(j) is { } type ? $"must be {type}" : HcService.Contract.Config.JsonErrors.Reason(j))
+        : b.Message;
 
     /// <summary>True when the exception (or one it wraps: EF Core's execution strategy wraps them) says PostgreSQL is away.</summary>
     public static bool DatabaseAway(Exception e)

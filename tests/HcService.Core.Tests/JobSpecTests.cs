@@ -49,7 +49,39 @@ public class JobSpecTests
         Assert.Equal("connection.rat", ex.Errors[0].Field);
         ex = Assert.Throws<ConfigException>(() => JobSpec.Parse(Shortest.Replace("\"50B\"", "\"fifty\"")));
         Assert.Equal("training.tokenBudget", ex.Errors[0].Field);
-        Assert.Contains("not a token count", ex.Message);
+        Assert.Equal("training.tokenBudget = 'fifty': must be " + TokenCount.Accepted, ex.Message);
+    }
+
+    [Theory]
+    [InlineData("\"200Q\"", "'200Q'")]
+    [InlineData("-5", "-5")]
+    [InlineData("1.5", "1.5")]
+    [InlineData("true", "'(true)'")]
+    [InlineData("{}", "'(an object)'")]
+    public void ATokenCountThatIsNoneSaysWhichFormsAreAccepted(string json, string shown)
+    {
+        var ex = Assert.Throws<ConfigException>(() => JobSpec.Parse(Shortest.Replace("\"50B\"", json)));
+        Assert.Equal($"training.tokenBudget = {shown}: must be a token count: a non-negative integer such as 200000, or a string like \"200K\", \"1.5M\" or \"2B\" "
+            + "(digits, an optional decimal fraction, an optional suffix K = 1e3, M = 1e6, B = 1e9 or T = 1e12; a whole number of tokens)", ex.Message);
+    }
+
+    [Fact]
+    public void MalformedJsonAndValuesOfTheWrongTypeAreNamedByLineAndColumn()
+    {
+        // A spec file cut off inside "connection": the error names the field, the line and the column (1-based, in
+        // characters: the "é" on that line is two bytes), and says what is wrong in words.
+        var truncated = "{\n  \"name\": \"x\", \"model\": { \"preset\": \"tiny\" },\n  \"connection\": { \"type\": \"résidual\"";
+        var ex = Assert.Throws<ConfigException>(() => JobSpec.Parse(truncated));
+        Assert.Equal("connection = '(invalid JSON at line 3, column 37)': must be well-formed JSON: the text ends before every object and array in it is closed (a truncated file?)", ex.Message);
+
+        ex = Assert.Throws<ConfigException>(() => JobSpec.Parse("{ \"model\": { \"preset\": \"tiny\" },\n \"connection\": { \"rate\": \"four\" } }"));
+        Assert.Equal("connection.rate = '(a value of another type at line 2, column 32)': must be an integer", ex.Message);
+        ex = Assert.Throws<ConfigException>(() => JobSpec.Parse("{ \"tags\": \"a\" }"));
+        Assert.Equal("tags = '(a value of another type at line 1, column 14)': must be a list of strings", ex.Message);
+
+        // A group's merged spec is not text the user wrote: no position.
+        ex = Assert.Throws<ConfigException>(() => JobSpec.Parse("{ \"connection\": { \"tanh\": 1 } }", positions: false));
+        Assert.Equal("connection.tanh = '(a value of another type)': must be true or false", ex.Message);
     }
 
     [Fact]

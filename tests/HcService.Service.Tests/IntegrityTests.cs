@@ -143,7 +143,12 @@ public class IntegrityTests(ServiceFixture svc)
             {
                 using var r = await revoked.PostAsync("api/runs", new StringContent("{}", Encoding.UTF8, "application/json"));
                 var text = await r.Content.ReadAsStringAsync();
-                if (r.StatusCode == HttpStatusCode.Unauthorized) { Assert.Contains("was revoked at", text); break; }
+                if (r.StatusCode == HttpStatusCode.Unauthorized)
+                {
+                    Assert.Contains("was revoked at", text);
+                    Assert.Contains("The API key is unknown or revoked", text);
+                    break;
+                }
                 Assert.True(DateTime.UtcNow < deadline, $"the revoked key still answers {(int)r.StatusCode}");
                 await Task.Delay(200);
             }
@@ -157,7 +162,7 @@ public class IntegrityTests(ServiceFixture svc)
                 if (created.IsSuccessStatusCode) { await svc.AdoptAdminKey(created); break; }
             }
         }
-        using (var unknown = svc.Client("hck_not-a-key"))
+        using (var unknown = svc.Client(HcService.Api.Auth.ApiKeys.NewKey()))
         using (var r = await unknown.PostAsync("api/runs", new StringContent("{}", Encoding.UTF8, "application/json")))
         {
             Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);

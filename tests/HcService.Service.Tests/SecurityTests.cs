@@ -42,7 +42,7 @@ public class SecurityTests(ServiceFixture svc)
         var readKey = await svc.CreateKey("read");
         var submitKey = await svc.CreateKey("submit");
         using var anonymous = svc.Client(null);
-        using var wrong = svc.Client("hck_not-a-key");
+        using var wrong = svc.Client(HcService.Api.Auth.ApiKeys.NewKey());
         using var reader = svc.Client(readKey);
         using var submitter = svc.Client(submitKey);
         foreach (var (method, path, scope) in routes.Append(("GET", "/hangfire", "admin")))
@@ -80,6 +80,35 @@ public class SecurityTests(ServiceFixture svc)
         using (var r = await svc.Http.DeleteAsync($"api/keys/{submitId}")) Assert.Equal(HttpStatusCode.NoContent, r.StatusCode);
         await Task.Delay(TimeSpan.FromSeconds(6));   // past the key cache
         Assert.Equal(HttpStatusCode.Unauthorized, await Status(submitter, "POST", "/api/runs"));
+    }
+
+    /// <summary>A 401 says which of three things is wrong: no key, a malformed one, or an unknown or revoked one; never
+    /// whether some other key exists.</summary>
+    [Fact]
+    public async Task A401SaysWhetherTheKeyIsMissingMalformedOrUnknownOrRevoked()
+    {
+        var unknown = HcService.Api.Auth.ApiKeys.NewKey();   // well formed, never stored
+        foreach (var (authorization, title, detail) in new (string?, string, string)[]
+                 {
+                     (null, "An API key is required", "no API key was sent"),
+                     ("Bearer hck_not-a-key", "The API key is malformed", "the API key is not of the form this service issues (hck_ followed by 43 letters, digits, '-' or '_'; this one has 13 characters) and matches no key here"),
+                     ("Bearer not-even-hck", "The API key is malformed", "and does not start with hck_"),
+                     ("Token " + unknown, "The API key is malformed", "the Authorization header's scheme is not Bearer"),
+                     ("Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("me:" + unknown)), "The API key is malformed", "Basic credentials are taken on /hangfire only"),
+                     ("Bearer " + unknown, "The API key is unknown or revoked", "the API key is not known here or was revoked"),
+                 })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "api/runs") { Content = new StringContent(Valid, Encoding.UTF8, "application/json") };
+            if (authorization is not null) request.Headers.TryAddWithoutValidation("Authorization", authorization);
+            using var http = svc.Client(null);
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var problem = (await response.Content.ReadFromJsonAsync<JsonNode>())!;
+            Assert.Equal(title, problem["title"]!.GetValue<string>());
+            Assert.Contains(detail, problem["detail"]!.GetValue<string>());
+            Assert.DoesNotContain(unknown, problem.ToJsonString());   // a credential is never echoed
+        }
     }
 
     static async Task<HttpStatusCode> Status(HttpClient http, string method, string path)

@@ -132,6 +132,47 @@ public class ServiceTests(ServiceFixture svc)
     }
 
     [Fact]
+    public async Task ErrorsNameTheLineAndColumnTheAcceptedTokenCountsAndTheQueryParameter()
+    {
+        // A spec file cut off inside "connection": where, 1-based, and what is wrong in words.
+        var (status, body) = await Submit("{\n  \"model\": { \"preset\": \"tiny\" }, \"architecture\": \"dense\",\n  \"connection\": { \"type\": \"residual\"");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("The job spec is invalid", body!["title"]!.GetValue<string>());
+        Assert.Equal("connection = '(invalid JSON at line 3, column 37)': must be well-formed JSON: the text ends before every object and array in it is closed (a truncated file?)",
+            body["errors"]!["connection"]![0]!.GetValue<string>());
+
+        // A token count that is none says which forms are.
+        (status, body) = await Submit(Quick.Replace("\"tokenBudget\": 20480", "\"tokenBudget\": \"200Q\""));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("training.tokenBudget = '200Q': must be a token count: a non-negative integer such as 200000, or a string like \"200K\", \"1.5M\" or \"2B\" "
+            + "(digits, an optional decimal fraction, an optional suffix K = 1e3, M = 1e6, B = 1e9 or T = 1e12; a whole number of tokens)",
+            body!["errors"]!["training.tokenBudget"]![0]!.GetValue<string>());
+
+        // A body bound to a request type names the path, the line and the column too.
+        using (var group = await svc.Http.PostAsync("api/groups", new StringContent("{ \"name\": \"g\",\n  \"seeds\": \"x\" }", System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, group.StatusCode);
+            Assert.Equal("the JSON body does not match the expected shape at $.seeds (line 2, column 15): must be a list",
+                (await group.Content.ReadFromJsonAsync<JsonNode>())!["detail"]!.GetValue<string>());
+        }
+
+        // A query parameter's value is the query's error, not the spec's: titled so, naming the parameter, the value and what is allowed.
+        foreach (var (url, parameter, message) in new[]
+                 {
+                     ("api/runs?status=bogus", "status", "status = 'bogus': must be one of queued, running, cancelling, succeeded, failed, cancelled"),
+                     ("api/runs?pageSize=0", "pageSize", "pageSize = 0: must be an integer in [1, 500]"),
+                     ("api/runs/1/metrics?maxPoints=2", "maxPoints", "maxPoints = 2: must be an integer in [3, 100000]"),
+                 })
+        {
+            using var r = await svc.Http.GetAsync(url);
+            Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+            var problem = (await r.Content.ReadFromJsonAsync<JsonNode>())!;
+            Assert.Equal("The query is invalid", problem["title"]!.GetValue<string>());
+            Assert.Equal(message, problem["errors"]![parameter]![0]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
     public async Task CancellingQueuedAndRunningRunsEndsThemCancelledAndTheWorkerTakesTheNextJob()
     {
         var running = await SubmitOk(Long);

@@ -63,7 +63,10 @@ public static class ApiKeys
 /// <summary>
 /// Authenticates `Authorization: Bearer &lt;key&gt;` (and HTTP Basic with the key as the password, so that a browser can
 /// open the Hangfire dashboard). Keys are looked up by hash, cached for a few seconds; a revoked key stops working
-/// within that time. No header: anonymous (routes that need a scope then answer 401); a wrong key: 401.
+/// within that time. No header: anonymous (routes that need a scope then answer 401). A route that needs a key answers
+/// 401 saying which of three things is wrong: no key was sent, what was sent is malformed (not a Bearer key, or not of
+/// the hck_ form and no key here), or the key is unknown or revoked. Nothing in these answers says whether some other
+/// key exists; a revoked key's holder is told when it was revoked.
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
@@ -74,7 +77,9 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        if (PresentedKey(Request.Headers.Authorization.ToString(), basicAllowed: Dashboard) is not { } presented) return AuthenticateResult.NoResult();
+        var header = Request.Headers.Authorization.ToString();
+        if (header.Length == 0) return AuthenticateResult.NoResult();
+        if (PresentedKey(header, basicAllowed: Dashboard) is not { } presented) return Refused(Malformed, MalformedHeader(header));
         var hash = ApiKeys.Hash(presented);
         if (!Cache.TryGetValue(hash, out var cached) || cached.Until < DateTime.UtcNow)
         {
@@ -84,11 +89,42 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
             if (Cache.Count > 10_000) Cache.Clear();
             Cache[hash] = cached;
         }
-        if (cached.Key is not { } found) return AuthenticateResult.Fail("the API key is not known here (check for a typo or a key of another installation)");
+        // A key stored here is taken whatever its form (HC_BOOTSTRAP_API_KEY may be any secret of 16+ characters); one
+        // that is not is malformed when it is not of the form this service issues, else unknown.
+        if (cached.Key is not { } found)
+            return WellFormed(presented)
+                ? Refused(UnknownOrRevoked, "the API key is not known here or was revoked (check for a typo or a key of another installation; an admin can create a new one)")
+                : Refused(Malformed, $"the API key is not of the form this service issues (hck_ followed by 43 letters, digits, '-' or '_'; this one has {presented.Length} characters{(presented.StartsWith("hck_", StringComparison.Ordinal) ? "" : " and does not start with hck_")}) and matches no key here");
         if (found.RevokedAt is { } revoked)
-            return AuthenticateResult.Fail($"the API key '{found.Name}' ({found.Prefix}...) was revoked at {revoked.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC; ask an admin for a new one");
+            return Refused(UnknownOrRevoked, $"the API key '{found.Name}' ({found.Prefix}...) was revoked at {revoked.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC; ask an admin for a new one");
         var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, found.Name), new Claim("scope", found.Scope), new Claim("key_id", found.Id.ToString(System.Globalization.CultureInfo.InvariantCulture))], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+
+    const string Malformed = "The API key is malformed";
+    const string UnknownOrRevoked = "The API key is unknown or revoked";
+
+    /// <summary>A refusal whose title (<see cref="Malformed"/>, <see cref="UnknownOrRevoked"/>) and detail the 401 shows.</summary>
+    static AuthenticateResult Refused(string title, string detail) => AuthenticateResult.Fail(new KeyRefused(title, detail));
+
+    sealed class KeyRefused(string title, string detail) : Exception(detail)
+    {
+        public string Title { get; } = title;
+    }
+
+    /// <summary>The form <see cref="ApiKeys.NewKey"/> gives: "hck_" and 32 bytes in base64url (43 characters).</summary>
+    static bool WellFormed(string key) => key.Length == 47 && key.StartsWith("hck_", StringComparison.Ordinal)
+        && key.AsSpan(4).IndexOfAnyExcept("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") < 0;
+
+    /// <summary>Why an Authorization header holds no key, naming its scheme only (never echoing a credential).</summary>
+    string MalformedHeader(string header)
+    {
+        var scheme = header.Split(' ', 2)[0];
+        if (scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase)) return "the Authorization header says Bearer but holds no key: send Authorization: Bearer <key>";
+        if (scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase))
+            return Dashboard ? "the Basic credentials hold no key: log in with any user name and the API key as the password"
+                : "Basic credentials are taken on /hangfire only: send Authorization: Bearer <key>";
+        return $"the Authorization header's scheme is not Bearer: send Authorization: Bearer <key> (got a header of {header.Length} characters)";
     }
 
     /// <summary>Basic credentials are taken on the dashboard only: a browser that logged in there sends them to the whole
@@ -111,17 +147,16 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
     {
         Response.StatusCode = 401;
         Response.Headers.WWWAuthenticate = Dashboard ? "Basic realm=\"HcService\"" : "Bearer realm=\"HcService\"";
-        // A key that was sent and refused says why (unknown, revoked); no key asks for one.
-        var refused = (await HandleAuthenticateOnceSafeAsync()).Failure?.Message;
-        await Response.WriteAsJsonAsync(refused is null
-            ? new { title = "An API key is required", status = 401, detail = "send Authorization: Bearer <key> (a key with the needed scope: read, submit or admin)" }
-            : new { title = "The API key was refused", status = 401, detail = refused });
+        // A key that was sent and refused says why (malformed, unknown or revoked); no key asks for one.
+        var (title, detail) = (await HandleAuthenticateOnceSafeAsync()).Failure is KeyRefused refused ? (refused.Title, refused.Message)
+            : ("An API key is required", "no API key was sent: send Authorization: Bearer <key> (a key with the needed scope: read, submit or admin; `hc up` prints the first one)");
+        await Response.WriteAsJsonAsync(new { title, status = 401, detail }, (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json");
     }
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
     {
         Response.StatusCode = 403;
         return Response.WriteAsJsonAsync(new { title = "The API key lacks the scope this route needs", status = 403,
-            detail = $"this key's scope is '{Context.User.FindFirstValue("scope")}'" });
+            detail = $"this key's scope is '{Context.User.FindFirstValue("scope")}'" }, (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json");
     }
 }

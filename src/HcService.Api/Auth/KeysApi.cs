@@ -8,14 +8,28 @@ using Microsoft.EntityFrameworkCore;
 namespace HcService.Api.Auth;
 
 /// <summary>A key in listings: never the key itself.</summary>
+/// <param name="Id">The key's id (DELETE /api/keys/{id} revokes it).</param>
+/// <param name="Name">Its name, for people.</param>
+/// <param name="Prefix">Its first 10 characters, to recognise it.</param>
+/// <param name="Scope">read, submit or admin (each includes the ones before it).</param>
+/// <param name="CreatedAt">When it was created.</param>
+/// <param name="RevokedAt">When it was revoked; null while it works.</param>
 public sealed record ApiKeyInfo(long Id, string Name, string Prefix, string Scope, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt)
 {
     public static ApiKeyInfo Of(ApiKey k) => new(k.Id, k.Name, k.Prefix, k.Scope, k.CreatedAt, k.RevokedAt);
 }
 
-/// <summary>A new key: <see cref="Key"/> is shown this once and stored only as its hash.</summary>
+/// <summary>A new key, shown this once and stored only as its hash.</summary>
+/// <param name="Id">The key's id.</param>
+/// <param name="Name">Its name.</param>
+/// <param name="Scope">read, submit or admin.</param>
+/// <param name="Key">The key (hck_ and 43 characters): send it as Authorization: Bearer &lt;key&gt;. It cannot be shown again.</param>
 public sealed record CreatedApiKey(long Id, string Name, string Scope, string Key);
 
+/// <summary>POST /api/keys.</summary>
+/// <param name="Name">A name for people, 1 to 200 characters.</param>
+/// <param name="Scope">read (the read routes, where they need a key), submit (read, and every mutating route on runs,
+/// evaluations and groups) or admin (submit, and /api/keys and the Hangfire dashboard).</param>
 public sealed record CreateApiKeyRequest(string? Name, string? Scope);
 
 /// <summary>/api/keys: list, create and revoke API keys (admin scope).</summary>
@@ -24,9 +38,9 @@ public static class KeysApi
     public static RouteGroupBuilder MapKeys(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/keys").WithTags("API keys").RequireScope(Scopes.Admin);
-        g.MapGet("/", List).WithSummary("API keys (name, prefix, scope, created, revoked); never the keys");
-        g.MapPost("/", Create).WithSummary("Create a key with a scope: read, submit or admin. The key is in this response only");
-        g.MapDelete("/{id:long}", Revoke).WithSummary("Revoke a key (effective within seconds)");
+        g.MapGet("/", List).WithName("listKeys").WithSummary("API keys (name, prefix, scope, created, revoked); never the keys");
+        g.MapPost("/", Create).WithName("createKey").WithSummary("Create a key with a scope: read, submit or admin. The key is in this response only");
+        g.MapDelete("/{id:long}", Revoke).WithName("revokeKey").WithSummary("Revoke a key (effective within seconds)");
         return g;
     }
 

@@ -52,11 +52,13 @@ public static class ComparisonsApi
     public static void MapComparisons(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/comparisons").WithTags("Comparisons").RequireScope(Scopes.Read);
-        g.MapGet("/", Compare).WithSummary("Two or more runs aligned by tokens: loss deltas per validation set, speedup, downstream deltas with standard errors; and by variant over seeds: mean, std, seed-paired deltas with 95% intervals, verdicts, confounds");
-        g.MapGet("/plot.svg", Plot).WithSummary("Loss vs tokens of the runs (SVG); metric = train/loss or val/<set>/loss")
+        g.MapGet("/", Compare).WithName("compareRuns").WithSummary("Two or more runs aligned by tokens: loss deltas per validation set, speedup, downstream deltas with standard errors; and by variant over seeds: mean, std, seed-paired deltas with 95% intervals, verdicts, confounds");
+        g.MapGet("/plot.svg", Plot).WithName("plotComparison").WithSummary("Loss vs tokens of the runs (SVG); metric = train/loss or val/<set>/loss")
             .Produces(200, contentType: "image/svg+xml");
     }
 
+    /// <param name="runs">2 to 64 distinct run ids, comma-separated, e.g. 1,2,3,4.</param>
+    /// <param name="baseline">The baseline, one of the runs; absent: the first.</param>
     static async Task<Results<Ok<Comparison>, ValidationProblem>> Compare(HcDbContext db, NpgsqlDataSource data, string? runs, long? baseline, CancellationToken ct)
     {
         var (ids, error) = ParseRuns(runs, baseline);
@@ -102,6 +104,8 @@ public static class ComparisonsApi
             $"/api/comparisons/plot.svg?runs={string.Join(',', ids)}"));
     }
 
+    /// <param name="runs">2 to 64 distinct run ids, comma-separated.</param>
+    /// <param name="metric">The loss drawn: train/loss (default, smoothed) or val/&lt;set&gt;/loss.</param>
     static async Task<Results<ContentHttpResult, ValidationProblem>> Plot(HcDbContext db, NpgsqlDataSource data, string? runs, string? metric, CancellationToken ct)
     {
         var (ids, error) = ParseRuns(runs, null);
@@ -193,6 +197,5 @@ public static class ComparisonsApi
         return (ids, null);
     }
 
-    static ValidationProblem Invalid(ConfigError e) =>
-        Problems.Invalid([e], "The comparison request is invalid");
+    static ValidationProblem Invalid(ConfigError e) => Problems.InvalidQuery([e]);
 }

@@ -25,6 +25,17 @@ namespace HcService.Api.Evaluations;
 public sealed record EvaluationRequest(List<EvalTaskSpec>? Tasks, int? Limit, int? BatchSize, long? Step, bool? Analysis);
 
 /// <summary>An evaluation job and where it stands; its results are served by GET /api/runs/{id}/evaluations.</summary>
+/// <param name="Id">The job's id.</param>
+/// <param name="RunId">The run whose checkpoint it scores.</param>
+/// <param name="Step">The checkpoint's step.</param>
+/// <param name="Status">queued, running, succeeded or failed.</param>
+/// <param name="Request">The request as accepted, its step filled in.</param>
+/// <param name="Worker">The worker that ran it; null before one took it.</param>
+/// <param name="FailureReason">Why it failed.</param>
+/// <param name="CreatedAt">When it was submitted.</param>
+/// <param name="StartedAt">When a worker started it.</param>
+/// <param name="FinishedAt">When it ended.</param>
+/// <param name="ResultsUrl">Where its results are once it succeeded.</param>
 public sealed record EvaluationJobInfo(long Id, long RunId, long Step, string Status, JsonElement Request, string? Worker, string? FailureReason,
     DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string ResultsUrl)
 {
@@ -36,14 +47,29 @@ public static class EvaluationsApi
 {
     public static void MapEvaluations(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/runs/{id:long}/evaluations", Submit).WithTags("Evaluations").RequireScope(Scopes.Submit)
+        app.MapGet("/api/runs/{id:long}/evaluations", StoredResults).WithName("listRunEvaluations").WithTags("Evaluations").RequireScope(Scopes.Read)
+            .WithSummary("Stored evaluation results of a run by checkpoint step, task and metric, each accuracy with its standard error");
+        app.MapPost("/api/runs/{id:long}/evaluations", Submit).WithName("submitEvaluation").WithTags("Evaluations").RequireScope(Scopes.Submit)
             .WithSummary("Evaluate a stored checkpoint on downstream zero-shot tasks (a job on a worker); 202 with the job");
-        app.MapGet("/api/runs/{id:long}/analysis", Analysis).WithTags("Evaluations").RequireScope(Scopes.Read)
-            .WithSummary("HC connection analysis of a checkpoint (from its evaluation job): static matrices, dynamic-weight statistics, unfolded connection matrix, adjacent-layer cosine similarity");
-        app.MapGet("/api/runs/{id:long}/analysis/heatmap.svg", Heatmap).WithTags("Evaluations").RequireScope(Scopes.Read)
+        app.MapGet("/api/runs/{id:long}/analysis", Analysis).WithName("getAnalysis").WithTags("Evaluations").RequireScope(Scopes.Read)
+            .WithSummary("HC connection analysis of a checkpoint (from its evaluation job): static matrices, dynamic-weight statistics, unfolded connection matrix, adjacent-layer cosine similarity")
+            .Produces(200, contentType: "application/json");
+        app.MapGet("/api/runs/{id:long}/analysis/heatmap.svg", Heatmap).WithName("getAnalysisHeatmap").WithTags("Evaluations").RequireScope(Scopes.Read)
             .WithSummary("The unfolded connection matrix as a heatmap (source = static or dynamic)").Produces(200, contentType: "image/svg+xml");
-        app.MapGet("/api/evaluations/{id:long}", Get).WithTags("Evaluations").RequireScope(Scopes.Read)
+        app.MapGet("/api/evaluations/{id:long}", Get).WithName("getEvaluation").WithTags("Evaluations").RequireScope(Scopes.Read)
             .WithSummary("An evaluation job: status, request, failure reason");
+    }
+
+    /// <summary>GET /api/runs/{id}/evaluations: every stored result of the run (or of one step).</summary>
+    /// <param name="id">The run.</param>
+    /// <param name="step">Only the results of this checkpoint step.</param>
+    static async Task<Results<Ok<IReadOnlyList<EvaluationInfo>>, NotFound<ProblemDetails>>> StoredResults(long id, HcDbContext db, long? step, CancellationToken ct)
+    {
+        if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunsApi.RunNotFound(id);
+        var rows = await db.Evaluations.AsNoTracking().Where(e => e.RunId == id && (step == null || e.Step == step)).OrderBy(e => e.Step).ThenBy(e => e.Task).ToListAsync(ct);
+        var errors = HcService.Contract.Evaluation.AccuracyErrors.Of(rows.Select(e => new HcService.Contract.Evaluation.StoredScore(e.Step, e.Task, e.Metric, e.Value)));
+        IReadOnlyList<EvaluationInfo> list = rows.Select(e => new EvaluationInfo(e.Step, e.Task, e.Metric, e.Value, errors.GetValueOrDefault((e.Step, e.Task, e.Metric)), e.CreatedAt)).ToList();
+        return TypedResults.Ok(list);
     }
 
     static async Task<Results<Accepted<EvaluationJobInfo>, NotFound<ProblemDetails>, ValidationProblem>> Submit(long id, EvaluationRequest request,
@@ -91,6 +117,8 @@ public static class EvaluationsApi
         return steps.Contains(chosen) && File.Exists(path) ? path : null;
     }
 
+    /// <param name="id">The run.</param>
+    /// <param name="step">The analysed checkpoint step; absent: the newest analysed one.</param>
     static Results<PhysicalFileHttpResult, NotFound<ProblemDetails>> Analysis(long id, long? step, HcPaths paths) =>
         AnalysisFile(paths, id, step, ".json") is { } path ? TypedResults.PhysicalFile(path, "application/json")
             : TypedResults.NotFound(new ProblemDetails { Title = "No analysis", Detail = $"run {id} has no analysis{(step is null ? "" : $" at step {step}")}: POST /api/runs/{id}/evaluations computes one", Status = 404 });
@@ -99,10 +127,13 @@ public static class EvaluationsApi
     sealed record StoredMatrix(double[][] Values, string[] ReadingLabels, string[] WritingLabels, string Source);
 
     /// <summary>Drawn on request from analysis/step-N.json, so that every analysis ever stored gets the current picture.</summary>
+    /// <param name="id">The run.</param>
+    /// <param name="step">The analysed checkpoint step; absent: the newest analysed one.</param>
+    /// <param name="source">static (default): the static weights; dynamic: the dynamic weights' token mean.</param>
     static async Task<Results<ContentHttpResult, NotFound<ProblemDetails>, ValidationProblem>> Heatmap(long id, long? step, string? source, HcPaths paths, CancellationToken ct)
     {
         if (source is not (null or "static" or "dynamic"))
-            return Problems.Invalid([new ConfigError("source", source, "static or dynamic")], "The heatmap request is invalid");
+            return Problems.InvalidQuery([new ConfigError("source", source, "static or dynamic")]);
         source ??= "static";
         var path = AnalysisFile(paths, id, step, ".json");
         StoredMatrix? matrix = null;

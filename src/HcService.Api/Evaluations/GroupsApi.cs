@@ -19,12 +19,21 @@ namespace HcService.Api.Evaluations;
 
 /// <summary>POST /api/groups: a grid of runs as one call. Each variant is merged onto the base spec (objects merged
 /// field by field, anything else replaced), e.g. the paper's Table 1: base = the residual run, variants = DHC at
-/// n = 1, 2, 4, 8 and SHC x4. With <see cref="Seeds"/>, the base and every variant run once per seed (training.seed set,
+/// n = 1, 2, 4, 8 and SHC x4. With seeds, the base and every variant run once per seed (training.seed set,
 /// "-s&lt;seed&gt;" added to the name), so that each variant is compared with the baseline seed by seed.</summary>
+/// <param name="Name">The group's name, 1 to 60 letters, digits, '.', '_' or '-'; taken once.</param>
+/// <param name="Base">The baseline's job spec; its run is the first of the group.</param>
+/// <param name="Variants">1 to 32 objects merged onto the base.</param>
+/// <param name="Seeds">1 to 10 distinct non-negative integers: every spec runs once per seed (at most 64 runs a group);
+/// absent: each spec runs once at its own seed.</param>
 /// <remarks>Base and variants arrive as JSON elements (read under the strict options: a field given twice is a 400) and
 /// become objects here.</remarks>
 public sealed record GroupRequest(string? Name, System.Text.Json.JsonElement? Base, List<System.Text.Json.JsonElement>? Variants, List<long>? Seeds = null);
 
+/// <summary>A created group.</summary>
+/// <param name="Group">Its name.</param>
+/// <param name="Runs">Its runs, the baseline first.</param>
+/// <param name="TableUrl">Its table: GET /api/groups/{name}.</param>
 public sealed record GroupCreated(string Group, IReadOnlyList<RunSummary> Runs, string TableUrl);
 
 /// <summary>One row of a group's table: the run, its final validation loss and perplexity per set, the downstream
@@ -55,12 +64,13 @@ public static class GroupsApi
     public static void MapGroups(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/groups").WithTags("Experiment groups");
-        g.MapPost("/", Submit).RequireScope(Scopes.Submit)
+        g.MapPost("/", Submit).WithName("createGroup").RequireScope(Scopes.Submit)
             .WithSummary("Submit a grid of runs as one call: a base spec and variants merged onto it, each run once per seed when seeds are given; the runs are the group's members (and tagged group:<name>); a name is used once (409)");
-        g.MapGet("/{name}", Table).RequireScope(Scopes.Read)
+        g.MapGet("/{name}", Table).WithName("getGroupTable").RequireScope(Scopes.Read)
             .WithSummary("The group's table: per run, validation loss and perplexity per set, downstream average, deltas to the baseline (the residual run) of its seed; per variant, mean and std over seeds, seed-paired deltas with 95% intervals and verdicts, confounds");
     }
 
+    /// <param name="queue">cpu (default) or cuda: the workers that may take the group's runs.</param>
     static async Task<Results<Created<GroupCreated>, ValidationProblem, Conflict<ProblemDetails>>> Submit(GroupRequest request, HcDbContext db,
         RunLifecycle lifecycle, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases, System.Security.Claims.ClaimsPrincipal user,
         [FromQuery] string? queue, CancellationToken ct)
@@ -115,7 +125,7 @@ public static class GroupsApi
         {
             try
             {
-                var spec = JobSpec.Parse(one.ToJsonString());
+                var spec = JobSpec.Parse(one.ToJsonString(), positions: false);   // merged text: no line the user wrote
                 var (plan, specErrors) = validator.Validate(spec, device!.Value);
                 if (plan is null) errors.AddRange(specErrors.Select(e => e with { Field = $"{field}.{e.Field}" }));
                 else if (await durationCap.CheckAsync(plan, device!.Value, ct) is { } tooLong) errors.Add(tooLong with { Field = $"{field}.{tooLong.Field}" });

@@ -29,7 +29,7 @@ public static partial class RunEvents
     static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
     public static void MapRunEvents(this RouteGroupBuilder g) =>
-        g.MapGet("/{id:long}/events", Stream)
+        g.MapGet("/{id:long}/events", Stream).WithName("streamRunEvents")
             .WithSummary("Server-sent events: every status transition and every metric point, with ids for Last-Event-ID, until the run ends")
             .Produces(200, contentType: "text/event-stream").ProducesProblem(400).ProducesProblem(404);
 
@@ -42,6 +42,9 @@ public static partial class RunEvents
     [GeneratedRegex(@"^s([0-9]{1,18})\.m([0-9]{1,18})$")]
     private static partial Regex CursorFormat();
 
+    /// <param name="id">The run.</param>
+    /// <param name="names">Only these metric points: comma-separated exact names or prefixes ending in "/"; absent: every point.</param>
+    /// <param name="lastEventId">Resume after this event id (s&lt;N&gt;.m&lt;M&gt;), as the Last-Event-ID header does.</param>
     static async Task Stream(long id, HttpContext http, NpgsqlDataSource db, RunEventHub hub, ILoggerFactory logs,
         IHostApplicationLifetime lifetime, string? names, string? lastEventId, string? from, CancellationToken aborted)
     {
@@ -64,7 +67,7 @@ public static partial class RunEvents
         var wanted = names?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
         if (wanted.Length > 200 || wanted.Any(n => n.Length > 200))
         {
-            await Results.Problem(title: "Invalid names", detail: $"names = '{names?[..Math.Min(80, names.Length)]}...': must be at most 200 comma-separated metric names or prefixes",
+            await Results.Problem(title: Problems.QueryTitle, detail: $"names = '{names?[..Math.Min(80, names.Length)]}...': must be at most 200 comma-separated metric names or prefixes",
                 statusCode: 400).ExecuteAsync(http);
             return;
         }

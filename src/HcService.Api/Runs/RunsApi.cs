@@ -21,21 +21,23 @@ public static class RunsApi
     public static RouteGroupBuilder MapRuns(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/runs").WithTags("Runs").RequireScope(Scopes.Read);
-        g.MapPost("/", Submit).WithSummary("Submit a job spec").WithDescription(
+        g.MapPost("/", Submit).WithName("submitRun").WithSummary("Submit a job spec").WithDescription(
             "Validates the spec (docs/design.md section 4) and queues a run. 201 with Location; 400 ProblemDetails naming every invalid field, its value and what is allowed.")
             .Accepts<JobSpec>("application/json").RequireScope(Scopes.Submit);
-        g.MapGet("/", List).WithSummary("List runs, newest first, filtered by status, connection, architecture, preset or tag");
-        g.MapGet("/{id:long}", Get).WithSummary("A run: spec, status, progress with ETA, attempts, timings, latest metrics, failure reason");
-        g.MapPost("/{id:long}/cancel", Cancel).WithSummary("Cancel: a queued run at once; a running run stops within 10 s after a final checkpoint").RequireScope(Scopes.Submit);
-        g.MapPost("/{id:long}/retry", Retry).WithSummary("Requeue a failed or cancelled run; it resumes from its latest verified checkpoint").RequireScope(Scopes.Submit);
-        g.MapGet("/{id:long}/metrics", Metrics).WithSummary("Metric series by name and step range, downsampled server-side to maxPoints");
-        g.MapGet("/{id:long}/checkpoints", Checkpoints).WithSummary("Checkpoints of a run (step, tokens, size, sha256)");
-        g.MapGet("/{id:long}/checkpoints/{step:long}", DownloadCheckpoint).WithSummary("Download a checkpoint file").Produces(200, contentType: "application/octet-stream");
+        g.MapGet("/", List).WithName("listRuns").WithSummary("List runs, newest first, filtered by status, connection, architecture, preset or tag");
+        g.MapGet("/{id:long}", Get).WithName("getRun").WithSummary("A run: spec, status, progress with ETA, attempts, timings, latest metrics, failure reason");
+        g.MapPost("/{id:long}/cancel", Cancel).WithName("cancelRun").WithSummary("Cancel: a queued run at once; a running run stops within 10 s after a final checkpoint").RequireScope(Scopes.Submit);
+        g.MapPost("/{id:long}/retry", Retry).WithName("retryRun").WithSummary("Requeue a failed or cancelled run; it resumes from its latest verified checkpoint").RequireScope(Scopes.Submit);
+        g.MapGet("/{id:long}/metrics", Metrics).WithName("getRunMetrics").WithSummary("Metric series by name and step range, downsampled server-side to maxPoints");
+        g.MapGet("/{id:long}/checkpoints", Checkpoints).WithName("listCheckpoints").WithSummary("Checkpoints of a run (step, tokens, size, sha256)");
+        g.MapGet("/{id:long}/checkpoints/{step:long}", DownloadCheckpoint).WithName("downloadCheckpoint").WithSummary("Download a checkpoint file").Produces(200, contentType: "application/octet-stream");
         g.MapRunEvents();
-        g.MapGet("/{id:long}/evaluations", Evaluations).WithSummary("Stored evaluation results by checkpoint step, task and metric");
         return g;
     }
 
+    /// <param name="idempotencyKey">At most 200 printable characters: the same key with the same request returns the run it
+    /// created (200), with another request a 422; scoped to the calling API key.</param>
+    /// <param name="queue">cpu (default) or cuda: the workers that may take the run.</param>
     static async Task<Results<Created<RunSummary>, Ok<RunSummary>, ValidationProblem, UnprocessableEntity<ProblemDetails>>> Submit(
         HttpRequest request, HcDbContext db, RunLifecycle lifecycle, SpecValidator validator, RunDurationCap durationCap, IBackgroundJobClient jobs, LeaseOptions leases,
         [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, [FromQuery] string? queue, CancellationToken ct)
@@ -46,7 +48,7 @@ public static class RunsApi
         try { spec = JobSpec.Parse(body); }
         catch (ConfigException e) { return Problem(e.Errors); }
         var device = DeviceQueues.Parse(queue);
-        if (device is null) return Problem([new("queue", queue, DeviceQueues.Allowed)]);
+        if (device is null) return Problems.InvalidQuery([new("queue", queue, DeviceQueues.Allowed)]);
         if (spec.Tags?.FirstOrDefault(t => t?.StartsWith(HcService.Api.Evaluations.GroupsApi.TagPrefix, StringComparison.Ordinal) == true) is { } reserved)
             return Problem([new("tags", reserved, $"tags not starting with '{HcService.Api.Evaluations.GroupsApi.TagPrefix}': group membership is given by POST /api/groups only")]);
         if (idempotencyKey is { Length: > 200 } || idempotencyKey?.Any(char.IsControl) == true)
@@ -104,12 +106,19 @@ public static class RunsApi
 
     static string Shorten(string value) => value.Length > 40 ? value[..40] + "..." : value;
 
+    /// <param name="status">Only runs in this status.</param>
+    /// <param name="connection">Only runs of this connection type (residual, dynamic-hc, ...; exact).</param>
+    /// <param name="architecture">Only dense or only moe runs.</param>
+    /// <param name="preset">Only runs of this preset (exact).</param>
+    /// <param name="tag">Only runs with this tag (exact; a group's runs: group:NAME).</param>
+    /// <param name="page">The page, from 1.</param>
+    /// <param name="pageSize">Runs per page, 1 to 500.</param>
     static async Task<Results<Ok<RunPage>, ValidationProblem>> List(HcDbContext db, NpgsqlDataSource data, string? status, string? connection, string? architecture,
         string? preset, string? tag, int page = 1, int pageSize = 50, CancellationToken ct = default)
     {
-        if (status is not null && !RunStatus.All.Contains(status)) return Problem([new("status", status, "one of " + string.Join(", ", RunStatus.All))]);
-        if (pageSize is < 1 or > 500) return Problem([new("pageSize", pageSize, "an integer in [1, 500]")]);
-        if (page < 1 || (long)(page - 1) * pageSize > int.MaxValue) return Problem([new("page", page, $"an integer in [1, {int.MaxValue / pageSize + 1}] at pageSize {pageSize}")]);
+        if (status is not null && !RunStatus.All.Contains(status)) return Problems.InvalidQuery([new("status", status, "one of " + string.Join(", ", RunStatus.All))]);
+        if (pageSize is < 1 or > 500) return Problems.InvalidQuery([new("pageSize", pageSize, "an integer in [1, 500]")]);
+        if (page < 1 || (long)(page - 1) * pageSize > int.MaxValue) return Problems.InvalidQuery([new("page", page, $"an integer in [1, {int.MaxValue / pageSize + 1}] at pageSize {pageSize}")]);
         var q = db.Runs.AsNoTracking();
         if (status is not null) q = q.Where(r => r.Status == status);
         if (connection is not null) q = q.Where(r => r.Connection == connection);
@@ -159,12 +168,17 @@ public static class RunsApi
         return TypedResults.Ok(RunSummary.Of(run));
     }
 
+    /// <param name="id">The run.</param>
+    /// <param name="names">Comma-separated metric names (at most 200, each at most 200 characters); absent: every metric.</param>
+    /// <param name="fromStep">The first step of the range (inclusive).</param>
+    /// <param name="toStep">The last step of the range (inclusive).</param>
+    /// <param name="maxPoints">At most this many points a series, 3 to 100000: longer ranges come back as bucket means.</param>
     static async Task<Results<Ok<IReadOnlyList<MetricSeries>>, NotFound<ProblemDetails>, ValidationProblem>> Metrics(long id, HcDbContext db,
         NpgsqlDataSource dataSource, string? names, long? fromStep, long? toStep, int maxPoints = 1000, CancellationToken ct = default)
     {
-        if (maxPoints is < 3 or > 100_000) return Problem([new("maxPoints", maxPoints, "an integer in [3, 100000]")]);
+        if (maxPoints is < 3 or > 100_000) return Problems.InvalidQuery([new("maxPoints", maxPoints, "an integer in [3, 100000]")]);
         var wanted = names?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
-        if (wanted.Length > 200 || wanted.Any(n => n.Length > 200)) return Problem([new("names", names?.Length > 80 ? names[..80] + "..." : names, "at most 200 comma-separated metric names")]);
+        if (wanted.Length > 200 || wanted.Any(n => n.Length > 200)) return Problems.InvalidQuery([new("names", names?.Length > 80 ? names[..80] + "..." : names, "at most 200 comma-separated metric names")]);
         if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
         if (names is null) wanted = [.. await MetricQueries.NamesAsync(dataSource, id, ct)];
         var series = new List<MetricSeries>();
@@ -194,15 +208,6 @@ public static class RunsApi
         return TypedResults.PhysicalFile(path, "application/octet-stream", Path.GetFileName(path));
     }
 
-    static async Task<Results<Ok<IReadOnlyList<EvaluationInfo>>, NotFound<ProblemDetails>>> Evaluations(long id, HcDbContext db, long? step, CancellationToken ct)
-    {
-        if (!await db.Runs.AnyAsync(r => r.Id == id, ct)) return RunNotFound(id);
-        var rows = await db.Evaluations.AsNoTracking().Where(e => e.RunId == id && (step == null || e.Step == step)).OrderBy(e => e.Step).ThenBy(e => e.Task).ToListAsync(ct);
-        var errors = HcService.Contract.Evaluation.AccuracyErrors.Of(rows.Select(e => new HcService.Contract.Evaluation.StoredScore(e.Step, e.Task, e.Metric, e.Value)));
-        IReadOnlyList<EvaluationInfo> list = rows.Select(e => new EvaluationInfo(e.Step, e.Task, e.Metric, e.Value, errors.GetValueOrDefault((e.Step, e.Task, e.Metric)), e.CreatedAt)).ToList();
-        return TypedResults.Ok(list);
-    }
-
-    static NotFound<ProblemDetails> RunNotFound(long id) =>
+    internal static NotFound<ProblemDetails> RunNotFound(long id) =>
         TypedResults.NotFound(new ProblemDetails { Title = "Run not found", Detail = $"there is no run {id}", Status = 404 });
 }

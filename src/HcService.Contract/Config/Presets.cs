@@ -124,17 +124,33 @@ public static class Presets
 /// <summary>Per-run changes to a preset (all optional). Applied by <see cref="Apply"/>.</summary>
 public sealed record ModelOverrides
 {
+    /// <summary>Transformer blocks. Default: the preset's. Allowed: 1 to 1024 (an error names model.layers).</summary>
     public int? Layers { get; init; }
+    /// <summary>Model width d. Default: the preset's. Allowed: 1 to 65536 (an error names model.dModel).</summary>
     public int? DModel { get; init; }
+    /// <summary>Attention heads. Default: the preset's. Allowed: >= 1, a divisor of dModel, with dModel / heads even
+    /// (rotary pairs) (an error names model.heads).</summary>
     public int? Heads { get; init; }
+    /// <summary>Hidden width of the dense SwiGLU MLP. Default: the preset's. Allowed: 1 to 1048576, checked for dense
+    /// models (an error names model.mlpHidden).</summary>
     public int? MlpHidden { get; init; }
+    /// <summary>Maximum sequence length, which is also the training sequence length. Default: the preset's. Allowed: 1 to
+    /// the preset's maximum.</summary>
     public int? MaxSeqLen { get; init; }
-    /// <summary>Sets the tokenizer vocabulary; the embedding grows to at least this size.</summary>
+    /// <summary>Sets the tokenizer vocabulary; the embedding grows to at least this size. Default: the preset's. Allowed: 2
+    /// to 16777216 (an error names model.vocab).</summary>
     public int? Vocab { get; init; }
+    /// <summary>Embedding rows. Default: the preset's; with vocab overridden, the new vocab (tiny, small) or it rounded up to
+    /// a multiple of 128 (the OLMo presets). Allowed: vocab to 16777216 (an error names model.embeddingSize).</summary>
     public int? EmbeddingSize { get; init; }
+    /// <summary>MoE experts per layer (MoE only; the moe section wins). Default: the preset's. Allowed: 1 to 1024.</summary>
     public int? Experts { get; init; }
+    /// <summary>MoE experts per token (MoE only; the moe section wins). Default: the preset's. Allowed: 1 to experts.</summary>
     public int? TopK { get; init; }
+    /// <summary>MoE expert hidden width (MoE only; the moe section wins). Default: the preset's. Allowed: 1 to
+    /// 1048576.</summary>
     public int? ExpertHidden { get; init; }
+    /// <summary>Dropout probability. Default: 0. Allowed: 0 to below 1.</summary>
     public double? Dropout { get; init; }
 
     public ModelConfig Apply(ModelConfig c)

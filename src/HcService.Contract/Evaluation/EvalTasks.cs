@@ -6,9 +6,9 @@ using HcService.Contract.Config;
 namespace HcService.Contract.Evaluation;
 
 /// <summary>
-/// What to evaluate: a known task name (<see cref="EvalTasks.Known"/>), or any name with a <paramref name="File"/>
-/// relative to the data root (a file, or a folder of MMLU subject files). <paramref name="Limit"/> keeps the first N
-/// items in file order (deterministic; for quick evaluations).
+/// What to evaluate: a known task name (EvalTasks.Known), or any name with a file relative to the data root (a file, or
+/// a folder of MMLU subject files). A limit keeps the first N items in file order (deterministic; for quick
+/// evaluations).
 /// </summary>
 /// <param name="Name">The task's name in results ("arc_easy", or a label of your own when <paramref name="File"/> is given).</param>
 /// <param name="File">Relative to the data root, e.g. "eval/llm-foundry-icl/world_knowledge/arc_easy.jsonl". Null: the known task's file.</param>

@@ -11,6 +11,14 @@ namespace HcService.Contract.Jobs;
 [JsonConverter(typeof(TokenCountJsonConverter))]
 public readonly record struct TokenCount(long Value)
 {
+    /// <summary>What a token count may be, for error messages and the API reference.</summary>
+    public const string Accepted = "a token count: a non-negative integer such as 200000, or a string like \"200K\", \"1.5M\" or \"2B\" "
+        + "(digits, an optional decimal fraction, an optional suffix K = 1e3, M = 1e6, B = 1e9 or T = 1e12; a whole number of tokens)";
+
+    /// <summary>The string form as a pattern (JSON Schema, ECMA-262): digits, an optional fraction, an optional suffix;
+    /// "_" and "," may group digits. <see cref="TryParse"/> also takes surrounding white space.</summary>
+    public const string Pattern = "^[0-9][0-9_,]*(\\.[0-9][0-9_,]*)?[KkMmBbTt]?$";
+
     public static bool TryParse(string? text, out TokenCount count)
     {
         count = default;
@@ -43,9 +51,27 @@ sealed class TokenCountJsonConverter : JsonConverter<TokenCount>
     {
         if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var n) && n >= 0) return new TokenCount(n);
         if (reader.TokenType == JsonTokenType.String && TokenCount.TryParse(reader.GetString(), out var c)) return c;
-        var shown = reader.TokenType == JsonTokenType.String ? $"'{reader.GetString()}'" : reader.TokenType.ToString();
-        throw new JsonException($"{shown} is not a token count: use a non-negative integer or a string like \"500B\", \"2M\", \"10K\"");
+        object given = reader.TokenType switch
+        {
+            JsonTokenType.String => reader.GetString() ?? "",
+            JsonTokenType.Number => reader.TryGetDouble(out var d) ? d : System.Text.Encoding.UTF8.GetString(reader.ValueSpan),
+            JsonTokenType.True => "(true)",
+            JsonTokenType.False => "(false)",
+            JsonTokenType.StartObject => "(an object)",
+            JsonTokenType.StartArray => "(a list)",
+            _ => $"({reader.TokenType})",
+        };
+        throw new InvalidTokenCountException(given);
     }
 
     public override void Write(Utf8JsonWriter writer, TokenCount value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
+}
+
+/// <summary>A JSON value that is not a token count; <see cref="Given"/> is the value as read (a string or a number) or
+/// a description of it ("(an object)", "(true)"). JobSpec.Parse turns it into an error naming the field and
+/// <see cref="TokenCount.Accepted"/>.</summary>
+public sealed class InvalidTokenCountException(object given)
+    : JsonException($"{given} is not {TokenCount.Accepted}")
+{
+    public object Given { get; } = given;
 }
