@@ -85,12 +85,14 @@ public static class RunClient
         return (id, db, leases);
     }
 
-    /// <summary>The pid of the run's training process (`hc run-job --run-id N`).</summary>
+    /// <summary>The pid of the run's training process (`hc run-job --run-id N`) started from this test build's hc.dll, never
+    /// one of another checkout or of a service someone runs on the same machine (their run ids collide with ours).</summary>
     public static async Task<long> ChildPid(long runId)
     {
+        var hc = System.Text.RegularExpressions.Regex.Escape(Path.Combine(AppContext.BaseDirectory, "hc.dll"));
         for (var i = 0; i < 100; i++)
         {
-            var psi = new ProcessStartInfo("pgrep", ["-f", $"run-job --run-id {runId} "]) { RedirectStandardOutput = true };
+            var psi = new ProcessStartInfo("pgrep", ["-f", $"{hc} run-job --run-id {runId} "]) { RedirectStandardOutput = true };
             using var p = Process.Start(psi)!;
             var output = (await p.StandardOutput.ReadToEndAsync()).Trim();
             await p.WaitForExitAsync();
