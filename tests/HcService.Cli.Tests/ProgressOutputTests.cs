@@ -50,3 +50,27 @@ public class ProgressOutputTests
         Assert.Matches(@"(?m)^  validation valid-austen-bytes: loss \d\.\d{4}, ppl \d+\.\d\d \(\d[\d,]* tokens\) at step 40", r.Stdout);
     }
 }
+
+/// <summary>`hc data prepare` picks the tokenizer of the model the data is for, and asks when it cannot know.</summary>
+public class DataPrepareTests
+{
+    [Fact]
+    public void ThePresetPicksTheTokenizerAndWithoutEitherTheCommandSaysWhichToPick()
+    {
+        var text = Path.Combine(RepoPaths.TempDir("prepare-text"), "a.txt");
+        File.WriteAllText(text, "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.");
+        var unnamed = HcProcess.Run("data", "prepare", text, "--out", Path.Combine(RepoPaths.TempDir("prepare-none"), "d"));
+        Assert.Equal(2, unnamed.ExitCode);
+        Assert.Contains("error: --tokenizer = '(not given)': must be a tokenizer that matches the model that will train on it: bytes for tiny, small; gpt2 for olmo-1b", unnamed.Stderr);
+
+        foreach (var (preset, tokenizer, vocab) in new[] { ("small", "bytes", 256), ("olmo-1b", "gpt2", 50257) })
+        {
+            var dir = Path.Combine(RepoPaths.TempDir("prepare-" + preset), "d");
+            var r = HcProcess.Run("data", "prepare", text, "--out", dir, "--preset", preset);
+            Assert.True(r.ExitCode == 0, r.Output);
+            var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "manifest.json"))).RootElement;
+            Assert.Equal(tokenizer, manifest.GetProperty("tokenizer").GetString());
+            Assert.Equal(vocab, manifest.GetProperty("vocabSize").GetInt32());
+        }
+    }
+}
