@@ -274,8 +274,8 @@ public class EvaluationTests(ServiceFixture svc)
         Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{deltas.Average():+0.0000;-0.0000} [{deltas.Average() - half:+0.0000;-0.0000}, {deltas.Average() + half:+0.0000;-0.0000}]"), cli.Stdout);
         Assert.Contains("verdict: val/valid-austen-bytes/loss: ", cli.Stdout);
         var usage = await HcProcess.RunAsync("compare", "1", "--server", svc.Url);
-        Assert.NotEqual(0, usage.ExitCode);
-        Assert.Contains("give at least two run ids (got 1), or --group NAME", usage.Output);
+        Assert.Equal(2, usage.ExitCode);
+        Assert.Contains("give at least two run ids to compare (got one: 1), or a group name", usage.Output);
     }
 
     /// <summary>The HC family through the service: one group of residual, Frac-Connections, mHC and mHC-lite; every run
