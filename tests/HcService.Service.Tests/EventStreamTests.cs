@@ -211,6 +211,7 @@ public class EventStreamTests(ServiceFixture svc)
         var progress = said.Select(l => System.Text.RegularExpressions.Regex.Match(l, @": step (\d+)/200 \((\d+\.\d)%\) \| .* \| ETA (\S+)")).Where(m => m.Success).ToList();
         var steps = progress.Select(m => long.Parse(m.Groups[1].Value)).ToList();
         Assert.Equal(steps.Order(), steps);
+        Assert.Equal(steps.Distinct().Count(), steps.Count);   // strictly increasing: no step printed twice by a resume
         Assert.True(steps.Count >= 10, string.Join("\n", said));
         Assert.All(progress, m => Assert.Equal((100.0 * long.Parse(m.Groups[1].Value) / 200).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture), m.Groups[2].Value));
         Assert.Contains(progress, m => System.Text.RegularExpressions.Regex.IsMatch(m.Groups[3].Value, @"^\d+(s|m\d\ds)$") && m.Groups[1].Value != "200");

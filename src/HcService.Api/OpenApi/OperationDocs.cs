@@ -24,6 +24,7 @@ sealed class OperationDocs : IOperationFilter
         ["status"] = HcService.Store.Runs.RunStatus.All,
         ["queue"] = [DeviceQueues.Cpu, DeviceQueues.Cuda],
         ["source"] = ["static", "dynamic"],
+        ["from"] = ["start", "now"],
     };
 
     /// <summary>The route's name (<c>WithName</c>), else one made of the method and the path, so that every operation

@@ -45,6 +45,8 @@ public static partial class RunEvents
     /// <param name="id">The run.</param>
     /// <param name="names">Only these metric points: comma-separated exact names or prefixes ending in "/"; absent: every point.</param>
     /// <param name="lastEventId">Resume after this event id (s&lt;N&gt;.m&lt;M&gt;), as the Last-Event-ID header does.</param>
+    /// <param name="from">start (default): the run's whole history, then what follows; now: its latest status, then only
+    /// what follows. A Last-Event-ID (header or lastEventId) wins over either.</param>
     static async Task Stream(long id, HttpContext http, NpgsqlDataSource db, RunEventHub hub, ILoggerFactory logs,
         IHostApplicationLifetime lifetime, string? names, string? lastEventId, string? from, CancellationToken aborted)
     {
@@ -60,7 +62,7 @@ public static partial class RunEvents
     {
         if (from is not (null or "start" or "now"))
         {
-            await Results.Problem(title: "The query is invalid", statusCode: 400,
+            await Results.Problem(title: Problems.QueryTitle, statusCode: 400,
                 detail: $"from = '{from[..Math.Min(80, from.Length)]}': must be start (the whole history, the default) or now (the run's current status, then what happens next)").ExecuteAsync(http);
             return;
         }

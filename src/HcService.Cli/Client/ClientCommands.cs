@@ -154,7 +154,7 @@ static class ClientCommands
                 }
             }
         }
-        catch (StreamRefusedException refused) { return Fail(refused.Response, refused.Body); }
+        catch (StreamRefusedException refused) { view.Dispose(); return Fail(refused.Response, refused.Body); }
         view.Dispose();
         var state = lastStatus?["status"]?.GetValue<string>() ?? "unknown";
         if (lastStatus?["reason"]?.GetValue<string>() is { } why && state != RunStatus.Succeeded) Console.WriteLine($"run {id}: {why}");

@@ -27,6 +27,8 @@ static class CompareCommand
         {
             var given = r.GetValue(targets) ?? [];
             var ids = given.Where(t => long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out _)).ToList();
+            var isGroup = r.GetValue(group) is not null || (given.Length == 1 && ids.Count == 0);
+            if (isGroup && r.GetValue(baseline) is not null) r.AddError("--baseline is for run ids; a group's baseline is its base run");
             if (r.GetValue(group) is not null && given.Length > 0) r.AddError("give either run ids or a group, not both");
             else if (r.GetValue(group) is not null) return;
             else if (given.Length == 0) r.AddError("give at least two run ids, or a group name (hc compare 3 4, hc compare my-grid)");

@@ -27,11 +27,12 @@ public sealed class RunProgressView : IDisposable
     long totalSteps, tokenBudget, step, tokens, lastPlainStep = -1;
     double? loss;
     TimeSpan? fallbackEta;
-    volatile string details = "";
+    // What the refresh thread draws, computed on the updating thread (the throughput samples are not shared with it).
+    volatile string details = "", etaText = "ETA -";
 
     /// <summary>Whether progress is drawn live: stdout is a terminal that Spectre.Console deems interactive (not a CI
     /// log), unless HC_PROGRESS=plain asks for lines.</summary>
-    public static bool Live => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive
+    public static bool Live => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive && AnsiConsole.Profile.Capabilities.Ansi
                                && Environment.GetEnvironmentVariable("HC_PROGRESS") != "plain";
 
     public RunProgressView(string title, long totalSteps, long tokenBudget, int plainEvery = 10, bool? live = null)
@@ -44,7 +45,7 @@ public sealed class RunProgressView : IDisposable
         // One row: title, bar, percentage, ETA; below it, the details (step, tokens, tokens/s, losses), wrapped if narrow.
         var progress = this.live.Progress().AutoClear(false).HideCompleted(false).AutoRefresh(true)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 30 }, new PercentageColumn(),
-                new TextColumn(() => $"ETA {Human.Duration(Eta)}"))
+                new TextColumn(() => etaText))
             .UseRenderHook((grid, _) => new Rows(grid, new Text(details)));
         progress.RefreshRate = TimeSpan.FromMilliseconds(250);
         display = Task.Run(() => progress.StartAsync(async ctx =>
@@ -52,6 +53,9 @@ public sealed class RunProgressView : IDisposable
             ready.SetResult(ctx.AddTask(Markup.Escape(title), maxValue: this.totalSteps));
             await done.Task;
         }));
+        // A display that cannot start (another live display in the process, a terminal Spectre cannot drive) must fail
+        // here, not leave this constructor waiting for a task that never comes.
+        display.ContinueWith(t => ready.TrySetException(t.Exception!.InnerExceptions), TaskContinuationOptions.OnlyOnFaulted);
         bar = ready.Task.GetAwaiter().GetResult();
         Render();
     }
@@ -118,6 +122,7 @@ public sealed class RunProgressView : IDisposable
     {
         if (bar is null) return;
         details = string.Create(Ci, $"step {step}/{totalSteps} | {Details()}");
+        etaText = $"ETA {Human.Duration(Eta)}";
     }
 
     /// <summary>Ends the live display (the bar stays on the screen at its last state).</summary>
@@ -126,7 +131,8 @@ public sealed class RunProgressView : IDisposable
         if (done is null) return;
         Render();
         done.TrySetResult();
-        display!.GetAwaiter().GetResult();
+        try { display!.GetAwaiter().GetResult(); }
+        catch (Exception e) when (e is InvalidOperationException or IOException) { /* the display failed; what it showed stays */ }
     }
 
     /// <summary>A column of plain text (no markup), read at every refresh.</summary>

@@ -8,8 +8,10 @@ namespace HcService.Cli.Terminal;
 /// </summary>
 public sealed class Throughput(TimeSpan window)
 {
-    /// <summary>The shortest span the estimate is made over: before it, there is no estimate (no "ETA 00:00:00" at step 1).</summary>
+    /// <summary>An estimate needs samples spanning this long, or <see cref="MinSamples"/> of them (fast steps): before
+    /// that there is none (no "ETA 00:00:00" at step 1).</summary>
     public static readonly TimeSpan MinSpan = TimeSpan.FromSeconds(1);
+    public const int MinSamples = 5;
 
     readonly LinkedList<(double Seconds, long Tokens)> samples = new();
 
@@ -23,7 +25,7 @@ public sealed class Throughput(TimeSpan window)
         while (samples.Count > 2 && seconds - samples.First!.Next!.Value.Seconds >= Window.TotalSeconds) samples.RemoveFirst();
     }
 
-    /// <summary>Tokens per second over the window; null until the samples span <see cref="MinSpan"/>.</summary>
+    /// <summary>Tokens per second over the window; null until the samples span <see cref="MinSpan"/> or number <see cref="MinSamples"/>.</summary>
     public double? TokensPerSecond
     {
         get
@@ -31,7 +33,7 @@ public sealed class Throughput(TimeSpan window)
             if (samples.Count < 2) return null;
             var (s0, t0) = samples.First!.Value;
             var (s1, t1) = samples.Last!.Value;
-            return s1 - s0 >= MinSpan.TotalSeconds && t1 > t0 ? (t1 - t0) / (s1 - s0) : null;
+            return (s1 - s0 >= MinSpan.TotalSeconds || (samples.Count >= MinSamples && s1 > s0)) && t1 > t0 ? (t1 - t0) / (s1 - s0) : null;
         }
     }
 
