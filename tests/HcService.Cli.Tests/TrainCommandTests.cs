@@ -96,6 +96,43 @@ public class TrainCommandTests
         Assert.Contains("data.train = 'corpus-gpt2': must be a dataset whose tokenizer fits the model's vocabulary 256", r.Stderr);
     }
 
+    /// <summary>One's own text, first try: `hc data prepare` a folder of text into an otherwise empty data root, then
+    /// `hc train` a spec that names only that dataset. It validates on the dataset's own held-out tail (the shipped
+    /// validation sets are not in this root), and the loss on that tail falls. Too little text is refused with the need.</summary>
+    [Fact]
+    public void OwnTextTrainsFirstTryAndValidatesOnItsHeldOutTail()
+    {
+        var text = RepoPaths.TempDir("own-text");
+        foreach (var book in new[] { "gutenberg-pg2814-dubliners-joyce.txt", "gutenberg-pg41445-frankenstein-shelley.txt" })
+            File.Copy(Path.Combine(RepoPaths.Root, "data", "corpus", "train", book), Path.Combine(text, book));
+        var root = RepoPaths.TempDir("own-root");
+        var prepared = HcProcess.Run("data", "prepare", text, "--out", Path.Combine(root, "mine"), "--preset", "tiny");
+        Assert.True(prepared.ExitCode == 0, prepared.Output);
+
+        var spec = WriteSpec("""
+            { "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "dynamic-hc", "rate": 4 },
+              "training": { "tokenBudget": 30720, "seed": 1, "evalInterval": 30720, "evalTokens": "4K", "checkpointInterval": 30720 },
+              "data": { "train": "mine" } }
+            """);
+        var dir = RepoPaths.TempDir("own-run");
+        var r = HcProcess.Run("train", "--spec", spec, "--data-root", root, "--out", dir);
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.Contains("validating at step 0: mine.heldout", r.Stdout);
+        var validation = Records(dir, "validation").ToList();
+        Assert.All(validation, v => Assert.Equal("mine.heldout", v.GetProperty("dataset").GetString()));
+        var curve = validation.Select(v => (Step: v.GetProperty("step").GetInt64(), Loss: v.GetProperty("loss").GetDouble(), Tokens: v.GetProperty("tokens").GetInt64())).ToList();
+        Assert.Equal([0L, 30L], curve.Select(c => c.Step));
+        Assert.True(curve[^1].Loss < curve[0].Loss - 1.0, $"{curve[0].Loss:F3} -> {curve[^1].Loss:F3}");
+
+        var tiny = Path.Combine(RepoPaths.TempDir("tiny-text"), "a.txt");
+        File.WriteAllText(tiny, string.Concat(Enumerable.Repeat("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. ", 5)));
+        var tinyRoot = RepoPaths.TempDir("tiny-root");
+        Assert.Equal(0, HcProcess.Run("data", "prepare", tiny, "--out", Path.Combine(tinyRoot, "mine"), "--preset", "tiny").ExitCode);
+        r = HcProcess.Run("train", "--spec", spec, "--data-root", tinyRoot, "--out", RepoPaths.TempDir("tiny-run"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("data.train = 'mine': must be a dataset of at least 1290 tokens to hold out a validation tail of at most 1/10 ('mine' has 591), or name validation datasets in data.validation", r.Stderr);
+    }
+
     static Dictionary<long, double> StepLosses(string runDir) =>
         Records(runDir, "step").GroupBy(s => s.GetProperty("step").GetInt64())
             .ToDictionary(g => g.Key, g => g.Last().GetProperty("loss").GetDouble());

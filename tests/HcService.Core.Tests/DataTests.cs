@@ -131,4 +131,86 @@ public class DataTests
         }
         Assert.Contains("valid-wikitext-gpt2", catalog.List());
     }
+
+    [Theory]
+    // length, seqLen, evalTokens -> held-out tokens (w x T + 1); 0: too short to hold out
+    [InlineData(100_000, 64, 1000, 15 * 64 + 1)]      // 1000 / 64 = 15 whole windows, as validation reads
+    [InlineData(100_000, 64, 1024, 16 * 64 + 1)]      // exactly 16
+    [InlineData(100_000, 64, 64_000, 156 * 64 + 1)]   // capped: (10,000 - 1) / 64 = 156 windows, under 10%
+    [InlineData(650, 64, 8192, 65)]                   // the shortest that holds out: 10 x (T + 1), one window
+    [InlineData(649, 64, 8192, 0)]
+    [InlineData(100_000, 64, 10, 65)]                 // under one window: one
+    [InlineData(20_000, 512, 8192, 3 * 512 + 1)]      // (2,000 - 1) / 512 = 3
+    public void AHeldOutTailIsWholeWindowsCappedAtATenth(long length, int seqLen, long evalTokens, long expected)
+    {
+        var split = HeldOut.Split(length, seqLen, evalTokens);
+        if (expected == 0)
+        {
+            Assert.Null(split);
+            Assert.True(length < HeldOut.MinimumLength(seqLen));
+            return;
+        }
+        Assert.Equal((length - expected, expected), split);
+        Assert.True(expected * HeldOut.MaxShare <= length, "at most a tenth");
+        Assert.True(length >= HeldOut.MinimumLength(seqLen));
+    }
+
+    /// <summary>A spec that names only its training data validates on the data's own tail: every token a training window
+    /// reads (inputs and targets, over whole epochs) lies before the tail, every validation window lies inside it, and the
+    /// split is the same each time the data is opened.</summary>
+    [Fact]
+    public void TrainingWindowsNeverReadTheHeldOutTail()
+    {
+        // Each token is its own position, so a window's tokens say where it was read from.
+        const long N = 30_011;
+        var dir = Path.Combine(RepoPaths.TempDir("heldout"), "positions");
+        Directory.CreateDirectory(dir);
+        File.WriteAllBytes(Path.Combine(dir, "part-0.bin"), Enumerable.Range(0, (int)N).SelectMany(i => BitConverter.GetBytes((uint)i)).ToArray());
+        File.WriteAllText(Path.Combine(dir, DatasetManifest.FileName), new DatasetManifest
+        {
+            Tokenizer = "unknown", VocabSize = 100_000, DType = "uint32", TokenCount = N, Files = [new("part-0.bin", N)],
+        }.ToJson());
+        var plan = HcService.Contract.Jobs.JobPlan.Resolve(HcService.Contract.Jobs.JobSpec.Parse("""
+            { "model": { "preset": "tiny", "overrides": { "vocab": 100000 } }, "architecture": "dense", "connection": { "type": "residual" },
+              "training": { "tokenBudget": 100000, "evalTokens": 1000 }, "data": { "train": "positions" } }
+            """));
+        Assert.True(plan.HoldsOutValidation);
+        Assert.Empty(plan.ValidationSets);
+        Assert.Equal(["positions.heldout"], plan.ValidationNames);
+        var T = plan.Training.SeqLen;
+
+        using var data = new TokenDataset(dir);
+        var (train, tail) = HcService.Core.Training.TrainingRun.Split(data, plan);
+        var (trainTokens, tailTokens) = HeldOut.Split(N, T, 1000)!.Value;
+        Assert.Equal(trainTokens, train.Length);
+        Assert.Equal("positions", train.Name);
+        Assert.Equal("positions.heldout", tail!.Name);
+
+        var sampler = new WindowSampler(train, T, seed: 1);
+        long lastRead = -1;
+        for (var i = 0; i < 2 * sampler.Windows; i++) lastRead = Math.Max(lastRead, sampler.Next(1).Max());
+        Assert.Equal(sampler.Windows * T, lastRead);        // the last window's target token...
+        Assert.True(lastRead < trainTokens, $"training read token {lastRead}; the tail starts at {trainTokens}");
+        var validation = WindowSampler.Sequential(tail, T, plan.Training.EvalTokens, batch: 4).SelectMany(w => w).ToList();
+        Assert.Equal(trainTokens, validation.Min());          // ...and the tail starts right after the training stream
+        Assert.Equal(N - 1, validation.Max());               // and ends at the dataset's end
+        Assert.Equal(tailTokens, validation.Distinct().Count());
+
+        using var again = new TokenDataset(dir);
+        var (_, tail2) = HcService.Core.Training.TrainingRun.Split(again, plan);
+        Assert.Equal(validation, WindowSampler.Sequential(tail2!, T, plan.Training.EvalTokens, batch: 4).SelectMany(w => w));
+
+        // Named validation sets, or a plan stored before held-out tails existed: no tail, the whole stream trains.
+        var named = HcService.Contract.Jobs.JobPlan.Resolve(HcService.Contract.Jobs.JobSpec.Parse("""
+            { "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
+              "training": { "tokenBudget": 100000 }, "data": { "train": "positions", "validation": ["valid-austen-bytes"] } }
+            """));
+        Assert.False(named.HoldsOutValidation);
+        Assert.Same(data, HcService.Core.Training.TrainingRun.Split(data, named).Train);
+        var stored = System.Text.Json.Nodes.JsonNode.Parse(plan.ToJson())!.AsObject();
+        Assert.True(stored["holdsOutValidation"]!.GetValue<bool>());
+        Assert.True(HcService.Contract.Jobs.JobPlan.FromJson(plan.ToJson()).HoldsOutValidation);
+        stored.Remove("holdsOutValidation");
+        Assert.False(HcService.Contract.Jobs.JobPlan.FromJson(stored.ToJsonString()).HoldsOutValidation);
+    }
 }

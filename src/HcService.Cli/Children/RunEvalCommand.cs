@@ -86,7 +86,8 @@ static class RunEvalCommand
     static void Analyse(LanguageModel model, JobPlan plan, HcPaths paths, long runId, long step)
     {
         var set = plan.ValidationSets.FirstOrDefault() ?? plan.TrainSet;
-        using var data = new TokenDataset(new DataCatalog(paths.DataRoot).Resolve(set, "data.validation[0]"));
+        using var whole = new TokenDataset(new DataCatalog(paths.DataRoot).Resolve(set, plan.ValidationSets.Count > 0 ? "data.validation[0]" : "data.train"));
+        var data = TrainingRun.Split(whole, plan).HeldOut ?? whole;   // a held-out tail is a view of the whole
         int batch = 8, seq = (int)Math.Min(plan.Training.SeqLen, data.Length / 8);
         var ids = new long[batch * seq];
         for (var b = 0; b < batch; b++) data.Read((long)b * seq, ids.AsSpan(b * seq, seq));

@@ -23,4 +23,9 @@ public static class DatasetFit
                 $"a dataset whose token ids fit the model's vocabulary {model.Vocab}: '{name}' holds token id {max} (its manifest says {manifest.Tokenizer}, vocabulary {manifest.VocabSize})");
         return null;
     }
+
+    /// <summary>The error for a training dataset too short to hold out a validation tail (<see cref="HeldOut"/>).</summary>
+    public static ConfigError TooShortToHoldOut(TokenDataset dataset, string name, int seqLen) =>
+        new("data.train", name, $"a dataset of at least {HeldOut.MinimumLength(seqLen)} tokens to hold out a validation tail of at most " +
+            $"1/{HeldOut.MaxShare} ('{name}' has {dataset.Length}), or name validation datasets in data.validation");
 }

@@ -11,13 +11,32 @@ public sealed class TokenDataset : IDisposable
     sealed record Segment(long Start, long Count, TokenDType DType, MemoryMappedFile File, MemoryMappedViewAccessor View, long Offset);
 
     readonly List<Segment> segments = [];
+    /// <summary>Where a slice starts in its parent's stream (0 for a whole dataset).</summary>
+    readonly long origin;
+    /// <summary>False for a slice: its parent's memory maps are the parent's to close.</summary>
+    readonly bool ownsFiles = true;
     public string Path { get; }
+    /// <summary>The name its metrics are reported under: the folder's name, or a slice's own name.</summary>
+    public string Name { get; }
     public DatasetManifest Manifest { get; }
     public long Length { get; }
+
+    /// <summary>Tokens [start, start + length) of <paramref name="parent"/>, read through the parent's maps.</summary>
+    TokenDataset(TokenDataset parent, long start, long length, string name)
+    {
+        if (start < 0 || length < 0 || start + length > parent.Length)
+            throw new ArgumentOutOfRangeException(nameof(start), $"slice [{start}, {start + length}) outside [0, {parent.Length})");
+        (segments, origin, ownsFiles) = (parent.segments, parent.origin + start, false);
+        (Path, Name, Manifest, Length) = (parent.Path, name, parent.Manifest, length);
+    }
+
+    /// <summary>A view of tokens [start, start + length) named <paramref name="name"/>; valid while this dataset is open.</summary>
+    public TokenDataset Slice(long start, long length, string name) => new(this, start, length, name);
 
     public TokenDataset(string folder)
     {
         Path = folder;
+        Name = System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(folder));
         var manifestPath = System.IO.Path.Combine(folder, DatasetManifest.FileName);
         if (File.Exists(manifestPath)) Manifest = DatasetManifest.Parse(File.ReadAllText(manifestPath), manifestPath);
         else
@@ -72,6 +91,7 @@ public sealed class TokenDataset : IDisposable
     {
         if (start < 0 || start + dest.Length > Length)
             throw new ArgumentOutOfRangeException(nameof(start), $"tokens [{start}, {start + dest.Length}) outside [0, {Length})");
+        start += origin;
         var written = 0;
         foreach (var seg in segments)
         {
@@ -118,6 +138,7 @@ public sealed class TokenDataset : IDisposable
 
     public void Dispose()
     {
+        if (!ownsFiles) return;
         foreach (var s in segments) { s.View.Dispose(); s.File.Dispose(); }
         segments.Clear();
     }

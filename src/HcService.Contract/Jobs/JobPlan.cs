@@ -40,6 +40,11 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
     /// <summary>In-loop downstream evaluation, when the spec asks for it.</summary>
     public EvaluationPlan? Evaluation { get; init; }
 
+    /// <summary>Validation on a tail held out of the training dataset (<see cref="HcService.Contract.Data.HeldOut"/>):
+    /// set when a spec names data.train without data.validation. Stored in the plan, so a run accepted before held-out
+    /// tails existed keeps the validation sets it was accepted with.</summary>
+    public bool HoldsOutValidation { get; init; }
+
     static readonly System.Text.Json.JsonSerializerOptions Json = new(System.Text.Json.JsonSerializerDefaults.Web)
     {
         Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(System.Text.Json.JsonNamingPolicy.CamelCase) },
@@ -62,8 +67,13 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
     /// <summary>The training dataset: the spec's, else the shipped corpus for the model's vocabulary.</summary>
     public string TrainSet => TrainData ?? HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Train;
 
-    /// <summary>The validation datasets: the spec's, else the shipped held-out sets for the model's vocabulary.</summary>
-    public IReadOnlyList<string> ValidationSets => ValidationData ?? HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Validation;
+    /// <summary>The validation datasets under the data root: the spec's; none when the training dataset holds out its own
+    /// tail; else the shipped held-out sets for the model's vocabulary.</summary>
+    public IReadOnlyList<string> ValidationSets => ValidationData ?? (HoldsOutValidation ? [] : HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Validation);
+
+    /// <summary>The names validation reports its metrics under (val/{name}/loss): the validation datasets, or the
+    /// training dataset's held-out tail.</summary>
+    public IReadOnlyList<string> ValidationNames => HoldsOutValidation ? [HcService.Contract.Data.HeldOut.Name(TrainSet)] : ValidationSets;
 
     public const long MaxTokenBudget = 100_000_000_000_000;
 
@@ -89,7 +99,13 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
             Labels();
             if (errors.Count > 0) throw new ConfigException(errors);
             var name = spec.Name ?? $"{model.Name}-{(model.Architecture == Architecture.Moe ? "moe-" : "")}{model.Connection.Label}";
-            return new JobPlan(name, model, training, spec.Data?.Train, spec.Data?.Validation, spec.Tags ?? []) { Evaluation = evaluation };
+            return new JobPlan(name, model, training, spec.Data?.Train, spec.Data?.Validation, spec.Tags ?? [])
+            {
+                Evaluation = evaluation,
+                // A dataset of one's own with no validation sets named validates on its own tail (never on the shipped
+                // sets, which another data root may not have). Not for a stored spec resolved again: it was accepted without.
+                HoldsOutValidation = submission && spec.Data?.Train is not null && spec.Data.Validation is null,
+            };
         }
 
         /// <summary>The preset with its overrides, architecture, connection and MoE settings. The four required fields

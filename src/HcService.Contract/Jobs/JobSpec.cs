@@ -201,8 +201,9 @@ public sealed record DataSpec
     /// <summary>The training dataset. Default: corpus-bytes when the model's vocabulary is below 50257, else corpus-gpt2.
     /// Allowed: a dataset under the data root (GET /api/datasets lists them) tokenised for the model's vocabulary.</summary>
     public string? Train { get; init; }
-    /// <summary>Validation datasets, each reported as val/&lt;name&gt;/loss. Default: valid-austen-* and valid-wikitext-* of
-    /// the training data's tokenizer. Allowed: dataset names under the data root; an empty list means no
-    /// validation.</summary>
+    /// <summary>Validation datasets, each reported as val/&lt;name&gt;/loss. Default: when train is named, a tail held out of
+    /// it (evalTokens rounded down to whole sequences, at most a tenth of the dataset, never read by training), reported
+    /// as val/&lt;train&gt;.heldout/loss; else valid-austen-* and valid-wikitext-* of the training data's tokenizer.
+    /// Allowed: dataset names under the data root; an empty list means no validation.</summary>
     public List<string>? Validation { get; init; }
 }

@@ -64,16 +64,28 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
     public RunResult Run(CancellationToken cancel = default, CancellationToken abandon = default)
     {
         var catalog = new DataCatalog(options.DataRoot);
-        using var train = OpenDataset(catalog, plan.TrainSet, "data.train", plan);
+        using var data = OpenDataset(catalog, plan.TrainSet, "data.train", plan);
         var validation = plan.ValidationSets.Select((name, i) => OpenDataset(catalog, name, $"data.validation[{i}]", plan)).ToList();
         try
         {
+            var (train, heldOut) = Split(data, plan);
+            if (heldOut is not null) validation.Add(heldOut);
             return Train(plan, train, validation, cancel, abandon);
         }
         finally
         {
             foreach (var v in validation) v.Dispose();
         }
+    }
+
+    /// <summary>The training stream and, when the plan holds out validation, the tail it holds out (docs/design.md, "Data").</summary>
+    public static (TokenDataset Train, TokenDataset? HeldOut) Split(TokenDataset data, JobPlan plan)
+    {
+        if (!plan.HoldsOutValidation) return (data, null);
+        var t = plan.Training;
+        var (train, validation) = HeldOut.Split(data.Length, t.SeqLen, t.EvalTokens)
+            ?? throw new ConfigException([DatasetFit.TooShortToHoldOut(data, plan.TrainSet, t.SeqLen)]);
+        return (data.Slice(0, train, data.Name), data.Slice(train, validation, HeldOut.Name(plan.TrainSet)));
     }
 
     static TokenDataset OpenDataset(DataCatalog catalog, string name, string field, JobPlan plan)
@@ -136,7 +148,7 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
         {
             if (validation.Count == 0) return;
             Phase(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"validating at step {step}: {string.Join(", ", plan.ValidationSets)} ({t.EvalTokens:N0} tokens each)"));
+                $"validating at step {step}: {string.Join(", ", plan.ValidationNames)} (up to {t.EvalTokens:N0} tokens each)"));
             lastValidation = validation.Select(v => Evaluate(mixed?.Compute ?? model, v, t, step, tokens, device)).ToList();
             foreach (var m in lastValidation) foreach (var s in sinks) s.OnValidation(m);
         }
@@ -223,6 +235,6 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
             count += n * t.SeqLen;
         }
         var mean = sum / count;
-        return new ValidationMetrics(step, tokens, Path.GetFileName(data.Path), mean, Math.Exp(mean), count);
+        return new ValidationMetrics(step, tokens, data.Name, mean, Math.Exp(mean), count);
     }
 }
