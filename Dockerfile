@@ -49,12 +49,14 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# The shipped tokenised datasets; mount another folder on /app/data/datasets (or set HC_DATA_ROOT) for your own.
+# The shipped tokenised datasets, owned by the non-root user: the data root is a volume shared by the API (which writes
+# uploaded datasets, POST /api/datasets) and the workers; a new named volume starts with these files and this owner.
+# Mount another folder on /app/data/datasets (or set HC_DATA_ROOT) for your own.
 COPY data/datasets/ /app/data/datasets/
 # The checkpoint store, shared by the API (downloads) and the workers (writes): a volume owned by the non-root user
 # ($APP_UID, `app`, 1654 in the .NET images), so that a new named volume takes that ownership.
-RUN mkdir -p /var/lib/hc/checkpoints && chown -R "$APP_UID" /var/lib/hc
-VOLUME /var/lib/hc/checkpoints
+RUN mkdir -p /var/lib/hc/checkpoints && chown -R "$APP_UID" /var/lib/hc /app/data/datasets
+VOLUME /var/lib/hc/checkpoints /app/data/datasets
 ENV HC_DATA_ROOT=/app/data/datasets \
     HC_CHECKPOINT_ROOT=/var/lib/hc/checkpoints
 

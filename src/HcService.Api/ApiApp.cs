@@ -86,6 +86,7 @@ public static class ApiApp
         app.MapHealthChecks("/readyz");
         app.MapRuns();
         app.MapCatalog();
+        app.MapDatasets();
         app.MapKeys();
         app.MapEvaluations();
         app.MapComparisons();

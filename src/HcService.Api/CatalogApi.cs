@@ -9,7 +9,7 @@ using HcService.Store.Runs;
 
 namespace HcService.Api;
 
-/// <summary>GET /api/presets and GET /api/datasets.</summary>
+/// <summary>GET /api/presets (datasets: <see cref="DatasetsApi"/>).</summary>
 public static class CatalogApi
 {
     public static void MapCatalog(this IEndpointRouteBuilder routes)
@@ -20,25 +20,5 @@ public static class CatalogApi
                 ModelCounter.Parameters(p).Total, ModelCounter.Parameters(p with { Connection = ConnectionConfig.DynamicHc(4) }).Total,
                 ModelCounter.Flops(p).Training, ModelCounter.Memory(p).Total)).ToList()))
             .WithName("listPresets").WithTags("Catalog").WithSummary("Model presets with parameter, FLOP and memory estimates (bf16, one sequence per micro-batch)");
-        app.MapGet("/api/datasets", (HcPaths paths) =>
-            {
-                var catalog = new DataCatalog(paths.DataRoot);
-                return TypedResults.Ok(catalog.List().Select(name =>
-                {
-                    var manifest = Path.Combine(catalog.Root, name, DatasetManifest.FileName);
-                    if (!File.Exists(manifest)) return new DatasetInfo(name, "unknown", 0, -1);
-                    // One broken dataset is listed as such; it does not hide the others.
-                    try
-                    {
-                        var m = DatasetManifest.Parse(File.ReadAllText(manifest), manifest);
-                        return new DatasetInfo(name, m.Tokenizer, m.VocabSize, m.TokenCount);
-                    }
-                    catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
-                    {
-                        return new DatasetInfo(name, "invalid", 0, -1, e.Message.Replace(catalog.Root, "<data root>", StringComparison.Ordinal));
-                    }
-                }).ToList());
-            })
-            .WithName("listDatasets").WithTags("Catalog").WithSummary("Datasets under the data root");
     }
 }

@@ -43,11 +43,14 @@ public sealed class HcSettings
         "API keys required (false: every route is open, for a private laptop)", "Hc:Auth:Enabled");
     public static readonly SettingDefinition ReadsRequireKeySetting = new("HC_AUTH_READS_REQUIRE_KEY", "false", "true or false",
         "reads need a key with the read scope too", "Hc:Auth:ReadsRequireKey");
+    public static readonly SettingDefinition UploadMaxMiBSetting = new("HC_UPLOAD_MAX_MIB", "512", "an integer in [1, 65536]",
+        "largest dataset POST /api/datasets accepts (text or token file); larger bodies get 413");
 
     public static readonly IReadOnlyList<SettingDefinition> All =
     [
         DataRootSetting, CheckpointRootSetting, LeaseSecondsSetting, MaxAttemptsSetting, StopTimeoutSetting, MaxRunDaysSetting, CpuMemorySetting,
         CudaMemorySetting, CpuPeakSetting, CudaPeakSetting, MigrateSetting, AuthEnabledSetting, ReadsRequireKeySetting,
+        UploadMaxMiBSetting,
     ];
 
     public required string DataRoot { get; init; }
@@ -63,6 +66,7 @@ public sealed class HcSettings
     public bool Migrate { get; init; } = true;
     public bool AuthEnabled { get; init; } = true;
     public bool ReadsRequireKey { get; init; }
+    public int UploadMaxMiB { get; init; } = 512;
     /// <summary>Former names found in use (each with its new name), for the process to warn about.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
@@ -144,6 +148,7 @@ public sealed class HcSettings
             Migrate = Flag(MigrateSetting, true),
             AuthEnabled = Flag(AuthEnabledSetting, true),
             ReadsRequireKey = Flag(ReadsRequireKeySetting, false),
+            UploadMaxMiB = Integer(UploadMaxMiBSetting, 512, 1, 65_536),
             Warnings = warnings.Distinct().ToList(),
         };
         if (errors.Count > 0) throw new ConfigException(errors.DistinctBy(e => e.Field).ToList());

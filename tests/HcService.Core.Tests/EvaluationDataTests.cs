@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using HcService.Contract.Config;
 using HcService.Contract.Data;
-using HcService.Core.Data;
 using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
 using Xunit.Abstractions;

@@ -1,7 +1,6 @@
 using System.Text;
 using HcService.Contract.Config;
 using HcService.Contract.Data;
-using HcService.Core.Data;
 using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
 using HcService.Core.Model;

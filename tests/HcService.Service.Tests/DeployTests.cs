@@ -25,7 +25,7 @@ public class DeployTests
         Assert.True(services.ExitCode == 0, services.Output);
         Assert.Equal(["api", "grafana", "otel-collector", "postgres", "prometheus", "worker"], Lines(services.Stdout).Order());
         var volumes = Tool.Run("docker-compose", "-f", "docker-compose.yml", "config", "--volumes");
-        Assert.Equal(["checkpoints", "grafana", "pgdata", "prometheus"], Lines(volumes.Stdout).Order());
+        Assert.Equal(["checkpoints", "datasets", "grafana", "pgdata", "prometheus"], Lines(volumes.Stdout).Order());
 
         // Compose v2 (`docker compose`) where it is installed: it validates the compose specification more strictly.
         if (Tool.TryRun("docker", "compose", "version") is { ExitCode: 0 })
@@ -43,9 +43,13 @@ public class DeployTests
         Assert.Equal("nvidia", gpu.GetProperty("driver").GetString());
         Assert.Equal(1, gpu.GetProperty("count").GetInt32());
         Assert.Equal(["gpu"], gpu.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()));
+        // The API and the workers share the checkpoint store and the data root (uploaded datasets are trained on by workers).
         foreach (var name in new[] { "api", "worker" })
-            Assert.Contains("checkpoints:/var/lib/hc/checkpoints",
-                compose.GetProperty("services").GetProperty(name).GetProperty("volumes").EnumerateArray().Select(v => v.GetString()));
+        {
+            var mounts = compose.GetProperty("services").GetProperty(name).GetProperty("volumes").EnumerateArray().Select(v => v.GetString()).ToList();
+            Assert.Contains("checkpoints:/var/lib/hc/checkpoints", mounts);
+            Assert.Contains("datasets:/app/data/datasets", mounts);
+        }
 
         // Restarts: every long-lived service comes back by itself, and healthy PostgreSQL / API gate what depends on them.
         foreach (var service in compose.GetProperty("services").EnumerateObject())

@@ -5,7 +5,6 @@ using System.Net.Http.Json;
 using HcService.Api;
 using HcService.Api.Auth;
 using HcService.Contract.Data;
-using HcService.Core.Data;
 using HcService.Store;
 using HcService.Store.Runs;
 using Microsoft.AspNetCore.Builder;
@@ -28,6 +27,8 @@ public sealed class ServiceFixture : IAsyncLifetime
     public HttpClient Http { get; private set; } = null!;
     public string Url { get; private set; } = "";
     public string DataRoot => Path.Combine(Home, "datasets");
+    /// <summary>The API's HC_UPLOAD_MAX_MIB here: small, so that a test can send a body over it.</summary>
+    public const int UploadMaxMiB = 4;
     public string CheckpointRoot => Path.Combine(Home, "checkpoints");
     public const int LeaseSeconds = 12;
     public string AdminKey { get; private set; } = "";
@@ -67,7 +68,11 @@ public sealed class ServiceFixture : IAsyncLifetime
         // The API (in this process) and the workers (children, which inherit it) read the lease length from here.
         Environment.SetEnvironmentVariable("HC_LEASE_SECONDS", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
         api = ApiApp.BuildLocal(Postgres.ConnectionString, DataRoot, CheckpointRoot, Url,
-            b => b.Logging.AddProvider(new ErrorLog(serverErrors)));
+            b =>
+            {
+                b.Logging.AddProvider(new ErrorLog(serverErrors));
+                b.Configuration[HcService.Store.HcSettings.UploadMaxMiBSetting.Name] = UploadMaxMiB.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            });
         await ApiApp.MigrateAsync(api.Services);
         AdminKey = (await ApiKeys.BootstrapAsync(api.Services))!;
         await api.StartAsync();

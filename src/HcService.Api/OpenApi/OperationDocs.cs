@@ -50,7 +50,18 @@ sealed class OperationDocs : IOperationFilter
             operation.Description = $"{operation.Description}{(operation.Description is null ? "" : " ")}Needs an API key with scope {scope}.".Trim();
         }
         else operation.Security = [];   // explicitly open: no padlock
-        if (operation.RequestBody is not null) Problem(operation, context, "413", "The request body is over 1 MiB");
+        if (metadata.OfType<RequestBodyDoc>().LastOrDefault() is { } body)
+            operation.RequestBody = new OpenApiRequestBody
+            {
+                Required = true, Description = body.Description,
+                Content = body.Types.ToDictionary(t => t.ContentType, t => new OpenApiMediaType
+                {
+                    Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = t.Binary ? "binary" : null, Description = t.Description },
+                }),
+            };
+        if (operation.RequestBody is not null)
+            Problem(operation, context, "413", metadata.OfType<Microsoft.AspNetCore.Http.Metadata.IRequestSizeLimitMetadata>().LastOrDefault()?.MaxRequestBodySize is { } max
+                ? $"The request body is over {max >> 20} MiB (HC_UPLOAD_MAX_MIB)" : "The request body is over 1 MiB");
         if (!operation.Responses.Keys.Any(k => k.StartsWith('4') && k is not ("401" or "403" or "413")))
             Problem(operation, context, "400", "A path or query value with a control character, or a parameter that does not bind");
         foreach (var parameter in operation.Parameters ?? [])
@@ -74,3 +85,7 @@ sealed class OperationDocs : IOperationFilter
         };
     }
 }
+
+/// <summary>A request body the endpoint reads itself (not bound from a type): its description and content types, for
+/// the OpenAPI document only (routing does not match on it, so the handler answers other types with its own 415).</summary>
+public sealed record RequestBodyDoc(string Description, IReadOnlyList<(string ContentType, string Description, bool Binary)> Types);

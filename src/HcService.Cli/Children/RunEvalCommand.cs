@@ -4,7 +4,6 @@ using HcService.Contract.Analysis;
 using HcService.Core.Analysis;
 using HcService.Contract.Config;
 using HcService.Contract.Data;
-using HcService.Core.Data;
 using HcService.Contract.Evaluation;
 using HcService.Core.Evaluation;
 using HcService.Contract.Jobs;

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using HcService.Contract.Config;
 using HcService.Contract.Data;
-using HcService.Core.Data;
 
 namespace HcService.Cli.Local;
 
@@ -48,10 +47,83 @@ static class DataCommand
             return 0;
         });
 
+        var pushInputs = new Argument<string[]>("inputs") { Description = "A dataset folder made by `hc data prepare`, or text files / folders of *.txt files to tokenise first", Arity = ArgumentArity.OneOrMore };
+        var name = new Option<string?>("--name") { Description = "The dataset's name on the service (default: the dataset folder's name)" };
+        var pushTokenizer = new Option<string?>("--tokenizer") { Description = "For text: gpt2 or bytes; default: the one --preset's model reads" };
+        pushTokenizer.AcceptOnlyFromAmong([.. TextTokenizers.Names]);
+        var pushPreset = new Option<string?>("--preset") { Description = "For text: the model preset the dataset is for (picks the tokenizer)" };
+        pushPreset.AcceptOnlyFromAmong([.. Presets.All.Keys]);
+        var server = HcService.Cli.Client.ClientCommands.ServerOption();
+        var apiKey = HcService.Cli.Client.ClientCommands.ApiKeyOption();
+        var push = new Command("push", "Upload a dataset to the service (POST /api/datasets): a prepared dataset folder, or text tokenised here first")
+        {
+            pushInputs, name, pushTokenizer, pushPreset, server, apiKey,
+        };
+        push.SetAction(async (r, ct) =>
+        {
+            var paths = r.GetValue(pushInputs)!;
+            if (r.GetValue(name) is null && !(paths is [var one] && File.Exists(Path.Combine(one, DatasetManifest.FileName))))
+                throw new ConfigException([new("--name", "(not given)", "the dataset's name on the service (text has no dataset folder to take it from)")]);
+            var (file, tokenizerName, defaultName, temp) = TokenFileToPush(paths, r.GetValue(pushTokenizer), r.GetValue(pushPreset));
+            try
+            {
+                var datasetName = r.GetValue(name) ?? defaultName!;
+                using var http = HcService.Cli.Client.ClientCommands.Client(r.GetValue(server), r.GetValue(apiKey));
+                http.Timeout = TimeSpan.FromMinutes(30);   // a large file over a slow link
+                await using var stream = File.OpenRead(file);
+                using var content = new StreamContent(stream);
+                content.Headers.ContentType = new("application/x-npy");
+                var size = stream.Length;
+                Console.Error.WriteLine($"uploading {size.ToString("N0", CultureInfo.InvariantCulture)} bytes of {tokenizerName} tokens as '{datasetName}'...");
+                using var response = await http.PostAsync($"/api/datasets?name={Uri.EscapeDataString(datasetName)}&tokenizer={tokenizerName}", content, ct);
+                var body = await response.Content.ReadAsStringAsync(ct);
+                if (!response.IsSuccessStatusCode) return HcService.Cli.Client.ClientCommands.Fail(response, body);
+                var info = System.Text.Json.Nodes.JsonNode.Parse(body)!;
+                Console.WriteLine($"dataset {info["name"]}: {info["tokens"]!.GetValue<long>().ToString("N0", CultureInfo.InvariantCulture)} tokens ({info["tokenizer"]}) " +
+                                  $"on {http.BaseAddress}; a spec names it as \"data\": {{ \"train\": \"{info["name"]}\" }}");
+                return ExitCodes.Ok;
+            }
+            finally
+            {
+                if (temp is not null) Directory.Delete(temp, recursive: true);
+            }
+        });
+
         var data = new Command("data", "Token datasets");
         data.Add(prepare);
         data.Add(list);
+        data.Add(push);
         return data;
+    }
+
+    /// <summary>What `hc data push` uploads: a prepared dataset's one token file (its manifest names the tokenizer), or
+    /// text tokenised into a temporary folder (returned to delete).</summary>
+    static (string File, string Tokenizer, string? Name, string? Temp) TokenFileToPush(string[] inputs, string? tokenizer, string? preset)
+    {
+        if (inputs is [var folder] && File.Exists(Path.Combine(folder, DatasetManifest.FileName)))
+        {
+            using var dataset = new TokenDataset(folder);
+            var m = dataset.Manifest;
+            if (m.Files.Count != 1 || !m.Files[0].Name.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) || m.Tokenizer is not ("gpt2" or "bytes"))
+                throw new ConfigException([new("inputs", folder, "a dataset of one .npy token file made by gpt2 or bytes (as `hc data prepare` writes), or text files")]);
+            if (tokenizer is not null && tokenizer != m.Tokenizer)
+                throw new ConfigException([new("--tokenizer", tokenizer, $"absent or {m.Tokenizer}: the dataset's manifest says its tokens are {m.Tokenizer}")]);
+            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
+            return (Path.Combine(folder, m.Files[0].Name), m.Tokenizer, name, null);
+        }
+        var tok = TextTokenizers.Create(tokenizer ?? TokenizerFor(preset));
+        var temp = Directory.CreateTempSubdirectory("hc-push-").FullName;
+        try
+        {
+            var manifest = DatasetPreparer.Prepare(inputs, temp, tok);
+            Console.Error.WriteLine($"tokenised {manifest.TokenCount.ToString("N0", CultureInfo.InvariantCulture)} tokens ({tok.Name}) from {manifest.Sources.Count} files");
+            return (Path.Combine(temp, "tokens.npy"), tok.Name, null, temp);
+        }
+        catch
+        {
+            Directory.Delete(temp, recursive: true);
+            throw;
+        }
     }
 
     /// <summary>The tokenizer a preset's model reads (its vocabulary: 256 bytes, else GPT-2's 50257); without a preset, an

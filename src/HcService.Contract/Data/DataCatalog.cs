@@ -39,6 +39,9 @@ public sealed partial class DataCatalog(string root)
             .Select(Path.GetFileName).OfType<string>().Where(n => NameRegex().IsMatch(n)).Order(StringComparer.Ordinal).ToList()
         : [];
 
+    /// <summary>Whether <paramref name="name"/> is a dataset name (never a path).</summary>
+    public static bool IsName(string name) => NameRegex().IsMatch(name);
+
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     private static partial Regex NameRegex();
 }

@@ -2,7 +2,6 @@ using HcService.Contract.Evaluation;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using HcService.Contract.Data;
-using HcService.Core.Data;
 using HcService.Core.Model;
 
 namespace HcService.Core.Evaluation;

@@ -1,7 +1,6 @@
 using HcService.Contract.Evaluation;
 using HcService.Contract.Config;
 using HcService.Contract.Data;
-using HcService.Core.Data;
 using HcService.Core.Model;
 using TorchSharp;
 using static TorchSharp.torch;

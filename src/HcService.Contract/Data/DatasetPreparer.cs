@@ -1,8 +1,7 @@
-using HcService.Contract.Data;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace HcService.Core.Data;
+namespace HcService.Contract.Data;
 
 /// <summary>
 /// `hc data prepare`: tokenises plain-text files into an OLMo-compatible token file (uint16 .npy, or uint32 when the

@@ -1,8 +1,7 @@
-using HcService.Contract.Data;
 using System.Text;
 using Microsoft.ML.Tokenizers;
 
-namespace HcService.Core.Data;
+namespace HcService.Contract.Data;
 
 /// <summary>A tokenizer for `hc data prepare`: text to ids, with an end-of-text id between documents.</summary>
 public interface ITextTokenizer
