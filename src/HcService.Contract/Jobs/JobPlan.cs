@@ -4,6 +4,8 @@ namespace HcService.Contract.Jobs;
 
 public enum LrScheduleKind { Cosine, Linear, Constant }
 public enum Precision { Fp32, Bf16 }
+/// <summary>What backward recomputes instead of keeping (training.recompute).</summary>
+public enum RecomputeMode { None, Hc, Block }
 public enum DeviceKind { Cpu, Cuda }
 
 /// <summary>In-loop downstream evaluation: the tasks (limit applied), every how many steps, requests per batch.</summary>
@@ -31,6 +33,8 @@ public sealed record TrainingPlan
     public required long EvalTokens { get; init; }
     public required long CheckpointEverySteps { get; init; }
     public required int CheckpointsToKeep { get; init; }
+    /// <summary>What backward recomputes (absent from plans stored before it existed: none).</summary>
+    public RecomputeMode Recompute { get; init; }
 }
 
 /// <summary>A validated job: the model, the training plan, and the datasets by name (null: the shipped corpus).</summary>
@@ -215,6 +219,19 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
             Need(!(precision == Precision.Bf16 && device == DeviceKind.Cpu), "training.precision", tr.Precision,
                 "fp32 on a CPU worker (bf16 mixed precision runs on CUDA)");
 
+            var recompute = tr.Recompute switch
+            {
+                null or "none" => RecomputeMode.None,
+                "hc" => RecomputeMode.Hc,
+                "block" => RecomputeMode.Block,
+                _ => (RecomputeMode?)null,
+            };
+            Need(recompute is not null, "training.recompute", tr.Recompute, "none, hc or block");
+            Need(!(recompute == RecomputeMode.Block && model.IsMoe), "training.recompute", tr.Recompute,
+                "none or hc with moe (block recomputation would lose the router's auxiliary-loss gradients)");
+            Need(!(recompute == RecomputeMode.Block && model.Dropout > 0 && device == DeviceKind.Cuda), "training.recompute", tr.Recompute,
+                "none or hc with dropout on cuda (a recomputed block would draw other dropout masks)");
+
             var lr = tr.Lr ?? d.Lr;
             Need(lr > 0 && lr < 1, "training.lr", lr, "a number in (0, 1)");
             var warmup = tr.WarmupSteps ?? (int)Math.Min(2000, Math.Max(1, (steps + 9) / 10));
@@ -253,6 +270,7 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 EvalTokens = evalTokens,
                 CheckpointEverySteps = ckptEvery,
                 CheckpointsToKeep = keep,
+                Recompute = recompute ?? RecomputeMode.None,
             };
         }
 

@@ -177,6 +177,12 @@ public sealed record TrainingSpec
     public TokenCount? CheckpointInterval { get; init; }
     /// <summary>Checkpoints kept on disk, the newest. Default: 3. Allowed: >= 1.</summary>
     public int? CheckpointsToKeep { get; init; }
+    /// <summary>What backward recomputes instead of keeping from the forward pass: none; hc (each connection keeps only
+    /// its input streams and recomputes its input-dependent weights: the norm and projection of dynamic HC, FC, mHC,
+    /// mHC-lite); block (each block keeps only its input and is run again in backward: activation checkpointing). The
+    /// same losses and gradients either way; less activation memory for more compute. Default: none. block is refused
+    /// with moe (the router's auxiliary losses) and with dropout on cuda.</summary>
+    public string? Recompute { get; init; }
 }
 
 /// <summary>In-loop downstream evaluation: tasks scored every <see cref="Interval"/> tokens and at the end.</summary>

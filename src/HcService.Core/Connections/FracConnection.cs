@@ -21,7 +21,7 @@ namespace HcService.Core.Connections;
 /// stored as one (2M + 1) x F matrix like a Linear weight.
 /// Init: Y = A = I, B = 1, W = 0, s_a = s_b = 0.01: exactly the Pre-Norm residual network (same weights, no factor).
 /// </summary>
-public sealed class FracConnection : nn.Module, IConnection
+public sealed class FracConnection : nn.Module, IConnection, IRecomputable
 {
     readonly int fractions;
     readonly bool tanh;
@@ -58,6 +58,8 @@ public sealed class FracConnection : nn.Module, IConnection
 
     public int Fractions => fractions;
 
+    public HcService.Contract.Jobs.RecomputeMode Recompute { private get; set; }
+
     /// <summary>The static matrices (B [M], Y [M, M], A [M, M]).</summary>
     public (Tensor B, Tensor Y, Tensor A) StaticWeights =>
         (static_beta.detach(), static_alpha.detach().narrow(1, 0, fractions), static_alpha.detach().narrow(1, fractions, fractions));
@@ -77,13 +79,25 @@ public sealed class FracConnection : nn.Module, IConnection
         var (B, T, M, F) = (h_BTMF.shape[0], h_BTMF.shape[1], h_BTMF.shape[2], h_BTMF.shape[3]);
         var X = B * T;
         var h_XMF = h_BTMF.reshape(X, M, F);
-        var (wT_X2MM, beta_XM1) = Weights(h_XMF);
+        var (wT_X2MM, beta_XM1) = dynamic_proj is not null && Recompute == HcService.Contract.Jobs.RecomputeMode.Hc && Connections.Recompute.Applies(training)
+            ? Recomputed(h_XMF) : Weights(h_XMF);
         // [x ; F'] = [Y | A]^T F: one batched matmul, [X, 2M, M] @ [X, M, F].
         var both_X2MF = wT_X2MM.bmm(h_XMF);
         var x_BTD = both_X2MF.narrow(1, 0, M).reshape(B, T, M * F);
         var res_XMF = both_X2MF.narrow(1, M, M);
         var y_XMF = sublayer(sublayerNorm.forward(x_BTD)).reshape(X, M, F);
         return (res_XMF + beta_XM1 * y_XMF).view(B, T, M, F).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The dynamic weights as a node that keeps only the fractions and makes norm(F) and its projection again in backward.</summary>
+    (Tensor WT, Tensor Beta) Recomputed(Tensor h_XMF)
+    {
+        var w = Connections.Recompute.Weights(h =>
+        {
+            var (wT, beta) = Weights(h);
+            return [wT.contiguous(), beta.contiguous()];
+        }, h_XMF, [.. parameters()]);
+        return (w[0], w[1]);
     }
 
     /// <summary>Every token's [Y | A]^T [X, 2M, M] and B [X, M, 1]: broadcast when static, from one projection of the

@@ -27,7 +27,7 @@ namespace HcService.Core.Connections;
 /// Init (eq. 14): B = 1, A_m = one-hot at (k mod N) for sublayer index k, A_r = I, W = 0, s_a = s_b = 0.01,
 /// so at init every stream carries the same vector and the network equals Pre-Norm residual (docs/hc-math.md section 3.4).
 /// </summary>
-public sealed class HyperConnection : nn.Module, IStreamMixing
+public sealed class HyperConnection : nn.Module, IStreamMixing, IRecomputable
 {
     readonly int rate;
     readonly bool tanh;
@@ -64,6 +64,11 @@ public sealed class HyperConnection : nn.Module, IStreamMixing
     }
 
     public int Rate => rate;
+
+    public HcService.Contract.Jobs.RecomputeMode Recompute { private get; set; }
+
+    /// <summary>Dynamic HC under recompute = hc: norm(H) and its projection are made again in backward, not kept.</summary>
+    public bool RecomputesWeights => dynamic_proj is not null && Recompute == HcService.Contract.Jobs.RecomputeMode.Hc;
 
     /// <summary>The static matrices (B [N], A_m [N], A_r [N, N]), for analysis and tests.</summary>
     public (Tensor B, Tensor Am, Tensor Ar) StaticWeights =>

@@ -17,6 +17,10 @@ public interface IStreamMixing : IConnection
     /// <summary>Every token's A_m^T [X, 1, N], A_r^T [X, N, N] and B [X, N, 1] for the trunk state [X, N, D]: the function
     /// the forward pass uses.</summary>
     (Tensor AmT, Tensor ArT, Tensor Beta) Weights(Tensor h_XND);
+
+    /// <summary>Whether the forward recomputes <see cref="Weights"/> in backward (training.recompute = hc, and weights
+    /// that depend on the streams).</summary>
+    bool RecomputesWeights { get; }
 }
 
 /// <summary>The forward pass every stream-mixing connection shares, given its per-token weights.</summary>
@@ -30,11 +34,22 @@ public static class StreamMixing
         var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
         var X = B * T;
         var h_XND = h_BTND.reshape(X, N, D);                 // a view except after the first Expand
-        var (amT_X1N, arT_XNN, beta_XN1) = connection.Weights(h_XND);
+        var (amT_X1N, arT_XNN, beta_XN1) = connection.RecomputesWeights && Recompute.Applies(((TorchSharp.torch.nn.Module)connection).training)
+            ? Recomputed(connection, h_XND) : connection.Weights(h_XND);
         var x_X1D = amT_X1N.bmm(h_XND);
         var hRes_XND = arT_XNN.bmm(h_XND);
         var y_BTD = sublayer(sublayerNorm.forward(x_X1D.view(B, T, D)));
         var out_XND = TorchOps.BaddBmm(hRes_XND, beta_XN1, y_BTD.reshape(X, 1, D));
         return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
+    }
+
+    static (Tensor AmT, Tensor ArT, Tensor Beta) Recomputed(IStreamMixing connection, Tensor h_XND)
+    {
+        var w = Recompute.Weights(h =>
+        {
+            var (amT, arT, beta) = connection.Weights(h);
+            return [amT.contiguous(), arT.contiguous(), beta.contiguous()];
+        }, h_XND, [.. ((TorchSharp.torch.nn.Module)connection).parameters()]);
+        return (w[0], w[1], w[2]);
     }
 }

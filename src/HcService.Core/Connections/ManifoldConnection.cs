@@ -17,7 +17,7 @@ namespace HcService.Core.Connections;
 /// Mix is Sinkhorn-Knopp for mHC (<see cref="MhcConnection"/>) and a convex combination of permutation matrices for
 /// mHC-lite (<see cref="MhcLiteConnection"/>); both give a doubly stochastic A_r. a_* start at 0.01.
 /// </summary>
-public abstract class ManifoldConnection : nn.Module, IStreamMixing
+public abstract class ManifoldConnection : nn.Module, IStreamMixing, IRecomputable
 {
     /// <summary>The bias magnitude c of the identity init, max(8, ln(2000 (n - 1))): A_r's off-diagonal mass per row is
     /// (n - 1) e^-c &lt;= 5e-4 and sigmoid(-c) &lt;= 3.4e-4, so A_r is the identity and A_m the home one-hot to within 1e-3
@@ -81,6 +81,11 @@ public abstract class ManifoldConnection : nn.Module, IStreamMixing
     }
 
     public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer) => StreamMixing.Forward(this, h_BTND, sublayerNorm, sublayer);
+
+    public HcService.Contract.Jobs.RecomputeMode Recompute { private get; set; }
+
+    /// <summary>Under recompute = hc the flattened streams' RMS, projection and Sinkhorn (or softmax) are made again in backward.</summary>
+    public bool RecomputesWeights => Recompute == HcService.Contract.Jobs.RecomputeMode.Hc;
 
     /// <summary>Every token's A_m^T [X, 1, N], A_r^T [X, N, N] and B [X, N, 1], from one projection of the flattened
     /// streams divided by their RMS. Computed in float32 whatever the model's compute dtype (as the norms are): in bf16

@@ -46,6 +46,25 @@ public sealed class Block : nn.Module
     /// weights reads them there, so it needs no copy of this wiring.</summary>
     public Tensor Forward(Tensor h, Action<MoeStats> moeStats, Action<int, Tensor>? connectionInput = null)
     {
+        // Block recomputation keeps only the block's input (MoE is refused with it: its auxiliary losses leave the block).
+        if (recompute == HcService.Contract.Jobs.RecomputeMode.Block && connectionInput is null && moe is null && Connections.Recompute.Applies(training))
+            return Connections.Recompute.Checkpoint(x => Sublayers(x, moeStats, null), h, [.. parameters()]);
+        return Sublayers(h, moeStats, connectionInput);
+    }
+
+    /// <summary>What recompute = none, hc or block runs: every sublayer's connection.</summary>
+    public HcService.Contract.Jobs.RecomputeMode Recompute
+    {
+        set
+        {
+            recompute = value;
+            foreach (var c in new[] { attn_conn, ff_conn }) if (c is IRecomputable r) r.Recompute = value;
+        }
+    }
+    HcService.Contract.Jobs.RecomputeMode recompute;
+
+    Tensor Sublayers(Tensor h, Action<MoeStats> moeStats, Action<int, Tensor>? connectionInput)
+    {
         connectionInput?.Invoke(0, h);
         h = AttnConnection.Forward(h, attn_norm, x => Dropout(attn.forward(x)));
         connectionInput?.Invoke(1, h);

@@ -43,6 +43,19 @@ public sealed class LanguageModel : nn.Module
     internal Linear? Head => lm_head;
     public IList<Block> Blocks => blocks;
 
+    /// <summary>What backward recomputes instead of keeping (training.recompute): none, hc or block. Not part of the
+    /// model's state: a checkpoint trains on with any of them.</summary>
+    public HcService.Contract.Jobs.RecomputeMode Recompute
+    {
+        get => recompute;
+        set
+        {
+            recompute = value;
+            foreach (var b in blocks) b.Recompute = value;
+        }
+    }
+    HcService.Contract.Jobs.RecomputeMode recompute;
+
     /// <summary>The connection of every sublayer, in sublayer order k = 0 .. 2L-1.</summary>
     public IEnumerable<IConnection> Connections => blocks.SelectMany(b => new[] { b.AttnConnection, b.MlpConnection });
 

@@ -46,6 +46,7 @@ public static class TrainStep
             var output = compute.Forward(inputs);
             var parts = compute.Loss(output, targets);
             (parts.Total / accumulation).backward();
+            HcService.Core.Connections.Recompute.Release();
             loss += parts.Total.item<float>() / accumulation;
             ce += parts.CrossEntropy.item<float>() / accumulation;
             if (parts.LoadBalancing is not null)

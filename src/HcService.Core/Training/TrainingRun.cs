@@ -108,6 +108,8 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
         model.to(device);
         using var optimizer = Optimizers.AdamW(model, t.Lr, t.WeightDecay);
         using var mixed = t.Precision == Precision.Bf16 ? new MixedPrecision(model, device) : null;
+        model.Recompute = t.Recompute;
+        if (mixed is not null) mixed.Compute.Recompute = t.Recompute;
         var store = new CheckpointStore(CheckpointFolder(options.OutDir));
         var specJson = spec.ToJson();
 
