@@ -46,10 +46,14 @@ public class RecomputeTests(ITestOutputHelper output)
         var recomputed = Step(config, mode);
         var ran = Recompute.Recomputations - before;
 
-        // Recomputing nodes ran where there is something input-dependent to recompute: every block under block; under hc
-        // the connections whose weights depend on the streams (none for residual, post-norm and static HC).
+        // Recomputing nodes ran where there is something to recompute: every block under block; under hc, per block, the
+        // MLP connection's input streams for n copies (HC, mHC), plus the attention connection's weights where they
+        // depend on the streams (dynamic HC, mHC, mHC-lite), and each connection's weights for dynamic FC; none for
+        // residual and post-norm.
         var expected = mode == RecomputeMode.Block ? config.Layers
-            : connection.Type is ConnectionType.DynamicHc or ConnectionType.Mhc or ConnectionType.MhcLite || connection is { IsFrac: true, Dynamic: true } ? 2 * config.Layers
+            : connection.Type is ConnectionType.DynamicHc or ConnectionType.Mhc or ConnectionType.MhcLite ? 2 * config.Layers
+            : connection.Type == ConnectionType.StaticHc ? config.Layers
+            : connection is { IsFrac: true, Dynamic: true } ? 2 * config.Layers
             : 0;
         Assert.Equal(expected, ran);
 

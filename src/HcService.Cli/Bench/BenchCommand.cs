@@ -18,20 +18,20 @@ namespace HcService.Cli.Bench;
 /// </summary>
 static class BenchCommand
 {
-    static readonly (string Name, Architecture Arch, ConnectionConfig Conn)[] AllVariants =
+    static readonly (string Name, Architecture Arch, ConnectionConfig Conn, HcService.Contract.Jobs.RecomputeMode Recompute)[] AllVariants =
     [
-        ("residual", Architecture.Dense, ConnectionConfig.Residual),
-        ("shc-x4", Architecture.Dense, ConnectionConfig.StaticHc(4)),
-        ("dhc-x4", Architecture.Dense, ConnectionConfig.DynamicHc(4)),
-        ("dhc-x2", Architecture.Dense, ConnectionConfig.DynamicHc(2)),
-        ("shc-x1", Architecture.Dense, ConnectionConfig.StaticHc(1)),
-        ("dhc-x1", Architecture.Dense, ConnectionConfig.DynamicHc(1)),
-        ("dfc-m4", Architecture.Dense, ConnectionConfig.Frac(4)),
-        ("sfc-m4", Architecture.Dense, ConnectionConfig.Frac(4, dynamic: false)),
-        ("mhc-x4", Architecture.Dense, ConnectionConfig.Mhc(4)),
-        ("mhc-lite-x4", Architecture.Dense, ConnectionConfig.MhcLite(4)),
-        ("moe-residual", Architecture.Moe, ConnectionConfig.Residual),
-        ("moe-dhc-x4", Architecture.Moe, ConnectionConfig.DynamicHc(4)),
+        ("residual", Architecture.Dense, ConnectionConfig.Residual, default),
+        ("shc-x4", Architecture.Dense, ConnectionConfig.StaticHc(4), default),
+        ("dhc-x4", Architecture.Dense, ConnectionConfig.DynamicHc(4), default),
+        ("dhc-x2", Architecture.Dense, ConnectionConfig.DynamicHc(2), default),
+        ("shc-x1", Architecture.Dense, ConnectionConfig.StaticHc(1), default),
+        ("dhc-x1", Architecture.Dense, ConnectionConfig.DynamicHc(1), default),
+        ("dfc-m4", Architecture.Dense, ConnectionConfig.Frac(4), default),
+        ("sfc-m4", Architecture.Dense, ConnectionConfig.Frac(4, dynamic: false), default),
+        ("mhc-x4", Architecture.Dense, ConnectionConfig.Mhc(4), default),
+        ("mhc-lite-x4", Architecture.Dense, ConnectionConfig.MhcLite(4), default),
+        ("moe-residual", Architecture.Moe, ConnectionConfig.Residual, default),
+        ("moe-dhc-x4", Architecture.Moe, ConnectionConfig.DynamicHc(4), default),
     ];
 
     public static Command Create()
@@ -49,9 +49,14 @@ static class BenchCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var output = new Option<string?>("--out") { Description = "Append the result as a Markdown section to this file (e.g. BENCHMARKS.md)" };
+        var recompute = new Option<string[]>("--recompute")
+        {
+            DefaultValueFactory = _ => ["none"], AllowMultipleArgumentsPerToken = true,
+            Description = "training.recompute modes to run each variant with (none, hc, block); a row per variant and mode",
+        };
 
         var step = new Command("step", "Forward+backward step time per connection variant, as ratios to residual");
-        foreach (var o in new Option[] { layers, dModel, seq, batch, vocab, rounds, steps, variants, output }) step.Add(o);
+        foreach (var o in new Option[] { layers, dModel, seq, batch, vocab, rounds, steps, variants, recompute, output }) step.Add(o);
         step.SetAction(r =>
         {
             var chosen = r.GetValue(variants) is { Length: > 0 } names
@@ -65,6 +70,15 @@ static class BenchCommand
                 MaxSeqLen = r.GetValue(seq), Vocab = r.GetValue(vocab), EmbeddingSize = r.GetValue(vocab),
                 Moe = new() { Experts = 8, TopK = 2, ExpertHidden = (8 * d / 3 + 15) / 16 * 16 / 2 },
             };
+            var modes = r.GetValue(recompute)!.Select(m => m switch
+            {
+                "none" => HcService.Contract.Jobs.RecomputeMode.None,
+                "hc" => HcService.Contract.Jobs.RecomputeMode.Hc,
+                "block" => HcService.Contract.Jobs.RecomputeMode.Block,
+                _ => throw new ConfigException([new("--recompute", m, "none, hc or block")]),
+            }).ToArray();
+            chosen = [.. chosen.SelectMany(v => modes.Where(m => !(m == HcService.Contract.Jobs.RecomputeMode.Block && v.Arch == Architecture.Moe))
+                .Select(m => (m == HcService.Contract.Jobs.RecomputeMode.None ? v.Name : $"{v.Name} ({m.ToString().ToLowerInvariant()})", v.Arch, v.Conn, m)))];
             var report = Run(host, chosen, r.GetValue(batch), r.GetValue(rounds), r.GetValue(steps), "hc " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
             Console.WriteLine(report);
             if (r.GetValue(output) is { } path) File.AppendAllText(path, "\n" + report);
@@ -75,16 +89,19 @@ static class BenchCommand
         bench.Add(step);
         bench.Add(TrainThroughput.Create());
         bench.Add(ServiceBench.Create());
-        foreach (var c in MemoryBench.Create()) bench.Add(c);
+        var memory = MemoryBench.Create().ToList();
+        var activations = ActivationBench.Create().ToList();
+        memory[0].Add(activations[0]);   // hc bench memory activations
+        foreach (var c in memory.Concat(activations.Skip(1))) bench.Add(c);
         return bench;
     }
 
-    static string Run(ModelConfig host, (string Name, Architecture Arch, ConnectionConfig Conn)[] variants, int batch, int rounds, int steps, string command)
+    static string Run(ModelConfig host, (string Name, Architecture Arch, ConnectionConfig Conn, HcService.Contract.Jobs.RecomputeMode Recompute)[] variants, int batch, int rounds, int steps, string command)
     {
         var setups = variants.Select(v =>
         {
             manual_seed(1);
-            var model = new LanguageModel(host with { Architecture = v.Arch, Connection = v.Conn });
+            var model = new LanguageModel(host with { Architecture = v.Arch, Connection = v.Conn }) { Recompute = v.Recompute };
             model.train();
             return (v.Name, Model: model, Times: new List<double>(), Forward: new List<double>(), Backward: new List<double>());
         }).ToList();
@@ -102,6 +119,7 @@ static class BenchCommand
             var loss = m.Loss(m.Forward(inputs), targets).Total;
             var forward = sw.Elapsed.TotalMilliseconds;
             loss.backward();
+            HcService.Core.Connections.Recompute.Release();
             return (forward, sw.Elapsed.TotalMilliseconds - forward);
         }
 

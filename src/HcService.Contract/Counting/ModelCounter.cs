@@ -99,7 +99,8 @@ public static class ModelCounter
     /// 1.8x twice 34), HC 10 n bytes per s b d per block (static) and 19 n (dynamic: its projections of the n streams
     /// are kept too), logits 11 bytes per s b V, and 192 MiB of framework workspace (thread pools, allocator arenas).
     /// </summary>
-    public static MemoryEstimate Memory(ModelConfig c, int microBatch = 1, bool bf16 = true, bool eagerCpu = false)
+    public static MemoryEstimate Memory(ModelConfig c, int microBatch = 1, bool bf16 = true, bool eagerCpu = false,
+        HcService.Contract.Jobs.RecomputeMode recompute = HcService.Contract.Jobs.RecomputeMode.None)
     {
         checked
         {
@@ -107,14 +108,21 @@ public static class ModelCounter
         long s = c.MaxSeqLen, b = microBatch, d = c.DModel, L = c.Layers, n = c.Connection.Rate;
         if (eagerCpu && !bf16)
         {
-            // Frac-Connections keep one d-wide state, like HC at n = 1 (FC's point); mHC keeps what DHC keeps.
+            // Frac-Connections keep one d-wide state, like HC at n = 1 (FC's point); mHC keeps what DHC keeps. Under
+            // recompute = hc the input-dependent weights are made again in backward: dynamic keeps what static keeps.
+            var hc = recompute == HcService.Contract.Jobs.RecomputeMode.Hc;
             var hcBytes = c.Connection.Type switch
             {
-                ConnectionType.DynamicHc or ConnectionType.Mhc or ConnectionType.MhcLite => 19 * n,
+                ConnectionType.DynamicHc or ConnectionType.Mhc or ConnectionType.MhcLite => (hc ? 10 : 19) * n,
                 ConnectionType.StaticHc => 10 * n,
-                ConnectionType.Frac => c.Connection.Dynamic ? 19 : 10,
+                ConnectionType.Frac => c.Connection.Dynamic && !hc ? 19 : 10,
                 _ => 0,
             };
+            if (recompute == HcService.Contract.Jobs.RecomputeMode.Block)
+                // Each block keeps its input (the state: n streams, or one for residual and FC, fp32), and backward
+                // holds one block's activations while it recomputes it.
+                return new MemoryEstimate(p.Total * 26, 4 * s * b * d * c.Connection.StreamCount * L / (c.Connection.IsFrac ? c.Connection.Fractions : 1) + 124 * s * b * d,
+                    hcBytes * s * b * d, 11 * s * b * c.EmbeddingSize, 192L << 20);
             return new MemoryEstimate(p.Total * 26, 124 * s * b * d * L, hcBytes * s * b * d * L, 11 * s * b * c.EmbeddingSize, 192L << 20);
         }
         long act = bf16 ? 1 : 2;                       // fp32 on a GPU: the 16-bit activation terms doubled

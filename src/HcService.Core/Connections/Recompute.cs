@@ -30,16 +30,25 @@ public static class Recompute
     /// <summary><paramref name="weights"/>(h) as a node that saves h and recomputes the weights in backward.
     /// <paramref name="parameters"/> are every tensor <paramref name="weights"/> reads besides h.</summary>
     public static Tensor[] Weights(Func<Tensor, Tensor[]> weights, Tensor h, IReadOnlyList<Tensor> parameters) =>
-        [.. RecomputedFunction.apply([new Body(weights, parameters, RngState: null), h, .. parameters])];
+        Node(x => weights(x[0]), [h], parameters, rngState: null);
+
+    /// <summary><paramref name="body"/>(inputs) as a node that saves only <paramref name="inputs"/> and runs the body again in
+    /// backward (no random numbers may be drawn in it). <paramref name="parameters"/> are the other tensors it reads.</summary>
+    public static Tensor[] Node(Func<Tensor[], Tensor[]> body, Tensor[] inputs, IReadOnlyList<Tensor> parameters) =>
+        Node(body, inputs, parameters, rngState: null);
 
     /// <summary><paramref name="block"/>(h) as a node that saves h and runs the block again in backward, with the random
     /// generator's state of the first run (the same dropout masks).</summary>
     public static Tensor Checkpoint(Func<Tensor, Tensor> block, Tensor h, IReadOnlyList<Tensor> parameters) =>
-        RecomputedFunction.apply([new Body(x => [block(x)], parameters, random.get_rng_state().DetachFromDisposeScope()), h, .. parameters])[0];
+        Node(x => [block(x[0])], [h], parameters, random.get_rng_state().DetachFromDisposeScope())[0];
 
-    /// <summary>What a node runs: the function of its one input, the other tensors it reads (which receive their
-    /// gradients through the node), and the generator state to run it again with (null: it draws no random numbers).</summary>
-    sealed record Body(Func<Tensor, Tensor[]> Run, IReadOnlyList<Tensor> Parameters, Tensor? RngState);
+    static Tensor[] Node(Func<Tensor[], Tensor[]> body, Tensor[] inputs, IReadOnlyList<Tensor> parameters, Tensor? rngState) =>
+        [.. RecomputedFunction.apply([new Body(body, inputs.Length, parameters, rngState), .. inputs, .. parameters])];
+
+    /// <summary>What a node runs: the function of its inputs (the first <paramref name="Inputs"/> tensors, which it saves),
+    /// the other tensors it reads (which receive their gradients through the node), and the generator state to run it
+    /// again with (null: it draws no random numbers).</summary>
+    sealed record Body(Func<Tensor[], Tensor[]> Run, int Inputs, IReadOnlyList<Tensor> Parameters, Tensor? RngState);
 
     /// <summary>Gradients handed to the autograd engine by the last backward: the engine holds its own reference once
     /// a backward returns, so they are released at the next one (or by <see cref="Release"/>), not kept to the step's end.</summary>
@@ -66,13 +75,13 @@ public static class Recompute
         public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var body = (Body)vars[0];
-            var h = (Tensor)vars[1];
-            ctx.save_for_backward([h]);
+            var inputs = vars.Skip(1).Take(body.Inputs).Cast<Tensor>().ToArray();
+            ctx.save_for_backward([.. inputs]);
             ctx.save_data("body", body);
             // No zero-filled stand-ins for unused outputs: backward makes its own (TorchSharp's stand-ins live in the
             // forward's dispose scope and would be gone by then).
             ctx.set_materialize_grads(false);
-            return [.. body.Run(h)];
+            return [.. body.Run(inputs)];
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
@@ -83,7 +92,7 @@ public static class Recompute
             List<Tensor> result;
             using (var scope = NewDisposeScope())
             {
-                var h = ctx.get_saved_variables()[0].detach().requires_grad_(true);
+                var saved = ctx.get_saved_variables().Select(t => t.detach().requires_grad_(true)).ToArray();
                 Tensor[] outputs;
                 using (enable_grad())
                 {
@@ -91,13 +100,13 @@ public static class Recompute
                     {
                         using var now = random.get_rng_state();
                         random.set_rng_state(state);
-                        try { outputs = body.Run(h); }
+                        try { outputs = body.Run(saved); }
                         finally { random.set_rng_state(now); }
                     }
-                    else outputs = body.Run(h);
+                    else outputs = body.Run(saved);
                 }
                 var grads = outputs.Select((o, i) => gradOutputs[i] is { IsInvalid: false } g ? g : zeros_like(o)).ToList();
-                var inputs = new List<Tensor> { h };
+                var inputs = new List<Tensor>(saved);
                 inputs.AddRange(body.Parameters);
                 var inputGrads = autograd.grad(outputs, inputs, grads, allow_unused: true);
                 result = [null!, .. inputGrads.Select(g => g is null || g.IsInvalid ? null! : g)];

@@ -65,6 +65,10 @@ public sealed class Block : nn.Module
 
     Tensor Sublayers(Tensor h, Action<MoeStats> moeStats, Action<int, Tensor>? connectionInput)
     {
+        // recompute = hc with n copies of the state: the streams are kept once per block (StreamMixing.Block).
+        if (recompute == HcService.Contract.Jobs.RecomputeMode.Hc && connectionInput is null && AttnConnection is IStreamMixing a
+            && MlpConnection is IStreamMixing m && Connections.Recompute.Applies(training))
+            return StreamMixing.Block(a, m, h, attn_norm, x => Dropout(attn.forward(x)), ff_norm, x => Dropout(FeedForward(x, moeStats)));
         connectionInput?.Invoke(0, h);
         h = AttnConnection.Forward(h, attn_norm, x => Dropout(attn.forward(x)));
         connectionInput?.Invoke(1, h);
