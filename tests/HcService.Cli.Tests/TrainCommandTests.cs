@@ -21,10 +21,16 @@ public class TrainCommandTests
         }
         """;
 
-    [Fact]
-    public void ResumedInANewProcessEndsBitwiseEqualToAnUninterruptedRun()
+    /// <summary>With every recompute mode (what backward keeps changes, never what it computes).</summary>
+    [Theory]
+    [InlineData("none")]
+    [InlineData("hc")]
+    [InlineData("block")]
+    public void ResumedInANewProcessEndsBitwiseEqualToAnUninterruptedRun(string recompute)
     {
-        var specPath = WriteSpec(Spec);
+        var spec = Spec.Replace("\"seed\": 3,", $"\"seed\": 3, \"recompute\": \"{recompute}\",");
+        Assert.Contains("recompute", spec);
+        var specPath = WriteSpec(spec);
         var straight = RepoPaths.TempDir("straight");
         var interrupted = RepoPaths.TempDir("interrupted");
 
@@ -46,7 +52,7 @@ public class TrainCommandTests
         Assert.Equal(lossA.OrderBy(kv => kv.Key), lossB.OrderBy(kv => kv.Key));
 
         // The same final weights, bitwise.
-        var plan = JobPlan.Resolve(JobSpec.Parse(Spec));
+        var plan = JobPlan.Resolve(JobSpec.Parse(spec));
         Assert.Equal(FinalWeights(straight, plan), FinalWeights(interrupted, plan));
 
         // And the run learned: validation loss on each held-out set ends below its initial value.

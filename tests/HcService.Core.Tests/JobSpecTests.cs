@@ -105,6 +105,31 @@ public class JobSpecTests
         Assert.Contains("model.overrides.maxSeqLen = 4096: must be <= the preset's maximum 128", ex.Message);
     }
 
+    [Theory]
+    [InlineData("dense", null, "cpu", "none", null)]
+    [InlineData("dense", "hc", "cpu", "hc", null)]
+    [InlineData("moe", "hc", "cpu", "hc", null)]
+    [InlineData("dense", "block", "cpu", "block", null)]
+    [InlineData("dense", "checkpoint", "cpu", null, "training.recompute = 'checkpoint': must be none, hc or block")]
+    [InlineData("moe", "block", "cpu", null, "training.recompute = 'block': must be none or hc with moe")]
+    [InlineData("dense", "block", "cuda", null, "training.recompute = 'block': must be none or hc with dropout on cuda")]
+    public void RecomputeIsAModeThatFitsTheModelAndDevice(string architecture, string? recompute, string device, string? mode, string? error)
+    {
+        var field = recompute is null ? "" : ", \"recompute\": \"" + recompute + "\"";
+        var spec = JobSpec.Parse($$"""
+            { "model": { "preset": "tiny", "overrides": { "dropout": 0.1 } }, "architecture": "{{architecture}}", "connection": { "type": "dynamic-hc" },
+              "training": { "tokenBudget": "1M"{{field}} } }
+            """);
+        var kind = device == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu;
+        if (error is null)
+        {
+            var plan = JobPlan.Resolve(spec, kind);
+            Assert.Equal(mode, plan.Training.Recompute.ToString().ToLowerInvariant());
+            Assert.Equal(plan.Training.Recompute, JobPlan.FromJson(plan.ToJson()).Training.Recompute);
+        }
+        else Assert.Contains(error, Assert.Throws<ConfigException>(() => JobPlan.Resolve(spec, kind)).Message);
+    }
+
     [Fact]
     public void MissingRequiredFieldsAreAllReported()
     {
