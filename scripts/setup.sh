@@ -57,6 +57,14 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
 
+# A C compiler for the fused CPU connection kernels (src/HcService.Core/Native), which the build compiles for this
+# machine; without one every connection runs on tensor ops (slower on CPU, the same values).
+if ! command -v gcc >/dev/null 2>&1; then
+  log "gcc missing: installing it (the fused CPU connection kernels)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev
+fi
+
 # The web UI's browser tests (BrowserTests): headless Chromium from the Debian package, driven by Playwright (no download).
 if ! [ -x /usr/lib/chromium/chromium ] && ! command -v chromium >/dev/null 2>&1; then
   log "chromium missing: installing the Debian package (for the browser tests)"

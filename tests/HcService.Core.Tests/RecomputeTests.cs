@@ -11,6 +11,7 @@ namespace HcService.Core.Tests;
 /// <summary>training.recompute changes what backward keeps, never what it computes: for every connection type, the loss
 /// and every parameter's gradient with recompute = hc or block equal those without (with dropout on, so that block
 /// recomputation must replay the same masks), and the recomputing nodes really ran.</summary>
+[Collection(GlobalTorchRng.Name)]   // builds models and draws dropout masks from the global generator
 public class RecomputeTests(ITestOutputHelper output)
 {
     public static TheoryData<string, RecomputeMode> Cases()
@@ -41,9 +42,12 @@ public class RecomputeTests(ITestOutputHelper output)
     {
         var (connection, arch) = Connections[label];
         var config = TestModels.Tiny(connection, arch) with { Dropout = 0.1 };
-        var reference = Step(config, RecomputeMode.None);
+        // Like with like: hc runs on tensor ops (its per-block scheme), so its reference does too; block recomputes
+        // whatever the blocks run, here the fused CPU kernels where they apply.
+        var kernels = mode == RecomputeMode.Hc ? HcService.Core.Native.ConnectionKernels.Tensor : HcService.Core.Native.ConnectionKernels.Auto;
+        var reference = Step(config, RecomputeMode.None, kernels);
         var before = Recompute.Recomputations;
-        var recomputed = Step(config, mode);
+        var recomputed = Step(config, mode, kernels);
         var ran = Recompute.Recomputations - before;
 
         // Recomputing nodes ran where there is something to recompute: every block under block; under hc, per block, the
@@ -73,7 +77,7 @@ public class RecomputeTests(ITestOutputHelper output)
 
     /// <summary>One forward and backward of a model with every parameter moved off its init (so that the dynamic weights
     /// depend on the input), in training mode: the loss and each gradient.</summary>
-    static (float Loss, Dictionary<string, float[]> Grads) Step(ModelConfig config, RecomputeMode mode)
+    static (float Loss, Dictionary<string, float[]> Grads) Step(ModelConfig config, RecomputeMode mode, HcService.Core.Native.ConnectionKernels kernels)
     {
         using var scope = NewDisposeScope();
         var model = TestModels.Build(config);
@@ -84,6 +88,7 @@ public class RecomputeTests(ITestOutputHelper output)
         }
         model.train();
         model.Recompute = mode;
+        model.ConnectionKernels = kernels;
         var tokens = TestModels.Tokens(4, config.MaxSeqLen + 1, config.Vocab);
         manual_seed(5);   // the dropout masks
         var output = model.Forward(tokens.narrow(1, 0, config.MaxSeqLen));

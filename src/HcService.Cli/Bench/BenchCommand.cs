@@ -18,20 +18,20 @@ namespace HcService.Cli.Bench;
 /// </summary>
 static class BenchCommand
 {
-    static readonly (string Name, Architecture Arch, ConnectionConfig Conn, HcService.Contract.Jobs.RecomputeMode Recompute)[] AllVariants =
+    static readonly (string Name, Architecture Arch, ConnectionConfig Conn, HcService.Contract.Jobs.RecomputeMode Recompute, HcService.Core.Native.ConnectionKernels Kernels)[] AllVariants =
     [
-        ("residual", Architecture.Dense, ConnectionConfig.Residual, default),
-        ("shc-x4", Architecture.Dense, ConnectionConfig.StaticHc(4), default),
-        ("dhc-x4", Architecture.Dense, ConnectionConfig.DynamicHc(4), default),
-        ("dhc-x2", Architecture.Dense, ConnectionConfig.DynamicHc(2), default),
-        ("shc-x1", Architecture.Dense, ConnectionConfig.StaticHc(1), default),
-        ("dhc-x1", Architecture.Dense, ConnectionConfig.DynamicHc(1), default),
-        ("dfc-m4", Architecture.Dense, ConnectionConfig.Frac(4), default),
-        ("sfc-m4", Architecture.Dense, ConnectionConfig.Frac(4, dynamic: false), default),
-        ("mhc-x4", Architecture.Dense, ConnectionConfig.Mhc(4), default),
-        ("mhc-lite-x4", Architecture.Dense, ConnectionConfig.MhcLite(4), default),
-        ("moe-residual", Architecture.Moe, ConnectionConfig.Residual, default),
-        ("moe-dhc-x4", Architecture.Moe, ConnectionConfig.DynamicHc(4), default),
+        ("residual", Architecture.Dense, ConnectionConfig.Residual, default, default),
+        ("shc-x4", Architecture.Dense, ConnectionConfig.StaticHc(4), default, default),
+        ("dhc-x4", Architecture.Dense, ConnectionConfig.DynamicHc(4), default, default),
+        ("dhc-x2", Architecture.Dense, ConnectionConfig.DynamicHc(2), default, default),
+        ("shc-x1", Architecture.Dense, ConnectionConfig.StaticHc(1), default, default),
+        ("dhc-x1", Architecture.Dense, ConnectionConfig.DynamicHc(1), default, default),
+        ("dfc-m4", Architecture.Dense, ConnectionConfig.Frac(4), default, default),
+        ("sfc-m4", Architecture.Dense, ConnectionConfig.Frac(4, dynamic: false), default, default),
+        ("mhc-x4", Architecture.Dense, ConnectionConfig.Mhc(4), default, default),
+        ("mhc-lite-x4", Architecture.Dense, ConnectionConfig.MhcLite(4), default, default),
+        ("moe-residual", Architecture.Moe, ConnectionConfig.Residual, default, default),
+        ("moe-dhc-x4", Architecture.Moe, ConnectionConfig.DynamicHc(4), default, default),
     ];
 
     public static Command Create()
@@ -55,8 +55,14 @@ static class BenchCommand
             Description = "training.recompute modes to run each variant with (none, hc, block); a row per variant and mode",
         };
 
+        var kernels = new Option<string[]>("--kernels")
+        {
+            DefaultValueFactory = _ => ["auto"], AllowMultipleArgumentsPerToken = true,
+            Description = "Connection implementations to run each HC variant with: auto (the fused CPU kernels where built) and/or tensor (tensor ops only)",
+        };
+
         var step = new Command("step", "Forward+backward step time per connection variant, as ratios to residual");
-        foreach (var o in new Option[] { layers, dModel, seq, batch, vocab, rounds, steps, variants, recompute, output }) step.Add(o);
+        foreach (var o in new Option[] { layers, dModel, seq, batch, vocab, rounds, steps, variants, recompute, kernels, output }) step.Add(o);
         step.SetAction(r =>
         {
             var chosen = r.GetValue(variants) is { Length: > 0 } names
@@ -77,8 +83,16 @@ static class BenchCommand
                 "block" => HcService.Contract.Jobs.RecomputeMode.Block,
                 _ => throw new ConfigException([new("--recompute", m, "none, hc or block")]),
             }).ToArray();
+            var impls = r.GetValue(kernels)!.Select(k => k switch
+            {
+                "auto" => HcService.Core.Native.ConnectionKernels.Auto,
+                "tensor" => HcService.Core.Native.ConnectionKernels.Tensor,
+                _ => throw new ConfigException([new("--kernels", k, "auto or tensor")]),
+            }).ToArray();
             chosen = [.. chosen.SelectMany(v => modes.Where(m => !(m == HcService.Contract.Jobs.RecomputeMode.Block && v.Arch == Architecture.Moe))
-                .Select(m => (m == HcService.Contract.Jobs.RecomputeMode.None ? v.Name : $"{v.Name} ({m.ToString().ToLowerInvariant()})", v.Arch, v.Conn, m)))];
+                .SelectMany(m => (v.Conn.IsHyper ? impls : impls.Take(1)).Select(k =>
+                    ($"{v.Name}{(m == HcService.Contract.Jobs.RecomputeMode.None ? "" : $" ({m.ToString().ToLowerInvariant()})")}{(impls.Length > 1 && v.Conn.IsHyper ? $" [{k.ToString().ToLowerInvariant()}]" : "")}",
+                     v.Arch, v.Conn, m, k))))];
             var report = Run(host, chosen, r.GetValue(batch), r.GetValue(rounds), r.GetValue(steps), "hc " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
             Console.WriteLine(report);
             if (r.GetValue(output) is { } path) File.AppendAllText(path, "\n" + report);
@@ -96,12 +110,12 @@ static class BenchCommand
         return bench;
     }
 
-    static string Run(ModelConfig host, (string Name, Architecture Arch, ConnectionConfig Conn, HcService.Contract.Jobs.RecomputeMode Recompute)[] variants, int batch, int rounds, int steps, string command)
+    static string Run(ModelConfig host, (string Name, Architecture Arch, ConnectionConfig Conn, HcService.Contract.Jobs.RecomputeMode Recompute, HcService.Core.Native.ConnectionKernels Kernels)[] variants, int batch, int rounds, int steps, string command)
     {
         var setups = variants.Select(v =>
         {
             manual_seed(1);
-            var model = new LanguageModel(host with { Architecture = v.Arch, Connection = v.Conn }) { Recompute = v.Recompute };
+            var model = new LanguageModel(host with { Architecture = v.Arch, Connection = v.Conn }) { Recompute = v.Recompute, ConnectionKernels = v.Kernels };
             model.train();
             return (v.Name, Model: model, Times: new List<double>(), Forward: new List<double>(), Backward: new List<double>());
         }).ToList();
@@ -145,6 +159,7 @@ static class BenchCommand
         sb.AppendLine($"- command: `{command}`");
         sb.AppendLine($"- machine: {Machine()}");
         sb.AppendLine(Allocator());
+        sb.AppendLine($"- connection kernels: {HcService.Core.Native.NativeConnections.Status}");
         sb.AppendLine($"- model: L={host.Layers}, d={host.DModel}, heads={host.Heads}, mlp={host.MlpHidden}, vocab={host.Vocab}, seq={host.MaxSeqLen}, batch={batch}; " +
                       $"MoE: {host.Moe.Experts} experts, top-{host.Moe.TopK}, expert hidden {host.Moe.ExpertHidden}; fp32, forward+backward");
         sb.AppendLine($"- protocol: 2 warm-up steps per variant, then {rounds} interleaved rounds x {steps} steps; median step time");

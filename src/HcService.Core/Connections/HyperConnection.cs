@@ -65,7 +65,7 @@ public sealed class HyperConnection : nn.Module, IStreamMixing, IRecomputable
 
     public int Rate => rate;
 
-    public HcService.Contract.Jobs.RecomputeMode Recompute { private get; set; }
+    public HcService.Contract.Jobs.RecomputeMode Recompute { get; set; }
 
     /// <summary>Dynamic HC under recompute = hc: norm(H) and its projection are made again in backward, not kept.</summary>
     public bool RecomputesWeights => dynamic_proj is not null && Recompute == HcService.Contract.Jobs.RecomputeMode.Hc;
@@ -87,7 +87,16 @@ public sealed class HyperConnection : nn.Module, IStreamMixing, IRecomputable
         static_alpha.narrow(1, 1, rate).copy_(Ar);
     }
 
-    public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer) => StreamMixing.Forward(this, h_BTND, sublayerNorm, sublayer);
+    /// <summary>Which implementation runs: the fused CPU kernels where they apply (Auto), or tensor ops.</summary>
+    public HcService.Core.Native.ConnectionKernels Kernels { get; set; }
+
+    /// <summary>The fused CPU kernels (<see cref="HcService.Core.Native.NativeConnections"/>) for fp32 CPU streams when
+    /// they are built, unless recompute = hc (whose per-block scheme runs on tensor ops); else the tensor path.</summary>
+    public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer) =>
+        Kernels == HcService.Core.Native.ConnectionKernels.Auto && Recompute != HcService.Contract.Jobs.RecomputeMode.Hc && HcService.Core.Native.NativeConnections.Supports(h_BTND)
+            ? HcService.Core.Native.NativeConnections.Forward(new(rate, dynamic_proj is not null, tanh, norm?.Kind == NormKind.RmsNorm, (float)(norm?.Eps ?? 0)),
+                h_BTND, static_alpha, static_beta, dynamic_proj, dynamic_alpha_scale, dynamic_beta_scale, norm?.Weight, sublayerNorm, sublayer)
+            : StreamMixing.Forward(this, h_BTND, sublayerNorm, sublayer);
 
     /// <summary>
     /// The connection weights of every token, laid out for the batched matmuls: A_m^T [X, 1, N], A_r^T [X, N, N] and

@@ -50,22 +50,25 @@ public static class Recompute
     /// again with (null: it draws no random numbers).</summary>
     sealed record Body(Func<Tensor[], Tensor[]> Run, int Inputs, IReadOnlyList<Tensor> Parameters, Tensor? RngState);
 
-    /// <summary>Gradients handed to the autograd engine by the last backward: the engine holds its own reference once
-    /// a backward returns, so they are released at the next one (or by <see cref="Release"/>), not kept to the step's end.</summary>
-    static readonly List<Tensor> handedOver = [];
+    /// <summary>Gradients handed to the autograd engine by the last backward on this thread: the engine holds its own
+    /// reference once a backward returns, so they are released at the next one on the same thread (or by
+    /// <see cref="Release"/>), not kept to the step's end. Per thread: another thread's backward may not have returned
+    /// yet, and its engine may not have taken its references.</summary>
+    [ThreadStatic] static List<Tensor>? handedOver;
 
     /// <summary>Recomputing backwards run so far (tests check that a mode really recomputes).</summary>
     internal static long Recomputations => Interlocked.Read(ref recomputations);
     static long recomputations;
 
-    /// <summary>Releases what the last recomputing backward handed to the engine (after loss.backward()).</summary>
+    /// <summary>Gradients a custom backward returns to the engine, released at the next one (<see cref="Release"/>).</summary>
+    internal static void HandOver(IEnumerable<Tensor> grads) => (handedOver ??= []).AddRange(grads.Where(g => g is not null));
+
+    /// <summary>Releases what the last custom backward on this thread handed to the engine (after loss.backward()).</summary>
     public static void Release()
     {
-        lock (handedOver)
-        {
-            foreach (var t in handedOver) t.Dispose();
-            handedOver.Clear();
-        }
+        if (handedOver is null) return;
+        foreach (var t in handedOver) t.Dispose();
+        handedOver.Clear();
     }
 
     sealed class RecomputedFunction : autograd.MultiTensorFunction<RecomputedFunction>
@@ -113,7 +116,7 @@ public static class Recompute
                 foreach (var g in result) if (g is not null) scope.Detach(g);
             }
             foreach (var g in gradOutputs) g?.Dispose();
-            lock (handedOver) handedOver.AddRange(result.Where(g => g is not null));
+            HandOver(result);
             return result;
         }
     }

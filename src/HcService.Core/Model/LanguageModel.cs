@@ -56,6 +56,18 @@ public sealed class LanguageModel : nn.Module
     }
     HcService.Contract.Jobs.RecomputeMode recompute;
 
+    /// <summary>Which implementation the hyper-connections run (Auto: the fused CPU kernels where they apply).</summary>
+    public HcService.Core.Native.ConnectionKernels ConnectionKernels
+    {
+        get => kernels;
+        set
+        {
+            kernels = value;
+            foreach (var c in Connections.OfType<HyperConnection>()) c.Kernels = value;
+        }
+    }
+    HcService.Core.Native.ConnectionKernels kernels;
+
     /// <summary>The connection of every sublayer, in sublayer order k = 0 .. 2L-1.</summary>
     public IEnumerable<IConnection> Connections => blocks.SelectMany(b => new[] { b.AttnConnection, b.MlpConnection });
 

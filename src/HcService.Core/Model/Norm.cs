@@ -28,6 +28,11 @@ public sealed class Norm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    internal NormKind Kind => kind;
+    internal double Eps => eps;
+    /// <summary>RMSNorm's learned weight; null for LayerNorm.</summary>
+    internal Parameter? Weight => weight;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
