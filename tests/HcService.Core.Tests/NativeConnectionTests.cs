@@ -12,7 +12,7 @@ namespace HcService.Core.Tests;
 /// same gradient for every parameter, static and dynamic HC, with and without tanh, LayerNorm and RMSNorm (whose weight
 /// the kernels differentiate too), n = 1, 2, 4. The kernels sum in another order than MKL, so neither is bitwise the
 /// other: each fp32 path is compared with the same model in float64, and the kernels must be as close to it as the tensor
-/// path is (within 4x its error, or 2e-6 of the gradient's largest value; 1e-4 for the two scalar scales).</summary>
+/// path is (within 4x its error, or 2e-5 of the gradient's largest value; 1e-4 for the two scalar scales).</summary>
 [Collection(GlobalTorchRng.Name)]   // builds models and draws dropout masks from the global generator
 public class NativeConnectionTests
 {
@@ -42,8 +42,9 @@ public class NativeConnectionTests
             var scale = Math.Max(g.Max(Math.Abs), 1e-12);
             double Error(double[] other) => g.Zip(other, (a, b) => Math.Abs(a - b)).Max() / scale;
             var (tensorError, fusedError) = (Error(reference.Grads[name]), Error(fused.Grads[name]));
-            // A scalar (s_a, s_b) is one sum over every token and stream, with cancellation: 1e-4 of it is still float noise.
-            Assert.True(fusedError <= Math.Max(4 * tensorError, g.Length == 1 ? 1e-4 : 2e-6),
+            // HC's own parameters are sums over every token and stream, with cancellation (the scalars s_a, s_b most): 2e-5
+            // of the largest value (1e-4 for a scalar) is float noise there; a wrong term is 1e-3 or more.
+            Assert.True(fusedError <= Math.Max(4 * tensorError, g.Length == 1 ? 1e-4 : 2e-5),
                 $"{type} x{rate} tanh={tanh} {norm}: {name} is {fusedError:E2} of its largest gradient from float64; the tensor path {tensorError:E2}");
         }
     }

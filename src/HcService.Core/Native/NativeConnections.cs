@@ -35,12 +35,13 @@ public static unsafe class NativeConnections
     /// <summary>Why the kernels are not available, when they are not (for `hc bench step`).</summary>
     public static string Status { get; }
 
+    // The signatures of Native/hc_connections.c.
     static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float, float, int, int, float*, float,
-        float*, float*, float*, float*, float*, float*, float*, void> widthForward;
+        float*, float*, float*, float*, float*, float*, void> widthForward;
     static readonly delegate* unmanaged<long, long, int, int, float*, float*, float, float, int, int, float*, float*, float*, float*, float*,
         float*, float*, float*, float*, float*, float*, float*, float*, float*, void> widthBackward;
-    static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, void> depthForward;
-    static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, void> depthBackward;
+    static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, void> depthForward;
+    static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, float*, float*, float*, float*, void> depthBackward;
 
     static NativeConnections()
     {
@@ -56,11 +57,11 @@ public static unsafe class NativeConnections
             return;
         }
         widthForward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float, float, int, int, float*, float,
-            float*, float*, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_width_forward");
+            float*, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_width_forward");
         widthBackward = (delegate* unmanaged<long, long, int, int, float*, float*, float, float, int, int, float*, float*, float*, float*, float*,
             float*, float*, float*, float*, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_width_backward");
-        depthForward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_depth_forward");
-        depthBackward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_depth_backward");
+        depthForward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_depth_forward");
+        depthBackward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_depth_backward");
         Available = true;
         Status = "fused CPU kernels";
     }
@@ -87,9 +88,9 @@ public static unsafe class NativeConnections
         var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
         var X = B * T;
         var h_XND = h_BTND.reshape(X, N, D).contiguous();
-        var width = WidthFunction.apply(s, h_XND, alpha, beta, proj, scaleA, scaleB, normWeight);
+        var width = WidthFunction.apply(s, h_XND, alpha, beta, proj, scaleA, scaleB, normWeight);   // x, the weights, B
         var y_BTD = sublayer(sublayerNorm.forward(width[0].view(B, T, D)));
-        var out_XND = DepthFunction.apply(s, width[1], width[2], y_BTD.reshape(X, D).contiguous())[0];
+        var out_XND = DepthFunction.apply(s, h_XND, width[1], width[2], y_BTD.reshape(X, D).contiguous())[0];
         return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
     }
 
@@ -118,21 +119,21 @@ public static unsafe class NativeConnections
             var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
             float sa = vars[5] is Tensor a ? a.ToSingle() : 0, sb = vars[6] is Tensor b ? b.ToSingle() : 0;
             var x = empty(X, 1, D);
-            var hres = empty(X, N, D);
             var betaOut = empty(X, N, 1);
             var wc = empty(X, N, N + 1);
             var mean = s.Dynamic ? empty(X, N) : null;
             var rstd = s.Dynamic ? empty(X, N) : null;
             var act = s.Dynamic ? empty(X, N, N + 2) : null;
-            var p = (H: Ptr(h), Alpha: Ptr(alpha), Beta: Ptr(beta), Proj: Ptr(proj), NormW: Ptr(normW), X: Ptr(x), Hres: Ptr(hres),
+            var p = (H: Ptr(h), Alpha: Ptr(alpha), Beta: Ptr(beta), Proj: Ptr(proj), NormW: Ptr(normW), X: Ptr(x),
                 BetaOut: Ptr(betaOut), Wc: Ptr(wc), Mean: Ptr(mean), Rstd: Ptr(rstd), Act: Ptr(act));
             Ranges(X, (_, t0, t1) => widthForward(t0, t1, N, (int)D, F(p.H), F(p.Alpha), F(p.Beta), F(p.Proj), sa, sb, s.Tanh ? 1 : 0, s.Rms ? 1 : 0,
-                F(p.NormW), s.Eps, F(p.X), F(p.Hres), F(p.BetaOut), F(p.Wc), F(p.Mean), F(p.Rstd), F(p.Act)));
-            ctx.save_for_backward([h, wc, mean!, rstd!, act!, proj!, normW!]);
+                F(p.NormW), s.Eps, F(p.X), F(p.BetaOut), F(p.Wc), F(p.Mean), F(p.Rstd), F(p.Act)));
+            // The weights are an output too (the depth connection's input): kept detached, so that the node does not keep itself.
+            ctx.save_for_backward([h, wc.detach(), mean!, rstd!, act!, proj!, normW!]);
             ctx.save_data("settings", s);
             ctx.save_data("scales", (sa, sb));
             ctx.set_materialize_grads(false);
-            return [x, hres, betaOut];
+            return [x, wc, betaOut];
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
@@ -157,7 +158,7 @@ public static unsafe class NativeConnections
             var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
             Tensor Grad(int i, long[] shape) => grads[i] is { IsInvalid: false } g ? g.contiguous() : zeros(shape);
             var dx = Grad(0, [X, 1, D]);
-            var dhres = Grad(1, [X, N, D]);
+            var dwcIn = Grad(1, [X, N, N + 1]);
             var dbeta = Grad(2, [X, N, 1]);
             var parts = Parts(X);
             var dh = empty(X, N, D);
@@ -167,10 +168,10 @@ public static unsafe class NativeConnections
             var dscale = s.Dynamic ? zeros(parts, 2) : null;
             var dnorm = normW is not null ? zeros(parts, D) : null;
             var p = (H: Ptr(h), Proj: Ptr(proj), NormW: Ptr(normW), Wc: Ptr(wc), Mean: Ptr(mean), Rstd: Ptr(rstd), Act: Ptr(act),
-                Dx: Ptr(dx), Dhres: Ptr(dhres), Dbeta: Ptr(dbeta), Dh: Ptr(dh), Dalpha: Ptr(dalpha), DbetaS: Ptr(dbetaS), DW: Ptr(dW),
+                Dx: Ptr(dx), DwcIn: Ptr(dwcIn), Dbeta: Ptr(dbeta), Dh: Ptr(dh), Dalpha: Ptr(dalpha), DbetaS: Ptr(dbetaS), DW: Ptr(dW),
                 Dscale: Ptr(dscale), Dnorm: Ptr(dnorm));
             Ranges(X, (part, t0, t1) => widthBackward(t0, t1, N, (int)D, F(p.H), F(p.Proj), sa, sb, s.Tanh ? 1 : 0, s.Rms ? 1 : 0, F(p.NormW),
-                F(p.Wc), F(p.Mean), F(p.Rstd), F(p.Act), F(p.Dx), F(p.Dhres), F(p.Dbeta), F(p.Dh), F(p.Dalpha) + part * N * (N + 1), F(p.DbetaS) + part * N,
+                F(p.Wc), F(p.Mean), F(p.Rstd), F(p.Act), F(p.Dx), F(p.DwcIn), F(p.Dbeta), F(p.Dh), F(p.Dalpha) + part * N * (N + 1), F(p.DbetaS) + part * N,
                 p.DW == 0 ? null : F(p.DW) + (long)part * (N + 2) * D, p.Dscale == 0 ? null : F(p.Dscale) + part * 2,
                 p.Dnorm == 0 ? null : F(p.Dnorm) + (long)part * D));
             var scales = dscale?.sum(0L);
@@ -182,15 +183,15 @@ public static unsafe class NativeConnections
     {
         public override string Name => "HcNativeDepth";
 
-        // vars: settings, H' [X, N, D], B [X, N, 1], y [X, D].
+        // vars: settings, H [X, N, D], the width connection's weights [X, N, N+1], B [X, N, 1], y [X, D].
         public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
-            var (hres, beta, y) = (((Tensor)vars[1]).contiguous(), ((Tensor)vars[2]).contiguous(), (Tensor)vars[3]);
-            var (X, N, D) = (hres.shape[0], (int)hres.shape[1], (int)hres.shape[2]);
+            var (h, wc, beta, y) = ((Tensor)vars[1], ((Tensor)vars[2]).contiguous(), ((Tensor)vars[3]).contiguous(), (Tensor)vars[4]);
+            var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
             var output = empty(X, N, D);
-            var p = (Hres: Ptr(hres), Beta: Ptr(beta), Y: Ptr(y), Out: Ptr(output));
-            Ranges(X, (_, t0, t1) => depthForward(t0, t1, N, (int)D, F(p.Hres), F(p.Beta), F(p.Y), F(p.Out)));
-            ctx.save_for_backward([beta, y]);
+            var p = (H: Ptr(h), Wc: Ptr(wc), Beta: Ptr(beta), Y: Ptr(y), Out: Ptr(output));
+            Ranges(X, (_, t0, t1) => depthForward(t0, t1, N, (int)D, F(p.H), F(p.Wc), F(p.Beta), F(p.Y), F(p.Out)));
+            ctx.save_for_backward([h, wc, beta, y]);
             ctx.set_materialize_grads(false);
             return [output];
         }
@@ -211,16 +212,14 @@ public static unsafe class NativeConnections
         static List<Tensor> DepthBackward(autograd.AutogradContext ctx, List<Tensor> grads)
         {
             var saved = ctx.get_saved_variables();
-            var (beta, y) = (saved[0], saved[1]);
-            var (X, N) = (beta.shape[0], (int)beta.shape[1]);
-            var D = (int)y.shape[1];
-            if (grads[0] is not { IsInvalid: false } g) return [null!, null!, null!, null!];
+            var (h, wc, beta, y) = (saved[0], saved[1], saved[2], saved[3]);
+            var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
+            if (grads[0] is not { IsInvalid: false } g) return [null!, null!, null!, null!, null!];
             var dout = g.contiguous();
-            var dbeta = empty(X, N, 1);
-            var dy = empty(X, D);
-            var p = (Beta: Ptr(beta), Y: Ptr(y), Dout: Ptr(dout), Dbeta: Ptr(dbeta), Dy: Ptr(dy));
-            Ranges(X, (_, t0, t1) => depthBackward(t0, t1, N, D, F(p.Beta), F(p.Y), F(p.Dout), F(p.Dbeta), F(p.Dy)));
-            return [null!, dout, dbeta, dy];
+            var (dh, dwc, dbeta, dy) = (empty(X, N, D), empty(X, N, N + 1), empty(X, N, 1), empty(X, D));
+            var p = (H: Ptr(h), Wc: Ptr(wc), Beta: Ptr(beta), Y: Ptr(y), Dout: Ptr(dout), Dh: Ptr(dh), Dwc: Ptr(dwc), Dbeta: Ptr(dbeta), Dy: Ptr(dy));
+            Ranges(X, (_, t0, t1) => depthBackward(t0, t1, N, D, F(p.H), F(p.Wc), F(p.Beta), F(p.Y), F(p.Dout), F(p.Dh), F(p.Dwc), F(p.Dbeta), F(p.Dy)));
+            return [null!, dh, dwc, dbeta, dy];
         }
     }
 }

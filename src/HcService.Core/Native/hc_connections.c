@@ -1,7 +1,8 @@
 // Fused CPU kernels for the hyper-connection of one sublayer (docs/hc-math.md sections 3.2, 3.3 and 6.6), fp32,
-// streams laid out [X tokens, N streams, D width] and contiguous. One pass over a token's N x D streams does what the
-// tensor path does in a dozen kernels: the stream norm, the dynamic projection, the weights, x = A_m^T H and
-// H' = A_r^T H; the backward likewise. Each call handles tokens [t0, t1): the caller runs disjoint ranges on its
+// streams laid out [X tokens, N streams, D width] and contiguous. The width kernel does in one pass over a token's
+// N x D streams what the tensor path does in a dozen kernels: the stream norm, the dynamic projection, the weights and
+// x = A_m^T H. The depth kernel makes the output A_r^T H + B y from the same streams, so the mixed streams H' are never
+// written and read back; the backward kernels likewise. Each call handles tokens [t0, t1): the caller runs disjoint ranges on its
 // threads, and sums the parameter-gradient partials each range writes to its own buffer. No OpenMP: libtorch brings its
 // own runtime, and two in one process fight over the cores.
 //
@@ -50,11 +51,11 @@ static void weights(int N, int D, const float* h, const float* alpha, const floa
     }
 }
 
-// Forward of the width connection for tokens [t0, t1): x [X, D], hres [X, N, D], beta [X, N], wc [X, N, N+1];
-// dynamic: mean, rstd [X, N], act [X, N, N+2]. W null: static HC (the remaining dynamic arguments are ignored).
+// Forward of the width connection for tokens [t0, t1): x [X, D], beta [X, N], wc [X, N, N+1] (A_m in column 0, A_r
+// in columns 1..N); dynamic: mean, rstd [X, N], act [X, N, N+2]. W null: static HC (the dynamic arguments are ignored).
 void hc_width_forward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* alpha, const float* beta_s,
                       const float* W, float sa, float sb, int tanh_on, int rms, const float* norm_w, float eps,
-                      float* x, float* hres, float* beta, float* wc, float* mean, float* rstd, float* act)
+                      float* x, float* beta, float* wc, float* mean, float* rstd, float* act)
 {
     const int M = N + 1, P = N + 2;
     for (int64_t t = t0; t < t1; t++)
@@ -64,30 +65,23 @@ void hc_width_forward(int64_t t0, int64_t t1, int N, int D, const float* H, cons
         weights(N, D, h, alpha, beta_s, W, sa, sb, tanh_on, rms, norm_w, eps, w, beta + t * N,
                 W ? mean + t * N : 0, W ? rstd + t * N : 0, W ? act + t * N * P : 0);
         float* xt = x + t * D;
-        float* ht = hres + t * N * D;
         for (int d = 0; d < D; d++) xt[d] = 0;
-        for (int j = 0; j < N; j++) for (int d = 0; d < D; d++) ht[(int64_t)j * D + d] = 0;
         for (int i = 0; i < N; i++)
         {
             const float* hi = h + (int64_t)i * D;
             float am = w[i * M];
             for (int d = 0; d < D; d++) xt[d] += am * hi[d];
-            for (int j = 0; j < N; j++)
-            {
-                float ar = w[i * M + 1 + j];
-                float* hj = ht + (int64_t)j * D;
-                for (int d = 0; d < D; d++) hj[d] += ar * hi[d];
-            }
         }
     }
 }
 
-// Backward of the width connection for tokens [t0, t1), given dx [X, D], dhres [X, N, D], dbeta [X, N]: writes dH
-// [X, N, D] for these tokens and ADDS this range's parameter gradients to dalpha [N, N+1], dbeta_s [N] and, dynamic,
-// dW [N+2, D], dscale [2] (s_a, s_b) and dnorm_w [D] (RMSNorm's weight; null for LayerNorm).
+// Backward of the width connection for tokens [t0, t1), given dx [X, D], the depth connection's gradient of the
+// weights dwc_in [X, N, N+1] (its A_r columns) and dbeta [X, N]: writes dH [X, N, D] (the part through x and the
+// dynamic weights; the depth kernel's part is summed by autograd) and ADDS this range's parameter gradients to
+// dalpha [N, N+1], dbeta_s [N] and, dynamic, dW [N+2, D], dscale [2] (s_a, s_b) and dnorm_w [D] (RMSNorm's weight).
 void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* W, float sa, float sb, int tanh_on,
                        int rms, const float* norm_w, const float* wc, const float* mean, const float* rstd, const float* act,
-                       const float* dx, const float* dhres, const float* dbeta, float* dH, float* dalpha, float* dbeta_s,
+                       const float* dx, const float* dwc_in, const float* dbeta, float* dH, float* dalpha, float* dbeta_s,
                        float* dW, float* dscale, float* dnorm_w)
 {
     const int M = N + 1, P = N + 2;
@@ -101,9 +95,9 @@ void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, con
         const float* h = H + t * N * D;
         const float* w = wc + t * N * M;
         const float* dxt = dx + t * D;
-        const float* dht = dhres + t * N * D;
         float* dh = dH + t * N * D;
         float dwc[MAXN * (MAXN + 1)];
+        for (int k = 0; k < N * M; k++) dwc[k] = dwc_in[t * N * M + k];
         for (int i = 0; i < N; i++)
         {
             const float* hi = h + (int64_t)i * D;
@@ -111,15 +105,7 @@ void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, con
             float am = w[i * M];
             float gm = 0;
             for (int d = 0; d < D; d++) { dhi[d] = am * dxt[d]; gm += dxt[d] * hi[d]; }
-            dwc[i * M] = gm;
-            for (int j = 0; j < N; j++)
-            {
-                const float* dj = dht + (int64_t)j * D;
-                float ar = w[i * M + 1 + j];
-                float g = 0;
-                for (int d = 0; d < D; d++) { dhi[d] += ar * dj[d]; g += dj[d] * hi[d]; }
-                dwc[i * M + 1 + j] = g;
-            }
+            dwc[i * M] += gm;
         }
         const float* db = dbeta + t * N;
         for (int i = 0; i < N; i++)
@@ -153,7 +139,7 @@ void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, con
             float sg = 0, sgn = 0;
             for (int d = 0; d < D; d++) { sg += nh[d]; sgn += nh[d] * n0[d]; }
             // LayerNorm: dh = r (g - mean(g) - n0 mean(g n0)); RMSNorm: dh = r (g - n0 mean(g n0)).
-            float mg = rms ? 0.0f : (float)(sg / D), mgn = (float)(sgn / D);
+            float mg = rms ? 0.0f : sg / D, mgn = sgn / D;
             for (int d = 0; d < D; d++) dhi[d] += r * (nh[d] - mg - n0[d] * mgn);
         }
     }
@@ -162,34 +148,67 @@ void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, con
     if (W) { dscale[0] += (float)gs[0]; dscale[1] += (float)gs[1]; }
 }
 
-// The depth connection for tokens [t0, t1): out = hres + beta y (per stream j: H'_j + B_j y).
-void hc_depth_forward(int64_t t0, int64_t t1, int N, int D, const float* hres, const float* beta, const float* y, float* out)
+// The depth connection for tokens [t0, t1): out_j = sum_i A_r[i][j] H_i + B_j y, from the streams H and the weights wc
+// (A_r in columns 1..N) the width kernel made.
+void hc_depth_forward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* wc, const float* beta, const float* y, float* out)
 {
-    for (int64_t t = t0; t < t1; t++)
-        for (int j = 0; j < N; j++)
-        {
-            const float* hj = hres + (t * N + j) * D;
-            const float* yt = y + t * D;
-            float b = beta[t * N + j];
-            float* o = out + (t * N + j) * D;
-            for (int d = 0; d < D; d++) o[d] = hj[d] + b * yt[d];
-        }
-}
-
-// Its backward: dbeta [X, N] = sum_d dout y, dy [X, D] = sum_j beta_j dout_j (dhres is dout itself).
-void hc_depth_backward(int64_t t0, int64_t t1, int N, int D, const float* beta, const float* y, const float* dout, float* dbeta, float* dy)
-{
+    const int M = N + 1;
     for (int64_t t = t0; t < t1; t++)
     {
+        const float* h = H + t * N * D;
+        const float* w = wc + t * N * M;
         const float* yt = y + t * D;
-        float* dyt = dy + t * D;
-        for (int d = 0; d < D; d++) dyt[d] = 0;
         for (int j = 0; j < N; j++)
         {
-            const float* g = dout + (t * N + j) * D;
+            float* o = out + (t * N + j) * D;
+            float b = beta[t * N + j];
+            for (int d = 0; d < D; d++) o[d] = b * yt[d];
+            for (int i = 0; i < N; i++)
+            {
+                const float* hi = h + (int64_t)i * D;
+                float ar = w[i * M + 1 + j];
+                for (int d = 0; d < D; d++) o[d] += ar * hi[d];
+            }
+        }
+    }
+}
+
+// Its backward: dH_i = sum_j A_r[i][j] dout_j; dwc [X, N, N+1] (column 0 zero) with dA_r[i][j] = dout_j . H_i;
+// dbeta_j = dout_j . y; dy = sum_j B_j dout_j.
+void hc_depth_backward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* wc, const float* beta, const float* y,
+                       const float* dout, float* dH, float* dwc, float* dbeta, float* dy)
+{
+    const int M = N + 1;
+    for (int64_t t = t0; t < t1; t++)
+    {
+        const float* h = H + t * N * D;
+        const float* w = wc + t * N * M;
+        const float* yt = y + t * D;
+        const float* g = dout + t * N * D;
+        float* dh = dH + t * N * D;
+        float* dyt = dy + t * D;
+        float* dw = dwc + t * N * M;
+        for (int d = 0; d < D; d++) dyt[d] = 0;
+        for (int i = 0; i < N; i++) dw[i * M] = 0;
+        for (int j = 0; j < N; j++)
+        {
+            const float* gj = g + (int64_t)j * D;
             float b = beta[t * N + j], s = 0;
-            for (int d = 0; d < D; d++) { s += g[d] * yt[d]; dyt[d] += b * g[d]; }
+            for (int d = 0; d < D; d++) { s += gj[d] * yt[d]; dyt[d] += b * gj[d]; }
             dbeta[t * N + j] = s;
+        }
+        for (int i = 0; i < N; i++)
+        {
+            const float* hi = h + (int64_t)i * D;
+            float* dhi = dh + (int64_t)i * D;
+            for (int d = 0; d < D; d++) dhi[d] = 0;
+            for (int j = 0; j < N; j++)
+            {
+                const float* gj = g + (int64_t)j * D;
+                float ar = w[i * M + 1 + j], s = 0;
+                for (int d = 0; d < D; d++) { dhi[d] += ar * gj[d]; s += gj[d] * hi[d]; }
+                dw[i * M + 1 + j] = s;
+            }
         }
     }
 }
