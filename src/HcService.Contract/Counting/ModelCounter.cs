@@ -120,9 +120,9 @@ public static class ModelCounter
             };
             if (recompute == HcService.Contract.Jobs.RecomputeMode.Block)
                 // Each block keeps its input (the state: n streams, or one for residual and FC, fp32), and backward
-                // holds one block's activations while it recomputes it.
-                return new MemoryEstimate(p.Total * 26, 4 * s * b * d * c.Connection.StreamCount * L / (c.Connection.IsFrac ? c.Connection.Fractions : 1) + 124 * s * b * d,
-                    hcBytes * s * b * d, 11 * s * b * c.EmbeddingSize, 192L << 20);
+                // holds one block's activations while it recomputes it, and that block's gradients (counted as much again).
+                return new MemoryEstimate(p.Total * 26, 4 * s * b * d * c.Connection.StreamCount * L / (c.Connection.IsFrac ? c.Connection.Fractions : 1) + 2 * 124 * s * b * d,
+                    2 * hcBytes * s * b * d, 11 * s * b * c.EmbeddingSize, 192L << 20);
             return new MemoryEstimate(p.Total * 26, 124 * s * b * d * L, hcBytes * s * b * d * L, 11 * s * b * c.EmbeddingSize, 192L << 20);
         }
         long act = bf16 ? 1 : 2;                       // fp32 on a GPU: the 16-bit activation terms doubled

@@ -76,6 +76,12 @@ public static unsafe class NativeConnections
     static nint Ptr(Tensor? t) => t is null ? 0 : THSTensor_data(t.Handle);
     static float* F(nint p) => (float*)p;
 
+    /// <summary>The depth node's gradient of the streams, on its way to the width node of the same connection.</summary>
+    sealed class Link
+    {
+        public Tensor? DepthGrad;
+    }
+
     /// <summary>The settings of one connection the kernels need besides its tensors.</summary>
     public sealed record Settings(int Rate, bool Dynamic, bool Tanh, bool Rms, float Eps);
 
@@ -88,9 +94,12 @@ public static unsafe class NativeConnections
         var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
         var X = B * T;
         var h_XND = h_BTND.reshape(X, N, D).contiguous();
-        var width = WidthFunction.apply(s, h_XND, alpha, beta, proj, scaleA, scaleB, normWeight);   // x, the weights, B
+        // The depth node reads the same streams but hands its gradient of them to the width node (which runs later in
+        // backward) instead of to autograd: the width kernel adds its own part into that buffer, one tensor, no sum.
+        var link = new Link();
+        var width = WidthFunction.apply(s, link, h_XND, alpha, beta, proj, scaleA, scaleB, normWeight);   // x, the weights, B
         var y_BTD = sublayer(sublayerNorm.forward(width[0].view(B, T, D)));
-        var out_XND = DepthFunction.apply(s, h_XND, width[1], width[2], y_BTD.reshape(X, D).contiguous())[0];
+        var out_XND = DepthFunction.apply(s, link, h_XND.detach(), width[1], width[2], y_BTD.reshape(X, D).contiguous())[0];
         return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
     }
 
@@ -108,16 +117,16 @@ public static unsafe class NativeConnections
     {
         public override string Name => "HcNativeWidth";
 
-        // vars: settings, H [X, N, D], alpha [N, N+1], beta [N], then (dynamic) proj [N+2, D], s_a [1], s_b [1], norm weight [D] or null.
+        // vars: settings, link, H [X, N, D], alpha [N, N+1], beta [N], then (dynamic) proj [N+2, D], s_a [1], s_b [1], norm weight [D] or null.
         public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var s = (Settings)vars[0];
-            var h = (Tensor)vars[1];
-            var (alpha, beta) = (((Tensor)vars[2]).contiguous(), ((Tensor)vars[3]).contiguous());
-            var proj = (vars[4] as Tensor)?.contiguous();
-            var normW = (vars[7] as Tensor)?.contiguous();
+            var h = (Tensor)vars[2];
+            var (alpha, beta) = (((Tensor)vars[3]).contiguous(), ((Tensor)vars[4]).contiguous());
+            var proj = (vars[5] as Tensor)?.contiguous();
+            var normW = (vars[8] as Tensor)?.contiguous();
             var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
-            float sa = vars[5] is Tensor a ? a.ToSingle() : 0, sb = vars[6] is Tensor b ? b.ToSingle() : 0;
+            float sa = vars[6] is Tensor a ? a.ToSingle() : 0, sb = vars[7] is Tensor b ? b.ToSingle() : 0;
             var x = empty(X, 1, D);
             var betaOut = empty(X, N, 1);
             var wc = empty(X, N, N + 1);
@@ -131,6 +140,7 @@ public static unsafe class NativeConnections
             // The weights are an output too (the depth connection's input): kept detached, so that the node does not keep itself.
             ctx.save_for_backward([h, wc.detach(), mean!, rstd!, act!, proj!, normW!]);
             ctx.save_data("settings", s);
+            ctx.save_data("link", vars[1]);
             ctx.save_data("scales", (sa, sb));
             ctx.set_materialize_grads(false);
             return [x, wc, betaOut];
@@ -161,7 +171,9 @@ public static unsafe class NativeConnections
             var dwcIn = Grad(1, [X, N, N + 1]);
             var dbeta = Grad(2, [X, N, 1]);
             var parts = Parts(X);
-            var dh = empty(X, N, D);
+            var link = (Link)ctx.get_data("link");
+            var dh = link.DepthGrad ?? zeros(X, N, D);   // the depth node's part, which the kernel adds to
+            link.DepthGrad = null;
             var dalpha = zeros(parts, N, N + 1);
             var dbetaS = zeros(parts, N);
             var dW = s.Dynamic ? zeros(parts, N + 2, D) : null;
@@ -175,7 +187,7 @@ public static unsafe class NativeConnections
                 p.DW == 0 ? null : F(p.DW) + (long)part * (N + 2) * D, p.Dscale == 0 ? null : F(p.Dscale) + part * 2,
                 p.Dnorm == 0 ? null : F(p.Dnorm) + (long)part * D));
             var scales = dscale?.sum(0L);
-            return [null!, dh, dalpha.sum(0L), dbetaS.sum(0L), dW?.sum(0L)!, scales?.narrow(0, 0, 1)!, scales?.narrow(0, 1, 1)!, dnorm?.sum(0L)!];
+            return [null!, null!, dh, dalpha.sum(0L), dbetaS.sum(0L), dW?.sum(0L)!, scales?.narrow(0, 0, 1)!, scales?.narrow(0, 1, 1)!, dnorm?.sum(0L)!];
         }
     }
 
@@ -183,10 +195,12 @@ public static unsafe class NativeConnections
     {
         public override string Name => "HcNativeDepth";
 
-        // vars: settings, H [X, N, D], the width connection's weights [X, N, N+1], B [X, N, 1], y [X, D].
+        // vars: settings, link, H [X, N, D] (detached: its gradient goes through the link), the width connection's weights
+        // [X, N, N+1], B [X, N, 1], y [X, D].
         public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
-            var (h, wc, beta, y) = ((Tensor)vars[1], ((Tensor)vars[2]).contiguous(), ((Tensor)vars[3]).contiguous(), (Tensor)vars[4]);
+            var (h, wc, beta, y) = ((Tensor)vars[2], ((Tensor)vars[3]).contiguous(), ((Tensor)vars[4]).contiguous(), (Tensor)vars[5]);
+            ctx.save_data("link", vars[1]);
             var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
             var output = empty(X, N, D);
             var p = (H: Ptr(h), Wc: Ptr(wc), Beta: Ptr(beta), Y: Ptr(y), Out: Ptr(output));
@@ -204,6 +218,7 @@ public static unsafe class NativeConnections
             {
                 result = DepthBackward(ctx, grads);
                 foreach (var g in result) if (g is not null) scope.Detach(g);
+                if (((Link)ctx.get_data("link")).DepthGrad is { } toWidth) scope.Detach(toWidth);
             }
             Recompute.HandOver(result);
             return result;
@@ -214,12 +229,13 @@ public static unsafe class NativeConnections
             var saved = ctx.get_saved_variables();
             var (h, wc, beta, y) = (saved[0], saved[1], saved[2], saved[3]);
             var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
-            if (grads[0] is not { IsInvalid: false } g) return [null!, null!, null!, null!, null!];
+            if (grads[0] is not { IsInvalid: false } g) return [null!, null!, null!, null!, null!, null!];
             var dout = g.contiguous();
             var (dh, dwc, dbeta, dy) = (empty(X, N, D), empty(X, N, N + 1), empty(X, N, 1), empty(X, D));
             var p = (H: Ptr(h), Wc: Ptr(wc), Beta: Ptr(beta), Y: Ptr(y), Dout: Ptr(dout), Dh: Ptr(dh), Dwc: Ptr(dwc), Dbeta: Ptr(dbeta), Dy: Ptr(dy));
             Ranges(X, (_, t0, t1) => depthBackward(t0, t1, N, D, F(p.H), F(p.Wc), F(p.Beta), F(p.Y), F(p.Dout), F(p.Dh), F(p.Dwc), F(p.Dbeta), F(p.Dy)));
-            return [null!, dh, dwc, dbeta, dy];
+            ((Link)ctx.get_data("link")).DepthGrad = dh;   // to the width node, which adds its part (see Forward)
+            return [null!, null!, null!, dwc, dbeta, dy];
         }
     }
 }

@@ -76,8 +76,8 @@ void hc_width_forward(int64_t t0, int64_t t1, int N, int D, const float* H, cons
 }
 
 // Backward of the width connection for tokens [t0, t1), given dx [X, D], the depth connection's gradient of the
-// weights dwc_in [X, N, N+1] (its A_r columns) and dbeta [X, N]: writes dH [X, N, D] (the part through x and the
-// dynamic weights; the depth kernel's part is summed by autograd) and ADDS this range's parameter gradients to
+// weights dwc_in [X, N, N+1] (its A_r columns) and dbeta [X, N]: ADDS the gradient through x and the dynamic weights to
+// dH [X, N, D] (which holds the depth kernel's part: one buffer, no sum of two) and this range's parameter gradients to
 // dalpha [N, N+1], dbeta_s [N] and, dynamic, dW [N+2, D], dscale [2] (s_a, s_b) and dnorm_w [D] (RMSNorm's weight).
 void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* W, float sa, float sb, int tanh_on,
                        int rms, const float* norm_w, const float* wc, const float* mean, const float* rstd, const float* act,
@@ -104,7 +104,7 @@ void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, con
             float* dhi = dh + (int64_t)i * D;
             float am = w[i * M];
             float gm = 0;
-            for (int d = 0; d < D; d++) { dhi[d] = am * dxt[d]; gm += dxt[d] * hi[d]; }
+            for (int d = 0; d < D; d++) { dhi[d] += am * dxt[d]; gm += dxt[d] * hi[d]; }
             dwc[i * M] += gm;
         }
         const float* db = dbeta + t * N;
