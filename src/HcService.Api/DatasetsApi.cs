@@ -20,6 +20,8 @@ public static class DatasetsApi
         var settings = routes.ServiceProvider.GetRequiredService<HcSettings>();
         routes.MapGet("/api/datasets", List).RequireScope(Scopes.Read)
             .WithName("listDatasets").WithTags("Catalog").WithSummary("Datasets under the data root");
+        routes.MapGet("/api/datasets/{name}", Get).RequireScope(Scopes.Read)
+            .WithName("getDataset").WithTags("Catalog").WithSummary("One dataset under the data root");
         routes.MapPost("/api/datasets", Upload).RequireScope(Scopes.Submit)
             .WithName("uploadDataset").WithTags("Catalog").WithSummary("Add a dataset: UTF-8 text to tokenise, or a .npy file of token ids")
             .WithDescription("The body is the dataset: text/plain (one document, tokenised with `tokenizer`) or application/x-npy " +
@@ -37,21 +39,31 @@ public static class DatasetsApi
     static Ok<List<DatasetInfo>> List(HcPaths paths)
     {
         var catalog = new DataCatalog(paths.DataRoot);
-        return TypedResults.Ok(catalog.List().Select(name =>
+        return TypedResults.Ok(catalog.List().Select(name => Info(catalog, name)).ToList());
+    }
+
+    /// <param name="name">A dataset's name.</param>
+    static Results<Ok<DatasetInfo>, NotFound<ProblemDetails>> Get(HcPaths paths, string name)
+    {
+        var catalog = new DataCatalog(paths.DataRoot);
+        return catalog.List().Contains(name, StringComparer.Ordinal) ? TypedResults.Ok(Info(catalog, name))
+            : TypedResults.NotFound(new ProblemDetails { Title = "Dataset not found", Detail = $"no dataset is named '{name}' under the data root", Status = 404 });
+    }
+
+    static DatasetInfo Info(DataCatalog catalog, string name)
+    {
+        var manifest = Path.Combine(catalog.Root, name, DatasetManifest.FileName);
+        if (!File.Exists(manifest)) return new DatasetInfo(name, "unknown", 0, -1);
+        // One broken dataset is listed as such; it does not hide the others.
+        try
         {
-            var manifest = Path.Combine(catalog.Root, name, DatasetManifest.FileName);
-            if (!File.Exists(manifest)) return new DatasetInfo(name, "unknown", 0, -1);
-            // One broken dataset is listed as such; it does not hide the others.
-            try
-            {
-                var m = DatasetManifest.Parse(File.ReadAllText(manifest), manifest);
-                return new DatasetInfo(name, m.Tokenizer, m.VocabSize, m.TokenCount);
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
-            {
-                return new DatasetInfo(name, "invalid", 0, -1, e.Message.Replace(catalog.Root, "<data root>", StringComparison.Ordinal));
-            }
-        }).ToList());
+            var m = DatasetManifest.Parse(File.ReadAllText(manifest), manifest);
+            return new DatasetInfo(name, m.Tokenizer, m.VocabSize, m.TokenCount);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return new DatasetInfo(name, "invalid", 0, -1, e.Message.Replace(catalog.Root, "<data root>", StringComparison.Ordinal));
+        }
     }
 
     /// <param name="name">The new dataset's name: a letter or digit, then letters, digits, '.', '_', '-' (at most 128); not in use.</param>
@@ -67,6 +79,11 @@ public static class DatasetsApi
         if (type == TextType && request.ContentType!.Contains("charset", StringComparison.OrdinalIgnoreCase)
             && !request.ContentType.Contains("utf-8", StringComparison.OrdinalIgnoreCase))
             return Problems.Invalid([new("Content-Type", request.ContentType, "text/plain in UTF-8 (charset=utf-8 or none)")], "The dataset is invalid");
+
+        // The name and the tokenizer before the body is read: a refused upload is refused at once.
+        try { DatasetImport.Check(paths.DataRoot, name, tokenizer, isTokens); }
+        catch (ConfigException e) { return Problems.Invalid(e.Errors, "The dataset is invalid"); }
+        catch (DatasetExistsException e) { return TypedResults.Conflict(new ProblemDetails { Title = "The dataset exists", Detail = e.Message, Status = 409 }); }
 
         DatasetImport.RemoveStale(paths.DataRoot, TimeSpan.FromDays(1));
         var body = DatasetImport.NewBodyFile(paths.DataRoot);

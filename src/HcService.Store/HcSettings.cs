@@ -43,7 +43,7 @@ public sealed class HcSettings
         "API keys required (false: every route is open, for a private laptop)", "Hc:Auth:Enabled");
     public static readonly SettingDefinition ReadsRequireKeySetting = new("HC_AUTH_READS_REQUIRE_KEY", "false", "true or false",
         "reads need a key with the read scope too", "Hc:Auth:ReadsRequireKey");
-    public static readonly SettingDefinition UploadMaxMiBSetting = new("HC_UPLOAD_MAX_MIB", "512", "an integer in [1, 65536]",
+    public static readonly SettingDefinition UploadMaxMiBSetting = new("HC_UPLOAD_MAX_MIB", "512", "an integer in [1, 1024]",
         "largest dataset POST /api/datasets accepts (text or token file); larger bodies get 413");
 
     public static readonly IReadOnlyList<SettingDefinition> All =
@@ -148,7 +148,7 @@ public sealed class HcSettings
             Migrate = Flag(MigrateSetting, true),
             AuthEnabled = Flag(AuthEnabledSetting, true),
             ReadsRequireKey = Flag(ReadsRequireKeySetting, false),
-            UploadMaxMiB = Integer(UploadMaxMiBSetting, 512, 1, 65_536),
+            UploadMaxMiB = Integer(UploadMaxMiBSetting, 512, 1, 1024),
             Warnings = warnings.Distinct().ToList(),
         };
         if (errors.Count > 0) throw new ConfigException(errors.DistinctBy(e => e.Field).ToList());

@@ -213,4 +213,12 @@ public class DataTests
         stored.Remove("holdsOutValidation");
         Assert.False(HcService.Contract.Jobs.JobPlan.FromJson(stored.ToJsonString()).HoldsOutValidation);
     }
+
+    [Theory]
+    [InlineData("corpus-bytes", true)]
+    [InlineData("a.b_c-1", true)]
+    [InlineData("corpus\n", false)]   // '$' would match before a final newline
+    [InlineData("../x", false)]
+    [InlineData(".upload-1", false)]   // staging folders of uploads are never names
+    public void DatasetNamesAreWholeNamesNeverPaths(string name, bool valid) => Assert.Equal(valid, DataCatalog.IsName(name));
 }

@@ -25,6 +25,9 @@ public class DatasetUploadTests(ServiceFixture svc)
         Assert.Equal("/api/datasets/moby-up", posted.Headers.Location!.OriginalString);
         var info = (await posted.Content.ReadFromJsonAsync<JsonNode>())!;
         Assert.Equal(Encoding.UTF8.GetByteCount(text) + 1, info["tokens"]!.GetValue<long>());
+        var located = (await svc.Http.GetFromJsonAsync<JsonNode>(posted.Headers.Location!.OriginalString.TrimStart('/')))!;
+        Assert.Equal(info["tokens"]!.GetValue<long>(), located["tokens"]!.GetValue<long>());
+        Assert.Equal(HttpStatusCode.NotFound, (await svc.Http.GetAsync("api/datasets/no-such-dataset")).StatusCode);
         using (var stored = new TokenDataset(Path.Combine(svc.DataRoot, "moby-up")))
         {
             var head = new long[5];
@@ -80,6 +83,7 @@ public class DatasetUploadTests(ServiceFixture svc)
         var cases = new (string Query, HttpContent Content, HttpStatusCode Status, string Expected)[]
         {
             ("name=../escape&tokenizer=bytes", Npy(ok), HttpStatusCode.BadRequest, "name = '../escape': must be a dataset name"),
+            ("name=newline%0A&tokenizer=bytes", Npy(ok), HttpStatusCode.BadRequest, "name contains a control character"),
             ("name=fine&tokenizer=sentencepiece", Npy(ok), HttpStatusCode.BadRequest, "tokenizer = 'sentencepiece': must be one of gpt2, bytes"),
             ("name=ids&tokenizer=bytes", Npy(Tokens([72, 300, 0])), HttpStatusCode.BadRequest, "token ids below the bytes vocabulary 256: token 1 is 300"),
             ("name=short&tokenizer=bytes", Npy(Tokens([72, 105], claimed: 5)), HttpStatusCode.BadRequest, "the header says 5 tokens (10 bytes), the body holds 4 bytes"),

@@ -67,7 +67,7 @@ public sealed class DeviceMemory(HcSettings settings)
         try
         {
             estimate = HcService.Contract.Counting.ModelCounter.Memory(plan.Model with { MaxSeqLen = t.SeqLen }, t.MicroBatch, t.Precision == Precision.Bf16,
-                eagerCpu: device == DeviceKind.Cpu);
+                eagerCpu: device == DeviceKind.Cpu, recompute: t.Recompute);
             _ = estimate.Total;
         }
         catch (OverflowException)

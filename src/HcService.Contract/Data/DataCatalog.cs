@@ -42,6 +42,6 @@ public sealed partial class DataCatalog(string root)
     /// <summary>Whether <paramref name="name"/> is a dataset name (never a path).</summary>
     public static bool IsName(string name) => NameRegex().IsMatch(name);
 
-    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\z")]   // \z: '$' would also match before a final newline
     private static partial Regex NameRegex();
 }

@@ -23,11 +23,8 @@ public static class DatasetImport
     public static DatasetManifest Import(string root, string name, string tokenizerName, bool isTokens, string bodyFile)
     {
         var catalog = new DataCatalog(root);
-        var errors = new List<ConfigError>();
-        if (!DataCatalog.IsName(name)) errors.Add(new("name", name, "a dataset name: a letter or digit, then letters, digits, '.', '_', '-' (at most 128)"));
-        if (!TextTokenizers.Names.Contains(tokenizerName)) errors.Add(new("tokenizer", tokenizerName, $"one of {string.Join(", ", TextTokenizers.Names)}: the tokenizer {(isTokens ? "that made the token ids" : "to tokenise the text with")}"));
-        if (errors.Count > 0) throw new ConfigException(errors);
-        if (Exists(catalog, name)) throw new DatasetExistsException(name);
+        try { Check(root, name, tokenizerName, isTokens); }
+        catch { File.Delete(bodyFile); throw; }
 
         var tokenizer = TextTokenizers.Create(tokenizerName);
         var staging = Path.Combine(catalog.Root, StagingPrefix + Guid.NewGuid().ToString("N"));
@@ -44,6 +41,18 @@ public static class DatasetImport
             if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
             File.Delete(bodyFile);
         }
+    }
+
+    /// <summary>What can be checked before the body arrives: the name (a dataset name, not in use) and the tokenizer.</summary>
+    /// <exception cref="ConfigException">The name or the tokenizer does not fit.</exception>
+    /// <exception cref="DatasetExistsException">A dataset of that name exists.</exception>
+    public static void Check(string root, string name, string tokenizerName, bool isTokens)
+    {
+        var errors = new List<ConfigError>();
+        if (!DataCatalog.IsName(name)) errors.Add(new("name", name, "a dataset name: a letter or digit, then letters, digits, '.', '_', '-' (at most 128)"));
+        if (!TextTokenizers.Names.Contains(tokenizerName)) errors.Add(new("tokenizer", tokenizerName, $"one of {string.Join(", ", TextTokenizers.Names)}: the tokenizer {(isTokens ? "that made the token ids" : "to tokenise the text with")}"));
+        if (errors.Count > 0) throw new ConfigException(errors);
+        if (Exists(new DataCatalog(root), name)) throw new DatasetExistsException(name);
     }
 
     /// <summary>Removes staging folders older than <paramref name="age"/>: uploads a crashed process left behind.</summary>
@@ -72,11 +81,16 @@ public static class DatasetImport
 
     static DatasetManifest FromText(string bodyFile, string folder, ITextTokenizer tokenizer)
     {
-        string text;
-        try { text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(bodyFile)); }
-        catch (DecoderFallbackException e) { throw Body($"UTF-8 text (byte {e.Index} is not UTF-8)"); }
-        if (text.Length == 0) throw Body("text to tokenise (the body is empty)");
-        if (tokenizer.EndOfText == 0 && text.Contains('\0')) throw Body("text without NUL characters (the bytes tokenizer ends documents with NUL)");
+        // Checked as bytes (no string of the whole body here: the preparer reads the file itself).
+        var bytes = File.ReadAllBytes(bodyFile);
+        if (bytes.Length == 0) throw Body("text to tokenise (the body is empty)");
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            try { _ = new UTF8Encoding(false, throwOnInvalidBytes: true).GetCharCount(bytes); }
+            catch (DecoderFallbackException e) { throw Body($"UTF-8 text (byte {e.Index} is not UTF-8)"); }
+        }
+        if (tokenizer.EndOfText == 0 && bytes.AsSpan().IndexOf((byte)0) >= 0) throw Body("text without NUL characters (the bytes tokenizer ends documents with NUL)");
+        bytes = null;
         var input = Path.Combine(folder, "upload.txt");
         File.Move(bodyFile, input);
         var manifest = DatasetPreparer.Prepare([input], folder, tokenizer);
@@ -101,7 +115,8 @@ public static class DatasetImport
             if (count > (stream.Length - offset) / width || offset + count * width != stream.Length)
                 throw Body($"a .npy file whose data is its header's size: the header says {count} tokens ({count * width} bytes), the body holds {stream.Length - offset} bytes after it");
         }
-        var sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(bodyFile)));
+        string sha;
+        using (var stream = File.OpenRead(bodyFile)) sha = Convert.ToHexStringLower(SHA256.HashData(stream));
         var bytes = new FileInfo(bodyFile).Length;
         File.Move(bodyFile, Path.Combine(folder, "tokens.npy"));
         var manifest = new DatasetManifest

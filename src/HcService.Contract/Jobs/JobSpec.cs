@@ -180,7 +180,8 @@ public sealed record TrainingSpec
     /// <summary>What backward recomputes instead of keeping from the forward pass: none; hc (each connection keeps only
     /// its input streams and recomputes its input-dependent weights: the norm and projection of dynamic HC, FC, mHC,
     /// mHC-lite); block (each block keeps only its input and is run again in backward: activation checkpointing). The
-    /// same losses and gradients either way; less activation memory for more compute. Default: none. block is refused
+    /// same computation either way (bitwise on the same kernels); less activation memory for more compute. Default: none.
+    /// block is refused
     /// with moe (the router's auxiliary losses) and with dropout on cuda.</summary>
     public string? Recompute { get; init; }
 }

@@ -14,7 +14,8 @@ public sealed record PlanDifference(string Field, string? Baseline, string? Cand
 public static class PlanDifferences
 {
     /// <summary>Fields that never tell variants apart.</summary>
-    static readonly string[] Incidental = ["name", "tags", "training.seed", "training.checkpointEverySteps", "training.checkpointsToKeep"];
+    static readonly string[] Incidental = ["name", "tags", "training.seed", "training.checkpointEverySteps", "training.checkpointsToKeep",
+        "training.recompute"];   // what backward keeps, not what it computes
 
     /// <summary>The connection's own fields; its init scaling is not one of them: it changes the sublayers' weights.</summary>
     const string Connection = "model.connection.";

@@ -39,8 +39,13 @@ public static class Recompute
 
     /// <summary><paramref name="block"/>(h) as a node that saves h and runs the block again in backward, with the random
     /// generator's state of the first run (the same dropout masks).</summary>
-    public static Tensor Checkpoint(Func<Tensor, Tensor> block, Tensor h, IReadOnlyList<Tensor> parameters) =>
-        Node(x => [block(x[0])], [h], parameters, random.get_rng_state().DetachFromDisposeScope())[0];
+    public static Tensor Checkpoint(Func<Tensor, Tensor> block, Tensor h, IReadOnlyList<Tensor> parameters)
+    {
+        // In a scope of its own: TorchSharp makes an unused stand-in of each output of a custom function in the current
+        // scope, which would otherwise live (a block output's size, on CUDA real memory) to the end of the forward.
+        using var scope = NewDisposeScope();
+        return Node(x => [block(x[0])], [h], parameters, random.get_rng_state().DetachFromDisposeScope())[0].MoveToOuterDisposeScope();
+    }
 
     static Tensor[] Node(Func<Tensor[], Tensor[]> body, Tensor[] inputs, IReadOnlyList<Tensor> parameters, Tensor? rngState) =>
         [.. RecomputedFunction.apply([new Body(body, inputs.Length, parameters, rngState), .. inputs, .. parameters])];

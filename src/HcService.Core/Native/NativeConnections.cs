@@ -155,6 +155,7 @@ public static unsafe class NativeConnections
                 result = WidthBackward(ctx, grads);
                 foreach (var g in result) if (g is not null) scope.Detach(g);
             }
+            foreach (var g in grads) g?.Dispose();   // the engine's own references stay; ours would live to the step's end
             Recompute.HandOver(result);
             return result;
         }
@@ -220,6 +221,7 @@ public static unsafe class NativeConnections
                 foreach (var g in result) if (g is not null) scope.Detach(g);
                 if (((Link)ctx.get_data("link")).DepthGrad is { } toWidth) scope.Detach(toWidth);
             }
+            foreach (var g in grads) g?.Dispose();
             Recompute.HandOver(result);
             return result;
         }

@@ -14,9 +14,17 @@
 
 #define MAXN 64   // expansion rate bound (the job spec allows 1..64)
 
+// Each kernel is compiled twice on x86-64, for AVX2/FMA (x86-64-v3) and for the baseline, and the loader picks the one
+// the CPU runs: a library built on one machine never executes an instruction another lacks.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HC_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define HC_KERNEL
+#endif
+
 // Per-token weights: wc [N, N+1] (column 0 is A_m, columns 1..N are A_r), beta [N]; for dynamic HC also the stream
 // statistics (mean, rstd: LayerNorm; rstd: RMSNorm) and act = tanh(proj) or proj [N, N+2], which backward reuses.
-static void weights(int N, int D, const float* h, const float* alpha, const float* beta_s, const float* W, float sa, float sb,
+static inline __attribute__((always_inline)) void weights(int N, int D, const float* h, const float* alpha, const float* beta_s, const float* W, float sa, float sb,
                     int tanh_on, int rms, const float* norm_w, float eps, float* wc, float* beta, float* mean, float* rstd, float* act)
 {
     float n_row[4096];
@@ -53,7 +61,7 @@ static void weights(int N, int D, const float* h, const float* alpha, const floa
 
 // Forward of the width connection for tokens [t0, t1): x [X, D], beta [X, N], wc [X, N, N+1] (A_m in column 0, A_r
 // in columns 1..N); dynamic: mean, rstd [X, N], act [X, N, N+2]. W null: static HC (the dynamic arguments are ignored).
-void hc_width_forward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* alpha, const float* beta_s,
+HC_KERNEL void hc_width_forward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* alpha, const float* beta_s,
                       const float* W, float sa, float sb, int tanh_on, int rms, const float* norm_w, float eps,
                       float* x, float* beta, float* wc, float* mean, float* rstd, float* act)
 {
@@ -79,7 +87,7 @@ void hc_width_forward(int64_t t0, int64_t t1, int N, int D, const float* H, cons
 // weights dwc_in [X, N, N+1] (its A_r columns) and dbeta [X, N]: ADDS the gradient through x and the dynamic weights to
 // dH [X, N, D] (which holds the depth kernel's part: one buffer, no sum of two) and this range's parameter gradients to
 // dalpha [N, N+1], dbeta_s [N] and, dynamic, dW [N+2, D], dscale [2] (s_a, s_b) and dnorm_w [D] (RMSNorm's weight).
-void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* W, float sa, float sb, int tanh_on,
+HC_KERNEL void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* W, float sa, float sb, int tanh_on,
                        int rms, const float* norm_w, const float* wc, const float* mean, const float* rstd, const float* act,
                        const float* dx, const float* dwc_in, const float* dbeta, float* dH, float* dalpha, float* dbeta_s,
                        float* dW, float* dscale, float* dnorm_w)
@@ -150,7 +158,7 @@ void hc_width_backward(int64_t t0, int64_t t1, int N, int D, const float* H, con
 
 // The depth connection for tokens [t0, t1): out_j = sum_i A_r[i][j] H_i + B_j y, from the streams H and the weights wc
 // (A_r in columns 1..N) the width kernel made.
-void hc_depth_forward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* wc, const float* beta, const float* y, float* out)
+HC_KERNEL void hc_depth_forward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* wc, const float* beta, const float* y, float* out)
 {
     const int M = N + 1;
     for (int64_t t = t0; t < t1; t++)
@@ -175,7 +183,7 @@ void hc_depth_forward(int64_t t0, int64_t t1, int N, int D, const float* H, cons
 
 // Its backward: dH_i = sum_j A_r[i][j] dout_j; dwc [X, N, N+1] (column 0 zero) with dA_r[i][j] = dout_j . H_i;
 // dbeta_j = dout_j . y; dy = sum_j B_j dout_j.
-void hc_depth_backward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* wc, const float* beta, const float* y,
+HC_KERNEL void hc_depth_backward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* wc, const float* beta, const float* y,
                        const float* dout, float* dH, float* dwc, float* dbeta, float* dy)
 {
     const int M = N + 1;
