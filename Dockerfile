@@ -34,6 +34,11 @@ RUN --mount=type=cache,id=nuget,target=/root/.nuget/packages \
 FROM build AS publish-worker
 # cuda: TorchSharp-cuda-linux (Directory.Build.props' TorchBackend switch, HcService.Core.csproj); cpu: TorchSharp-cpu.
 ARG TORCH_BACKEND=cuda
+# gcc: the build compiles the fused CPU connection kernels (src/HcService.Core/Native; AVX2 and baseline variants, picked
+# when the library loads), which a CPU worker runs for HC in fp32. Without it the worker runs HC on tensor ops.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=cache,id=nuget,target=/root/.nuget/packages \
     dotnet restore src/HcService.Cli/HcService.Cli.csproj -r linux-x64 -p:TorchBackend=${TORCH_BACKEND}
 COPY src/ src/
