@@ -10,7 +10,7 @@ namespace HcService.Core.Tests;
 
 /// <summary>The fused CPU kernels (Native/hc_connections.c) against the tensor path they replace: the same loss and the
 /// same gradient for every parameter, static and dynamic HC, with and without tanh, LayerNorm and RMSNorm (whose weight
-/// the kernels differentiate too), n = 1, 2, 4. The kernels sum in another order than MKL, so neither is bitwise the
+/// the kernels differentiate too), n = 1, 2, 4, and the mixing kernels under mHC's and mHC-lite's weights. The kernels sum in another order than MKL, so neither is bitwise the
 /// other: each fp32 path is compared with the same model in float64, and the kernels must be as close to it as the tensor
 /// path is (within 4x its error, or 2e-5 of the gradient's largest value; 1e-4 for the two scalar scales).</summary>
 [Collection(GlobalTorchRng.Name)]   // builds models and draws dropout masks from the global generator
@@ -27,10 +27,18 @@ public class NativeConnectionTests
     [InlineData("dynamic-hc", 2, true, NormKind.RmsNorm)]
     [InlineData("dynamic-hc", 1, true, NormKind.LayerNorm)]
     [InlineData("static-hc", 2, true, NormKind.RmsNorm)]
+    [InlineData("mhc", 4, true, NormKind.LayerNorm)]        // weights by tensor ops, mixed by the kernels
+    [InlineData("mhc-lite", 3, true, NormKind.RmsNorm)]
     public void FusedKernelsGiveTheTensorPathsLossAndGradients(string type, int rate, bool tanh, NormKind norm)
     {
         Assert.True(NativeConnections.Available, NativeConnections.Status);
-        var connection = (type == "static-hc" ? ConnectionConfig.StaticHc(rate) : ConnectionConfig.DynamicHc(rate)) with { Tanh = tanh };
+        var connection = type switch
+        {
+            "static-hc" => ConnectionConfig.StaticHc(rate) with { Tanh = tanh },
+            "dynamic-hc" => ConnectionConfig.DynamicHc(rate) with { Tanh = tanh },
+            "mhc" => ConnectionConfig.Mhc(rate),
+            _ => ConnectionConfig.MhcLite(rate),
+        };
         var config = TestModels.Tiny(connection, norm: norm);
         var exact = Step(config, ConnectionKernels.Tensor, ScalarType.Float64);
         var reference = Step(config, ConnectionKernels.Tensor);

@@ -21,6 +21,9 @@ public interface IStreamMixing : IConnection
     /// <summary>Whether the forward recomputes <see cref="Weights"/> in backward (training.recompute = hc, and weights
     /// that depend on the streams).</summary>
     bool RecomputesWeights { get; }
+
+    /// <summary>Which implementation mixes the streams (Auto: the fused CPU kernels where they apply).</summary>
+    HcService.Core.Native.ConnectionKernels Kernels { get; set; }
 }
 
 /// <summary>The forward pass every stream-mixing connection shares, given its per-token weights.</summary>
@@ -34,8 +37,12 @@ public static class StreamMixing
         var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
         var X = B * T;
         var h_XND = h_BTND.reshape(X, N, D);                 // a view except after the first Expand
-        var (amT_X1N, arT_XNN, beta_XN1) = connection.RecomputesWeights && Recompute.Applies(((TorchSharp.torch.nn.Module)connection).training)
-            ? Recomputed(connection, h_XND) : connection.Weights(h_XND);
+        var recomputed = connection.RecomputesWeights && Recompute.Applies(((TorchSharp.torch.nn.Module)connection).training);
+        var (amT_X1N, arT_XNN, beta_XN1) = recomputed ? Recomputed(connection, h_XND) : connection.Weights(h_XND);
+        // The mixing kernels (CPU, fp32) for weights made here; the tensor path under recompute = hc, which keeps the
+        // streams for the bmm's to share with its recomputing node.
+        if (!recomputed && connection.Kernels == HcService.Core.Native.ConnectionKernels.Auto && HcService.Core.Native.NativeConnections.Supports(h_BTND))
+            return HcService.Core.Native.NativeConnections.Mixing(h_BTND, amT_X1N, arT_XNN, beta_XN1, sublayerNorm, sublayer).MoveToOuterDisposeScope();
         var x_X1D = amT_X1N.bmm(h_XND);
         var hRes_XND = arT_XNN.bmm(h_XND);
         var y_BTD = sublayer(sublayerNorm.forward(x_X1D.view(B, T, D)));

@@ -84,6 +84,8 @@ public abstract class ManifoldConnection : nn.Module, IStreamMixing, IRecomputab
 
     public HcService.Contract.Jobs.RecomputeMode Recompute { private get; set; }
 
+    public HcService.Core.Native.ConnectionKernels Kernels { get; set; }
+
     /// <summary>Under recompute = hc the flattened streams' RMS, projection and Sinkhorn (or softmax) are made again in backward.</summary>
     public bool RecomputesWeights => Recompute == HcService.Contract.Jobs.RecomputeMode.Hc;
 

@@ -56,14 +56,14 @@ public sealed class LanguageModel : nn.Module
     }
     HcService.Contract.Jobs.RecomputeMode recompute;
 
-    /// <summary>Which implementation the hyper-connections run (Auto: the fused CPU kernels where they apply).</summary>
+    /// <summary>Which implementation the stream-mixing connections run (Auto: the fused CPU kernels where they apply).</summary>
     public HcService.Core.Native.ConnectionKernels ConnectionKernels
     {
         get => kernels;
         set
         {
             kernels = value;
-            foreach (var c in Connections.OfType<HyperConnection>()) c.Kernels = value;
+            foreach (var c in Connections.OfType<IStreamMixing>()) c.Kernels = value;
         }
     }
     HcService.Core.Native.ConnectionKernels kernels;

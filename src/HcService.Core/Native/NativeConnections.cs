@@ -42,6 +42,8 @@ public static unsafe class NativeConnections
         float*, float*, float*, float*, float*, float*, float*, float*, float*, void> widthBackward;
     static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, void> depthForward;
     static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, float*, float*, float*, float*, void> depthBackward;
+    static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, void> mixForward;
+    static readonly delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, void> mixBackward;
 
     static NativeConnections()
     {
@@ -62,6 +64,8 @@ public static unsafe class NativeConnections
             float*, float*, float*, float*, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_width_backward");
         depthForward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_depth_forward");
         depthBackward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_depth_backward");
+        mixForward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_mix_forward");
+        mixBackward = (delegate* unmanaged<long, long, int, int, float*, float*, float*, float*, float*, void>)NativeLibrary.GetExport(lib, "hc_mix_backward");
         Available = true;
         Status = "fused CPU kernels";
     }
@@ -100,6 +104,23 @@ public static unsafe class NativeConnections
         var width = WidthFunction.apply(s, link, h_XND, alpha, beta, proj, scaleA, scaleB, normWeight);   // x, the weights, B
         var y_BTD = sublayer(sublayerNorm.forward(width[0].view(B, T, D)));
         var out_XND = DepthFunction.apply(s, link, h_XND.detach(), width[1], width[2], y_BTD.reshape(X, D).contiguous())[0];
+        return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A stream-mixing connection whose per-token weights are made elsewhere (mHC, mHC-lite: tensor ops) with the
+    /// mixing kernels: x = A_m^T H, then out = A_r^T H + B y, as HC's fused path mixes (the weights' gradients go back
+    /// through autograd to whatever made them).</summary>
+    public static Tensor Mixing(Tensor h_BTND, Tensor amT_X1N, Tensor arT_XNN, Tensor beta_XN1, Norm sublayerNorm, Func<Tensor, Tensor> sublayer)
+    {
+        using var scope = NewDisposeScope();
+        var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
+        var X = B * T;
+        var h_XND = h_BTND.reshape(X, N, D).contiguous();
+        var wc_XNM = cat([amT_X1N.transpose(1, 2), arT_XNN.transpose(1, 2)], 2).contiguous();   // [A_m | A_r] per token, row i from stream i
+        var link = new Link();
+        var x_X1D = MixFunction.apply(link, h_XND, wc_XNM)[0];
+        var y_BTD = sublayer(sublayerNorm.forward(x_X1D.view(B, T, D)));
+        var out_XND = DepthFunction.apply(null!, link, h_XND.detach(), wc_XNM, beta_XN1.contiguous(), y_BTD.reshape(X, D).contiguous())[0];
         return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
     }
 
@@ -189,6 +210,49 @@ public static unsafe class NativeConnections
                 p.Dnorm == 0 ? null : F(p.Dnorm) + (long)part * D));
             var scales = dscale?.sum(0L);
             return [null!, null!, dh, dalpha.sum(0L), dbetaS.sum(0L), dW?.sum(0L)!, scales?.narrow(0, 0, 1)!, scales?.narrow(0, 1, 1)!, dnorm?.sum(0L)!];
+        }
+    }
+
+    sealed class MixFunction : autograd.MultiTensorFunction<MixFunction>
+    {
+        public override string Name => "HcNativeMix";
+
+        // vars: link, H [X, N, D], the weights [X, N, N+1].
+        public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (h, wc) = ((Tensor)vars[1], (Tensor)vars[2]);
+            var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
+            var x = empty(X, 1, D);
+            var p = (H: Ptr(h), Wc: Ptr(wc), X: Ptr(x));
+            Ranges(X, (_, t0, t1) => mixForward(t0, t1, N, D, F(p.H), F(p.Wc), F(p.X)));
+            ctx.save_for_backward([h, wc]);
+            ctx.save_data("link", vars[0]);
+            ctx.set_materialize_grads(false);
+            return [x];
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
+        {
+            Recompute.Release();
+            List<Tensor> result;
+            using (var scope = NewDisposeScope())
+            {
+                var saved = ctx.get_saved_variables();
+                var (h, wc) = (saved[0], saved[1]);
+                var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
+                var link = (Link)ctx.get_data("link");
+                var dh = link.DepthGrad ?? zeros(X, N, D);   // the depth node's part, which the kernel adds to
+                link.DepthGrad = null;
+                var dx = grads[0] is { IsInvalid: false } g ? g.contiguous() : zeros(X, 1, D);
+                var dwc = empty(X, N, N + 1);
+                var p = (H: Ptr(h), Wc: Ptr(wc), Dx: Ptr(dx), Dh: Ptr(dh), Dwc: Ptr(dwc));
+                Ranges(X, (_, t0, t1) => mixBackward(t0, t1, N, D, F(p.H), F(p.Wc), F(p.Dx), F(p.Dh), F(p.Dwc)));
+                result = [null!, dh, dwc];
+                foreach (var r in result) if (r is not null) scope.Detach(r);
+            }
+            foreach (var g in grads) g?.Dispose();
+            Recompute.HandOver(result);
+            return result;
         }
     }
 

@@ -220,3 +220,47 @@ HC_KERNEL void hc_depth_backward(int64_t t0, int64_t t1, int N, int D, const flo
         }
     }
 }
+
+// x = A_m^T H for tokens [t0, t1) with per-token weights wc [X, N, N+1] made elsewhere (mHC and mHC-lite make theirs
+// with tensor ops; the mixing of the streams is the same as HC's, and the depth kernel above serves them too).
+HC_KERNEL void hc_mix_forward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* wc, float* x)
+{
+    const int M = N + 1;
+    for (int64_t t = t0; t < t1; t++)
+    {
+        const float* h = H + t * N * D;
+        const float* w = wc + t * N * M;
+        float* xt = x + t * D;
+        for (int d = 0; d < D; d++) xt[d] = 0;
+        for (int i = 0; i < N; i++)
+        {
+            const float* hi = h + (int64_t)i * D;
+            float am = w[i * M];
+            for (int d = 0; d < D; d++) xt[d] += am * hi[d];
+        }
+    }
+}
+
+// Its backward: ADDS A_m dx to dH (which holds the depth kernel's part) and writes dwc [X, N, N+1]: column 0 is
+// dA_m[i] = dx . H_i, the A_r columns are zero (the depth kernel's gradient of them is summed by autograd).
+HC_KERNEL void hc_mix_backward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* wc, const float* dx, float* dH, float* dwc)
+{
+    const int M = N + 1;
+    for (int64_t t = t0; t < t1; t++)
+    {
+        const float* h = H + t * N * D;
+        const float* w = wc + t * N * M;
+        const float* dxt = dx + t * D;
+        float* dh = dH + t * N * D;
+        float* dw = dwc + t * N * M;
+        for (int i = 0; i < N; i++)
+        {
+            const float* hi = h + (int64_t)i * D;
+            float* dhi = dh + (int64_t)i * D;
+            float am = w[i * M], g = 0;
+            for (int d = 0; d < D; d++) { dhi[d] += am * dxt[d]; g += dxt[d] * hi[d]; }
+            dw[i * M] = g;
+            for (int j = 0; j < N; j++) dw[i * M + 1 + j] = 0;
+        }
+    }
+}
