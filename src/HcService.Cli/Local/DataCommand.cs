@@ -75,7 +75,10 @@ static class DataCommand
                 content.Headers.ContentType = new("application/x-npy");
                 var size = stream.Length;
                 Console.Error.WriteLine($"uploading {size.ToString("N0", CultureInfo.InvariantCulture)} bytes of {tokenizerName} tokens as '{datasetName}'...");
-                using var response = await http.PostAsync($"/api/datasets?name={Uri.EscapeDataString(datasetName)}&tokenizer={tokenizerName}", content, ct);
+                // Expect: 100-continue: a refused upload (name in use, over the size limit) is answered before the body is sent.
+                using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/datasets?name={Uri.EscapeDataString(datasetName)}&tokenizer={tokenizerName}") { Content = content };
+                request.Headers.ExpectContinue = true;
+                using var response = await http.SendAsync(request, ct);
                 var body = await response.Content.ReadAsStringAsync(ct);
                 if (!response.IsSuccessStatusCode) return HcService.Cli.Client.ClientCommands.Fail(response, body);
                 var info = System.Text.Json.Nodes.JsonNode.Parse(body)!;
