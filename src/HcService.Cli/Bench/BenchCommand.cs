@@ -58,7 +58,7 @@ static class BenchCommand
         var kernels = new Option<string[]>("--kernels")
         {
             DefaultValueFactory = _ => ["auto"], AllowMultipleArgumentsPerToken = true,
-            Description = "Connection implementations to run each HC variant with: auto (the fused CPU kernels where built) and/or tensor (tensor ops only)",
+            Description = "Connection implementations to run each stream-mixing variant (HC, mHC, mHC-lite) with: auto (the fused CPU kernels where built) and/or tensor (tensor ops only)",
         };
 
         var step = new Command("step", "Forward+backward step time per connection variant, as ratios to residual");
@@ -90,8 +90,8 @@ static class BenchCommand
                 _ => throw new ConfigException([new("--kernels", k, "auto or tensor")]),
             }).ToArray();
             chosen = [.. chosen.SelectMany(v => modes.Where(m => !(m == HcService.Contract.Jobs.RecomputeMode.Block && v.Arch == Architecture.Moe))
-                .SelectMany(m => (v.Conn.IsHyper ? impls : impls.Take(1)).Select(k =>
-                    ($"{v.Name}{(m == HcService.Contract.Jobs.RecomputeMode.None ? "" : $" ({m.ToString().ToLowerInvariant()})")}{(impls.Length > 1 && v.Conn.IsHyper ? $" [{k.ToString().ToLowerInvariant()}]" : "")}",
+                .SelectMany(m => (v.Conn.CopiesStreams ? impls : impls.Take(1)).Select(k =>
+                    ($"{v.Name}{(m == HcService.Contract.Jobs.RecomputeMode.None ? "" : $" ({m.ToString().ToLowerInvariant()})")}{(impls.Length > 1 && v.Conn.CopiesStreams ? $" [{k.ToString().ToLowerInvariant()}]" : "")}",
                      v.Arch, v.Conn, m, k))))];
             var report = Run(host, chosen, r.GetValue(batch), r.GetValue(rounds), r.GetValue(steps), "hc " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
             Console.WriteLine(report);
