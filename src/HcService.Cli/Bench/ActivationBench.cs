@@ -111,21 +111,10 @@ static class ActivationBench
         Moe = new() { Experts = 8, TopK = 2, ExpertHidden = (8 * d / 3 + 15) / 16 * 16 / 2 },
     };
 
-    static Probe RunProbe(string label, RecomputeMode mode, int[] shape)
-    {
-        var psi = HcService.Cli.Processes.ChildRunner.StartInfo();
-        foreach (var a in new[] { "bench", "activation-probe", "--variant", label, "--mode", Names(mode), "--shape" }.Concat(shape.Select(s => s.ToString(CultureInfo.InvariantCulture))))
-            psi.ArgumentList.Add(a);
-        psi.Environment["GLIBC_TUNABLES"] = ExactAllocator;
-        psi.RedirectStandardOutput = true;
-        psi.RedirectStandardError = true;
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0) throw new InvalidOperationException($"activation-probe {label} {mode} exited with {process.ExitCode}: {stderr.Result}");
-        return JsonSerializer.Deserialize<Probe>(stdout.Trim().Split('\n')[^1])!;
-    }
+    static Probe RunProbe(string label, RecomputeMode mode, int[] shape) =>
+        MemoryBench.ProbeProcess<Probe>(["bench", "activation-probe", "--variant", label, "--mode", Names(mode), "--shape",
+            .. shape.Select(s => s.ToString(CultureInfo.InvariantCulture))], $"activation-probe {label} {mode}",
+            new Dictionary<string, string> { ["GLIBC_TUNABLES"] = ExactAllocator });
 
     static Probe Measure(Architecture arch, ConnectionConfig connection, RecomputeMode mode, int[] shape)
     {

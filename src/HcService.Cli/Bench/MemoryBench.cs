@@ -74,20 +74,25 @@ static class MemoryBench
 
     static double Gib(long bytes) => bytes / (double)(1L << 30);
 
-    static Probe RunProbe(Point p)
+    static Probe RunProbe(Point p) =>
+        ProbeProcess<Probe>(["bench", "memory-probe", "--preset", p.Preset, "--architecture", p.Architecture, "--connection", p.Connection,
+            "--rate", p.Rate.ToString(CultureInfo.InvariantCulture), "--micro-batch", p.MicroBatch.ToString(CultureInfo.InvariantCulture)], $"memory-probe {p}");
+
+    /// <summary>Runs `hc` with <paramref name="arguments"/> in a fresh process (a probe: one measurement per process) and
+    /// reads its last stdout line as JSON.</summary>
+    internal static T ProbeProcess<T>(IEnumerable<string> arguments, string what, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = HcService.Cli.Processes.ChildRunner.StartInfo();
-        foreach (var a in new[] { "bench", "memory-probe", "--preset", p.Preset, "--architecture", p.Architecture, "--connection", p.Connection,
-                     "--rate", p.Rate.ToString(CultureInfo.InvariantCulture), "--micro-batch", p.MicroBatch.ToString(CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
         using var process = Process.Start(psi)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        if (process.ExitCode != 0) throw new InvalidOperationException($"memory-probe {p} exited with {process.ExitCode}: {stderr.Result}");
-        return JsonSerializer.Deserialize<Probe>(stdout.Trim().Split('\n')[^1])!;
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{what} exited with {process.ExitCode}: {stderr.Result}");
+        return JsonSerializer.Deserialize<T>(stdout.Trim().Split('\n')[^1])!;
     }
 
     /// <summary>In this process: the plan a run of this shape gets, its model and optimizer, two training steps.</summary>

@@ -124,6 +124,23 @@ public static unsafe class NativeConnections
         return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
     }
 
+    /// <summary>A backward body in a scope of its own: the gradients it returns leave the scope and are handed to the engine
+    /// (released at the next backward, <see cref="Recompute.Release"/>); the engine's incoming gradients are disposed at
+    /// once (the engine keeps its own references; ours would live to the step's end).</summary>
+    static List<Tensor> HandBack(List<Tensor> grads, Func<DisposeScope, List<Tensor>> body)
+    {
+        Recompute.Release();
+        List<Tensor> result;
+        using (var scope = NewDisposeScope())
+        {
+            result = body(scope);
+            foreach (var g in result) if (g is not null) scope.Detach(g);
+        }
+        foreach (var g in grads) g?.Dispose();
+        Recompute.HandOver(result);
+        return result;
+    }
+
     /// <summary>Token ranges, one per torch thread, run in parallel.</summary>
     static void Ranges(long X, Action<int, long, long> run)
     {
@@ -167,19 +184,7 @@ public static unsafe class NativeConnections
             return [x, wc, betaOut];
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
-        {
-            Recompute.Release();
-            List<Tensor> result;
-            using (var scope = NewDisposeScope())
-            {
-                result = WidthBackward(ctx, grads);
-                foreach (var g in result) if (g is not null) scope.Detach(g);
-            }
-            foreach (var g in grads) g?.Dispose();   // the engine's own references stay; ours would live to the step's end
-            Recompute.HandOver(result);
-            return result;
-        }
+        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads) => HandBack(grads, _ => WidthBackward(ctx, grads));
 
         static List<Tensor> WidthBackward(autograd.AutogradContext ctx, List<Tensor> grads)
         {
@@ -231,29 +236,20 @@ public static unsafe class NativeConnections
             return [x];
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
+        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads) => HandBack(grads, _ =>
         {
-            Recompute.Release();
-            List<Tensor> result;
-            using (var scope = NewDisposeScope())
-            {
-                var saved = ctx.get_saved_variables();
-                var (h, wc) = (saved[0], saved[1]);
-                var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
-                var link = (Link)ctx.get_data("link");
-                var dh = link.DepthGrad ?? zeros(X, N, D);   // the depth node's part, which the kernel adds to
-                link.DepthGrad = null;
-                var dx = grads[0] is { IsInvalid: false } g ? g.contiguous() : zeros(X, 1, D);
-                var dwc = empty(X, N, N + 1);
-                var p = (H: Ptr(h), Wc: Ptr(wc), Dx: Ptr(dx), Dh: Ptr(dh), Dwc: Ptr(dwc));
-                Ranges(X, (_, t0, t1) => mixBackward(t0, t1, N, D, F(p.H), F(p.Wc), F(p.Dx), F(p.Dh), F(p.Dwc)));
-                result = [null!, dh, dwc];
-                foreach (var r in result) if (r is not null) scope.Detach(r);
-            }
-            foreach (var g in grads) g?.Dispose();
-            Recompute.HandOver(result);
-            return result;
-        }
+            var saved = ctx.get_saved_variables();
+            var (h, wc) = (saved[0], saved[1]);
+            var (X, N, D) = (h.shape[0], (int)h.shape[1], (int)h.shape[2]);
+            var link = (Link)ctx.get_data("link");
+            var dh = link.DepthGrad ?? zeros(X, N, D);   // the depth node's part, which the kernel adds to
+            link.DepthGrad = null;
+            var dx = grads[0] is { IsInvalid: false } g ? g.contiguous() : zeros(X, 1, D);
+            var dwc = empty(X, N, N + 1);
+            var p = (H: Ptr(h), Wc: Ptr(wc), Dx: Ptr(dx), Dh: Ptr(dh), Dwc: Ptr(dwc));
+            Ranges(X, (_, t0, t1) => mixBackward(t0, t1, N, D, F(p.H), F(p.Wc), F(p.Dx), F(p.Dh), F(p.Dwc)));
+            return [null!, dh, dwc];
+        });
     }
 
     sealed class DepthFunction : autograd.MultiTensorFunction<DepthFunction>
@@ -275,20 +271,12 @@ public static unsafe class NativeConnections
             return [output];
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
+        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads) => HandBack(grads, scope =>
         {
-            Recompute.Release();
-            List<Tensor> result;
-            using (var scope = NewDisposeScope())
-            {
-                result = DepthBackward(ctx, grads);
-                foreach (var g in result) if (g is not null) scope.Detach(g);
-                if (((Link)ctx.get_data("link")).DepthGrad is { } toWidth) scope.Detach(toWidth);
-            }
-            foreach (var g in grads) g?.Dispose();
-            Recompute.HandOver(result);
+            var result = DepthBackward(ctx, grads);
+            if (((Link)ctx.get_data("link")).DepthGrad is { } toWidth) scope.Detach(toWidth);   // it outlives this call
             return result;
-        }
+        });
 
         static List<Tensor> DepthBackward(autograd.AutogradContext ctx, List<Tensor> grads)
         {

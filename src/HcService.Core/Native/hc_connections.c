@@ -59,6 +59,19 @@ static inline __attribute__((always_inline)) void weights(int N, int D, const fl
     }
 }
 
+// x = A_m^T H for one token: the A_m column (0) of its weights w [N, N+1] over its streams h [N, D].
+static inline __attribute__((always_inline)) void mix_x(int N, int D, const float* h, const float* w, float* xt)
+{
+    const int M = N + 1;
+    for (int d = 0; d < D; d++) xt[d] = 0;
+    for (int i = 0; i < N; i++)
+    {
+        const float* hi = h + (int64_t)i * D;
+        float am = w[i * M];
+        for (int d = 0; d < D; d++) xt[d] += am * hi[d];
+    }
+}
+
 // Forward of the width connection for tokens [t0, t1): x [X, D], beta [X, N], wc [X, N, N+1] (A_m in column 0, A_r
 // in columns 1..N); dynamic: mean, rstd [X, N], act [X, N, N+2]. W null: static HC (the dynamic arguments are ignored).
 HC_KERNEL void hc_width_forward(int64_t t0, int64_t t1, int N, int D, const float* H, const float* alpha, const float* beta_s,
@@ -72,14 +85,7 @@ HC_KERNEL void hc_width_forward(int64_t t0, int64_t t1, int N, int D, const floa
         float* w = wc + t * N * M;
         weights(N, D, h, alpha, beta_s, W, sa, sb, tanh_on, rms, norm_w, eps, w, beta + t * N,
                 W ? mean + t * N : 0, W ? rstd + t * N : 0, W ? act + t * N * P : 0);
-        float* xt = x + t * D;
-        for (int d = 0; d < D; d++) xt[d] = 0;
-        for (int i = 0; i < N; i++)
-        {
-            const float* hi = h + (int64_t)i * D;
-            float am = w[i * M];
-            for (int d = 0; d < D; d++) xt[d] += am * hi[d];
-        }
+        mix_x(N, D, h, w, x + t * D);
     }
 }
 
@@ -230,14 +236,7 @@ HC_KERNEL void hc_mix_forward(int64_t t0, int64_t t1, int N, int D, const float*
     {
         const float* h = H + t * N * D;
         const float* w = wc + t * N * M;
-        float* xt = x + t * D;
-        for (int d = 0; d < D; d++) xt[d] = 0;
-        for (int i = 0; i < N; i++)
-        {
-            const float* hi = h + (int64_t)i * D;
-            float am = w[i * M];
-            for (int d = 0; d < D; d++) xt[d] += am * hi[d];
-        }
+        mix_x(N, D, h, w, x + t * D);
     }
 }
 
