@@ -80,15 +80,14 @@ public static class DatasetsApi
             && !request.ContentType.Contains("utf-8", StringComparison.OrdinalIgnoreCase))
             return Problems.Invalid([new("Content-Type", request.ContentType, "text/plain in UTF-8 (charset=utf-8 or none)")], "The dataset is invalid");
 
-        // The name and the tokenizer before the body is read: a refused upload is refused at once.
-        try { DatasetImport.Check(paths.DataRoot, name, tokenizer, isTokens); }
-        catch (ConfigException e) { return Problems.Invalid(e.Errors, "The dataset is invalid"); }
-        catch (DatasetExistsException e) { return TypedResults.Conflict(new ProblemDetails { Title = "The dataset exists", Detail = e.Message, Status = 409 }); }
-
-        DatasetImport.RemoveStale(paths.DataRoot, TimeSpan.FromDays(1));
-        var body = DatasetImport.NewBodyFile(paths.DataRoot);
+        // The name, the tokenizer and the name's being free are checked before the body is read (a refused upload is
+        // refused at once), and again by the import (another upload may have taken the name meanwhile).
+        var body = "";
         try
         {
+            DatasetImport.Check(paths.DataRoot, name, tokenizer, isTokens);
+            DatasetImport.RemoveStale(paths.DataRoot, TimeSpan.FromDays(1));
+            body = DatasetImport.NewBodyFile(paths.DataRoot);
             await using (var file = new FileStream(body, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
                 await request.Body.CopyToAsync(file, ct);
             // Tokenising and the id scan are CPU work: off the request thread's pool slot.
@@ -97,10 +96,7 @@ public static class DatasetsApi
             return TypedResults.Created($"/api/datasets/{name}", new DatasetInfo(name, manifest.Tokenizer, manifest.VocabSize, manifest.TokenCount));
         }
         catch (ConfigException e) { return Problems.Invalid(e.Errors, "The dataset is invalid"); }
-        catch (DatasetExistsException e)
-        {
-            return TypedResults.Conflict(new ProblemDetails { Title = "The dataset exists", Detail = e.Message, Status = 409 });
-        }
-        finally { File.Delete(body); }
+        catch (DatasetExistsException e) { return TypedResults.Conflict(new ProblemDetails { Title = "The dataset exists", Detail = e.Message, Status = 409 }); }
+        finally { if (body.Length > 0) File.Delete(body); }
     }
 }

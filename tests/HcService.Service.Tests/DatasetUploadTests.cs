@@ -59,6 +59,17 @@ public class DatasetUploadTests(ServiceFixture svc)
         Assert.Equal([0L, 20L], heldOut.Select(p => p.Step));
         Assert.True(heldOut[1].Value < heldOut[0].Value - 0.5, $"{heldOut[0].Value} -> {heldOut[1].Value}");
         Assert.Empty(await svc.Series(id, "val/valid-austen-bytes/loss"));
+
+        // A dataset too short to hold a tail out is refused at submission, naming data.train and the length it needs.
+        using var small = await svc.Http.PostAsync("api/datasets?name=short-up&tokenizer=bytes", new StringContent(new string('x', 599), Encoding.UTF8, "text/plain"));
+        Assert.Equal(HttpStatusCode.Created, small.StatusCode);
+        var (status400, problem) = await svc.Submit("""
+            { "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" },
+              "training": { "tokenBudget": 20480 }, "data": { "train": "short-up" } }
+            """);
+        Assert.Equal(HttpStatusCode.BadRequest, status400);
+        Assert.Contains("data.train = 'short-up': must be a dataset of at least 1290 tokens to hold out a validation tail of at most 1/10 ('short-up' has 600)",
+            problem!.ToJsonString(new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
     }
 
     [Fact]

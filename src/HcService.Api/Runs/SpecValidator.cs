@@ -30,9 +30,7 @@ public sealed class SpecValidator(HcService.Store.HcPaths paths, DeviceMemory me
                 // Opened as the training process will open it: manifest, file names by identity, .npy headers against
                 // file sizes, the manifest's token count against the files; then the token ids of a sample.
                 using var dataset = new TokenDataset(folder);
-                if (DatasetFit.Check(dataset, name, field, plan.Model, plan.Training.SeqLen, sampleIds: true) is { } misfit) errors.Add(misfit);
-                else if (field == "data.train" && plan.HoldsOutValidation && HeldOut.Split(dataset.Length, plan.Training.SeqLen, plan.Training.EvalTokens) is null)
-                    errors.Add(DatasetFit.TooShortToHoldOut(dataset, name, plan.Training.SeqLen));
+                if (DatasetFit.Check(dataset, name, field, plan, sampleIds: true) is { } misfit) errors.Add(misfit);
             }
             catch (ConfigException e) { errors.AddRange(e.Errors); }
             catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)

@@ -62,9 +62,11 @@ static class DataCommand
         push.SetAction(async (r, ct) =>
         {
             var paths = r.GetValue(pushInputs)!;
-            if (r.GetValue(name) is null && !(paths is [var one] && File.Exists(Path.Combine(one, DatasetManifest.FileName))))
+            var folder = paths is [var one] && File.Exists(Path.Combine(one, DatasetManifest.FileName)) ? one : null;   // prepared, or text
+            if (r.GetValue(name) is null && folder is null)
                 throw new ConfigException([new("--name", "(not given)", "the dataset's name on the service (text has no dataset folder to take it from)")]);
-            var (file, tokenizerName, defaultName, temp) = TokenFileToPush(paths, r.GetValue(pushTokenizer), r.GetValue(pushPreset));
+            var (file, tokenizerName, defaultName, temp) = folder is not null ? PreparedTokenFile(folder, r.GetValue(pushTokenizer))
+                : TokeniseToPush(paths, r.GetValue(pushTokenizer), r.GetValue(pushPreset));
             try
             {
                 var datasetName = r.GetValue(name) ?? defaultName!;
@@ -99,28 +101,29 @@ static class DataCommand
         return data;
     }
 
-    /// <summary>What `hc data push` uploads: a prepared dataset's one token file (its manifest names the tokenizer), or
-    /// text tokenised into a temporary folder (returned to delete).</summary>
-    static (string File, string Tokenizer, string? Name, string? Temp) TokenFileToPush(string[] inputs, string? tokenizer, string? preset)
+    /// <summary>What `hc data push` uploads of a prepared dataset: its one token file (its manifest names the tokenizer)
+    /// under the folder's name.</summary>
+    static (string File, string Tokenizer, string? Name, string? Temp) PreparedTokenFile(string folder, string? tokenizer)
     {
-        if (inputs is [var folder] && File.Exists(Path.Combine(folder, DatasetManifest.FileName)))
-        {
-            using var dataset = new TokenDataset(folder);
-            var m = dataset.Manifest;
-            if (m.Files.Count != 1 || !m.Files[0].Name.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) || m.Tokenizer is not ("gpt2" or "bytes"))
-                throw new ConfigException([new("inputs", folder, "a dataset of one .npy token file made by gpt2 or bytes (as `hc data prepare` writes), or text files")]);
-            if (tokenizer is not null && tokenizer != m.Tokenizer)
-                throw new ConfigException([new("--tokenizer", tokenizer, $"absent or {m.Tokenizer}: the dataset's manifest says its tokens are {m.Tokenizer}")]);
-            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
-            return (Path.Combine(folder, m.Files[0].Name), m.Tokenizer, name, null);
-        }
+        using var dataset = new TokenDataset(Path.GetFullPath(folder));
+        var m = dataset.Manifest;
+        if (m.Files.Count != 1 || !m.Files[0].Name.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) || !TextTokenizers.Names.Contains(m.Tokenizer))
+            throw new ConfigException([new("inputs", folder, $"a dataset of one .npy token file made by {string.Join(" or ", TextTokenizers.Names)} (as `hc data prepare` writes), or text files")]);
+        if (tokenizer is not null && tokenizer != m.Tokenizer)
+            throw new ConfigException([new("--tokenizer", tokenizer, $"absent or {m.Tokenizer}: the dataset's manifest says its tokens are {m.Tokenizer}")]);
+        return (Path.Combine(folder, m.Files[0].Name), m.Tokenizer, dataset.Name, null);
+    }
+
+    /// <summary>What `hc data push` uploads of text: tokenised into a temporary folder (returned, to delete).</summary>
+    static (string File, string Tokenizer, string? Name, string? Temp) TokeniseToPush(string[] inputs, string? tokenizer, string? preset)
+    {
         var tok = TextTokenizers.Create(tokenizer ?? TokenizerFor(preset));
         var temp = Directory.CreateTempSubdirectory("hc-push-").FullName;
         try
         {
             var manifest = DatasetPreparer.Prepare(inputs, temp, tok);
             Console.Error.WriteLine($"tokenised {manifest.TokenCount.ToString("N0", CultureInfo.InvariantCulture)} tokens ({tok.Name}) from {manifest.Sources.Count} files");
-            return (Path.Combine(temp, "tokens.npy"), tok.Name, null, temp);
+            return (Path.Combine(temp, DatasetManifest.TokenFile), tok.Name, null, temp);
         }
         catch
         {

@@ -2,15 +2,17 @@ using HcService.Contract.Config;
 
 namespace HcService.Contract.Data;
 
-/// <summary>Whether an opened token dataset fits a model: its tokenizer's vocabulary, its length, its token ids. The one
-/// check that submission (the API) and training (the child, `hc train`) both make.</summary>
+/// <summary>Whether an opened token dataset fits a job: its tokenizer's vocabulary, its length, its token ids, and for a
+/// training dataset that holds out its validation tail, room for one. The one check that submission (the API) and
+/// training (the child, `hc train`) both make.</summary>
 public static class DatasetFit
 {
     /// <summary>The first way <paramref name="dataset"/> (named <paramref name="name"/>, given as <paramref name="field"/>)
-    /// does not fit <paramref name="model"/> and sequences of <paramref name="seqLen"/>; null when it fits.</summary>
+    /// does not fit <paramref name="plan"/>'s model and sequences; null when it fits.</summary>
     /// <param name="sampleIds">Also read a sample of its token ids (submission: a wrong manifest is caught before any run).</param>
-    public static ConfigError? Check(TokenDataset dataset, string name, string field, ModelConfig model, int seqLen, bool sampleIds)
+    public static ConfigError? Check(TokenDataset dataset, string name, string field, HcService.Contract.Jobs.JobPlan plan, bool sampleIds)
     {
+        var (model, seqLen) = (plan.Model, plan.Training.SeqLen);
         var manifest = dataset.Manifest;
         if (manifest.VocabSize > model.Vocab)
             return new(field, name,
@@ -21,6 +23,8 @@ public static class DatasetFit
         if (sampleIds && dataset.SampleMax() is var max && max >= model.Vocab)
             return new(field, name,
                 $"a dataset whose token ids fit the model's vocabulary {model.Vocab}: '{name}' holds token id {max} (its manifest says {manifest.Tokenizer}, vocabulary {manifest.VocabSize})");
+        if (field == "data.train" && plan.HoldsOutValidation && HeldOut.Split(dataset.Length, seqLen, plan.Training.EvalTokens) is null)
+            return TooShortToHoldOut(dataset, name, seqLen);
         return null;
     }
 

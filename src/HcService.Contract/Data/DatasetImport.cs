@@ -118,15 +118,8 @@ public static class DatasetImport
         string sha;
         using (var stream = File.OpenRead(bodyFile)) sha = Convert.ToHexStringLower(SHA256.HashData(stream));
         var bytes = new FileInfo(bodyFile).Length;
-        File.Move(bodyFile, Path.Combine(folder, "tokens.npy"));
-        var manifest = new DatasetManifest
-        {
-            Tokenizer = tokenizer.Name, VocabSize = tokenizer.VocabSize, EndOfText = tokenizer.EndOfText,
-            DType = dtype == TokenDType.UInt16 ? "uint16" : "uint32", TokenCount = count,
-            Files = [new TokenFileEntry("tokens.npy", count)],
-            Sources = [new SourceEntry("upload.npy", bytes, sha, count)],
-            CreatedAt = DateTimeOffset.UtcNow,
-        };
+        File.Move(bodyFile, Path.Combine(folder, DatasetManifest.TokenFile));
+        var manifest = DatasetManifest.OneFile(tokenizer, dtype, count, [new SourceEntry("upload.npy", bytes, sha, count)]);
         File.WriteAllText(Path.Combine(folder, DatasetManifest.FileName), manifest.ToJson());
         using var data = new TokenDataset(folder);
         if (FirstOutside(data, tokenizer.VocabSize) is { } bad)

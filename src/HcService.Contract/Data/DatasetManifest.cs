@@ -19,6 +19,22 @@ public sealed record DatasetManifest
     public List<SourceEntry> Sources { get; init; } = [];
     public DateTimeOffset? CreatedAt { get; init; }
 
+    /// <summary>The manifest of a dataset of one token file, tokens.npy, made by <paramref name="tokenizer"/>.</summary>
+    public static DatasetManifest OneFile(ITextTokenizer tokenizer, TokenDType dtype, long tokens, List<SourceEntry> sources) => new()
+    {
+        Tokenizer = tokenizer.Name,
+        VocabSize = tokenizer.VocabSize,
+        EndOfText = tokenizer.EndOfText,
+        DType = dtype == TokenDType.UInt16 ? "uint16" : "uint32",
+        TokenCount = tokens,
+        Files = [new TokenFileEntry(TokenFile, tokens)],
+        Sources = sources,
+        CreatedAt = DateTimeOffset.UtcNow,
+    };
+
+    /// <summary>The token file of a one-file dataset (<see cref="OneFile"/>).</summary>
+    public const string TokenFile = "tokens.npy";
+
     static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
     public string ToJson() => JsonSerializer.Serialize(this, Json);
     /// <summary>Reads a manifest; anything that is not one is an <see cref="InvalidDataException"/> naming the file.</summary>

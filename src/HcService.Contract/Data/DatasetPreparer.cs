@@ -18,7 +18,7 @@ public static class DatasetPreparer
         if (files.Count == 0) throw new HcService.Contract.Config.ConfigException([new("inputs", string.Join(" ", inputs), "text files or folders containing *.txt files")]);
         Directory.CreateDirectory(outDir);
         var dtype = tokenizer.VocabSize <= 65536 ? TokenDType.UInt16 : TokenDType.UInt32;
-        var tokenPath = Path.Combine(outDir, "tokens.npy");
+        var tokenPath = Path.Combine(outDir, DatasetManifest.TokenFile);
         var tmpPath = tokenPath + ".tmp";
         var totalBytes = files.Sum(f => new FileInfo(f).Length);
         long doneBytes = 0, count = 0;
@@ -49,17 +49,7 @@ public static class DatasetPreparer
             stream.Flush(flushToDisk: true);
         }
         File.Move(tmpPath, tokenPath, overwrite: true);
-        var manifest = new DatasetManifest
-        {
-            Tokenizer = tokenizer.Name,
-            VocabSize = tokenizer.VocabSize,
-            EndOfText = tokenizer.EndOfText,
-            DType = dtype == TokenDType.UInt16 ? "uint16" : "uint32",
-            TokenCount = count,
-            Files = [new TokenFileEntry("tokens.npy", count)],
-            Sources = sources,
-            CreatedAt = DateTimeOffset.UtcNow,
-        };
+        var manifest = DatasetManifest.OneFile(tokenizer, dtype, count, sources);
         File.WriteAllText(Path.Combine(outDir, DatasetManifest.FileName), manifest.ToJson());
         return manifest;
     }

@@ -95,7 +95,7 @@ public sealed class FracConnection : nn.Module, IConnection, IRecomputable
         var w = Connections.Recompute.Weights(h =>
         {
             var (wT, beta) = Weights(h);
-            return [wT.contiguous(), beta.contiguous()];
+            return [wT, beta];
         }, h_XMF, [.. parameters()]);
         return (w[0], w[1]);
     }

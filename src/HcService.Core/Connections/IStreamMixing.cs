@@ -71,7 +71,7 @@ public static class StreamMixing
         {
             var hMlp_XND = TorchOps.BaddBmm(saved[1].bmm(saved[0]), saved[2], saved[3]);
             var (amT, arT, beta) = mlp.Weights(hMlp_XND);
-            return [amT.bmm(hMlp_XND), arT.bmm(hMlp_XND), beta.contiguous()];
+            return [amT.bmm(hMlp_XND), arT.bmm(hMlp_XND), beta];
         }, [h_XND, arT_XNN, beta_XN1, y_X1D], [.. ((TorchSharp.torch.nn.Module)mlp).parameters()]);
         var yMlp_BTD = mlpSublayer(mlpNorm.forward(mlpIn[0].view(B, T, D)));
         var out_XND = TorchOps.BaddBmm(mlpIn[1], mlpIn[2], yMlp_BTD.reshape(X, 1, D));
@@ -83,7 +83,7 @@ public static class StreamMixing
         var w = Recompute.Weights(h =>
         {
             var (amT, arT, beta) = connection.Weights(h);
-            return [amT.contiguous(), arT.contiguous(), beta.contiguous()];
+            return [amT, arT, beta];
         }, h_XND, [.. ((TorchSharp.torch.nn.Module)connection).parameters()]);
         return (w[0], w[1], w[2]);
     }

@@ -89,7 +89,9 @@ public static class Recompute
             // No zero-filled stand-ins for unused outputs: backward makes its own (TorchSharp's stand-ins live in the
             // forward's dispose scope and would be gone by then).
             ctx.set_materialize_grads(false);
-            return [.. body.Run(inputs)];
+            // Contiguous: an output may be a view of another (A_m and A_r are columns of one matrix), which a custom
+            // function's outputs must not be.
+            return [.. body.Run(inputs).Select(t => t.contiguous())];
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)

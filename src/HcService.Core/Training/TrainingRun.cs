@@ -91,7 +91,7 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
     static TokenDataset OpenDataset(DataCatalog catalog, string name, string field, JobPlan plan)
     {
         var data = new TokenDataset(catalog.Resolve(name, field));
-        if (DatasetFit.Check(data, name, field, plan.Model, plan.Training.SeqLen, sampleIds: false) is { } misfit)
+        if (DatasetFit.Check(data, name, field, plan, sampleIds: false) is { } misfit)
         {
             data.Dispose();
             throw new ConfigException([misfit]);
