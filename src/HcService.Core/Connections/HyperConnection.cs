@@ -91,7 +91,7 @@ public sealed class HyperConnection : nn.Module, IStreamMixing, IRecomputable
     public HcService.Core.Native.ConnectionKernels Kernels { get; set; }
 
     /// <summary>The fused CPU kernels (<see cref="HcService.Core.Native.NativeConnections"/>) for fp32 CPU streams when
-    /// they are built, unless recompute = hc (whose per-block scheme runs on tensor ops); else the tensor path.</summary>
+    /// they are built, unless recompute = hc (whose stream replay runs on tensor ops); else the tensor path.</summary>
     public Tensor Forward(Tensor h_BTND, Norm sublayerNorm, Func<Tensor, Tensor> sublayer) =>
         Kernels == HcService.Core.Native.ConnectionKernels.Auto && Recompute != HcService.Contract.Jobs.RecomputeMode.Hc && HcService.Core.Native.NativeConnections.Supports(h_BTND)
             ? HcService.Core.Native.NativeConnections.Forward(new(rate, dynamic_proj is not null, tanh, norm?.Kind == NormKind.RmsNorm, (float)(norm?.Eps ?? 0)),

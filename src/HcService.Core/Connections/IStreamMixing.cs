@@ -50,34 +50,6 @@ public static class StreamMixing
         return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
     }
 
-    /// <summary>
-    /// A block's two connections under recompute = hc (the paper's scheme: the streams are kept once per block, not once
-    /// per connection). The attention connection runs as in <see cref="Forward"/> (its weights recomputed when they depend
-    /// on the streams); the MLP connection's input H_f = A_r^T H + B y_a is never kept: one node saves H, the attention
-    /// connection's A_r and B and its sublayer output y_a (each kept anyway, or small), and makes H_f, the MLP connection's
-    /// weights, x_f and H_f' again in backward. The same ops in the same order as two <see cref="Forward"/> calls.
-    /// </summary>
-    public static Tensor Block(IStreamMixing attn, IStreamMixing mlp, Tensor h_BTND, Norm attnNorm, Func<Tensor, Tensor> attnSublayer,
-        Norm mlpNorm, Func<Tensor, Tensor> mlpSublayer)
-    {
-        using var scope = NewDisposeScope();
-        var (B, T, N, D) = (h_BTND.shape[0], h_BTND.shape[1], h_BTND.shape[2], h_BTND.shape[3]);
-        var X = B * T;
-        var h_XND = h_BTND.reshape(X, N, D);
-        var (amT_X1N, arT_XNN, beta_XN1) = attn.RecomputesWeights ? Recomputed(attn, h_XND) : attn.Weights(h_XND);
-        var x_X1D = amT_X1N.bmm(h_XND);
-        var y_X1D = attnSublayer(attnNorm.forward(x_X1D.view(B, T, D))).reshape(X, 1, D);
-        var mlpIn = Recompute.Node(saved =>
-        {
-            var hMlp_XND = TorchOps.BaddBmm(saved[1].bmm(saved[0]), saved[2], saved[3]);
-            var (amT, arT, beta) = mlp.Weights(hMlp_XND);
-            return [amT.bmm(hMlp_XND), arT.bmm(hMlp_XND), beta];
-        }, [h_XND, arT_XNN, beta_XN1, y_X1D], [.. ((TorchSharp.torch.nn.Module)mlp).parameters()]);
-        var yMlp_BTD = mlpSublayer(mlpNorm.forward(mlpIn[0].view(B, T, D)));
-        var out_XND = TorchOps.BaddBmm(mlpIn[1], mlpIn[2], yMlp_BTD.reshape(X, 1, D));
-        return out_XND.view(B, T, N, D).MoveToOuterDisposeScope();
-    }
-
     static (Tensor AmT, Tensor ArT, Tensor Beta) Recomputed(IStreamMixing connection, Tensor h_XND)
     {
         var w = Recompute.Weights(h =>

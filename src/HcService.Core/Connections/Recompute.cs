@@ -65,6 +65,9 @@ public static class Recompute
     internal static long Recomputations => Interlocked.Read(ref recomputations);
     static long recomputations;
 
+    /// <summary>Counts one recomputing backward (<see cref="Recomputations"/>).</summary>
+    internal static void Count() => Interlocked.Increment(ref recomputations);
+
     /// <summary>Gradients a custom backward returns to the engine, released at the next one (<see cref="Release"/>).</summary>
     internal static void HandOver(IEnumerable<Tensor> grads) => (handedOver ??= []).AddRange(grads.Where(g => g is not null));
 
@@ -97,7 +100,7 @@ public static class Recompute
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
         {
             Release();
-            Interlocked.Increment(ref recomputations);
+            Count();
             var body = (Body)ctx.get_data("body");
             List<Tensor> result;
             using (var scope = NewDisposeScope())

@@ -63,12 +63,16 @@ public sealed class Block : nn.Module
     }
     HcService.Contract.Jobs.RecomputeMode recompute;
 
+    /// <summary>The block's two sublayers for the model's stream replay (recompute = hc with n copies of the state,
+    /// <see cref="StreamReplay"/>), which runs the connections of every block itself.</summary>
+    internal IEnumerable<StreamReplay.Step> Steps(Action<MoeStats> moeStats) =>
+    [
+        new((IStreamMixing)attn_conn, attn_norm, x => Dropout(attn.forward(x))),
+        new((IStreamMixing)ff_conn, ff_norm, x => Dropout(FeedForward(x, moeStats))),
+    ];
+
     Tensor Sublayers(Tensor h, Action<MoeStats> moeStats, Action<int, Tensor>? connectionInput)
     {
-        // recompute = hc with n copies of the state: the streams are kept once per block (StreamMixing.Block).
-        if (recompute == HcService.Contract.Jobs.RecomputeMode.Hc && connectionInput is null && AttnConnection is IStreamMixing a
-            && MlpConnection is IStreamMixing m && Connections.Recompute.Applies(training))
-            return StreamMixing.Block(a, m, h, attn_norm, x => Dropout(attn.forward(x)), ff_norm, x => Dropout(FeedForward(x, moeStats)));
         connectionInput?.Invoke(0, h);
         h = AttnConnection.Forward(h, attn_norm, x => Dropout(attn.forward(x)));
         connectionInput?.Invoke(1, h);

@@ -81,8 +81,15 @@ public sealed class LanguageModel : nn.Module
         void Collect(MoeStats s) { scope.Attach(s.LoadBalancingLoss, s.RouterZLoss); moeStats.Add(s); }
         var h_BTD = wte.forward(tokens_BT);
         if (Config.Dropout > 0 && training) h_BTD = nn.functional.dropout(h_BTD, Config.Dropout, training);
-        var h = Streams.Expand(h_BTD, Config.Connection);
-        foreach (var block in blocks) h = block.Forward(h, Collect);
+        Tensor h;
+        // recompute = hc with n copies of the state: the streams are kept once per segment of blocks and replayed.
+        if (StreamReplay.Applies(recompute, Config.Connection, training))
+            h = StreamReplay.Run(h_BTD, Config.Connection.Rate, [.. blocks.SelectMany(b => b.Steps(Collect))], StreamReplay.SegmentBlocks(Config.Layers));
+        else
+        {
+            h = Streams.Expand(h_BTD, Config.Connection);
+            foreach (var block in blocks) h = block.Forward(h, Collect);
+        }
         var hidden_BTD = Streams.Reduce(h, Config.Connection);
         var x_BTD = ln_f.forward(hidden_BTD);
         var logits_BTV = lm_head is null ? x_BTD.matmul(wte.weight!.t()) : lm_head.forward(x_BTD);
