@@ -50,7 +50,7 @@ public class ArrangementTests
         using var _ = no_grad();
         var actual = hc.Forward(tokens).Hidden;
 
-        var h0 = hc.Embedding.forward(tokens);
+        var h0 = hc.Embedding!.forward(tokens);
         Tensor a = h0, b = h0;
         foreach (var block in hc.Blocks)
         {
@@ -64,7 +64,7 @@ public class ArrangementTests
         var rel = RelDiff(actual, expected);
         Assert.True(rel <= 1e-6, $"parallel arrangement differs from the hand-built parallel block by {rel:E2}");
         // And it is really different from the sequential network built from the same weights.
-        var sequential = hc.Embedding.forward(tokens);
+        var sequential = hc.Embedding!.forward(tokens);
         foreach (var block in hc.Blocks)
         {
             sequential = sequential + block.Attn.forward(block.AttnNorm.forward(sequential));
@@ -80,7 +80,7 @@ public class ArrangementTests
         var m = Build(Tiny(new ConnectionConfig { Type = ConnectionType.PostNorm }), seed: 9);
         var tokens = Tokens(2, 16, 64);
         using var _ = no_grad();
-        var h = m.Embedding.forward(tokens);
+        var h = m.Embedding!.forward(tokens);
         foreach (var block in m.Blocks)
         {
             h = block.AttnNorm.forward(h + block.Attn.forward(h));
@@ -110,7 +110,7 @@ public class ArrangementTests
         using var _ = no_grad();
         var actual = hc.Forward(tokens).Hidden;
 
-        var h0 = hc.Embedding.forward(tokens);
+        var h0 = hc.Embedding!.forward(tokens);
         Tensor a = h0, b = h0;
         foreach (var block in hc.Blocks)
         {

@@ -115,7 +115,7 @@ public class DivergenceTests
         var optimizer = Optimizers.AdamW(model, lr: 1e-2);
         var tokens = TestModels.Tokens(2, 16, 64);
         TrainStep.Run(model, optimizer, tokens, tokens);                         // optimizer state exists
-        using (no_grad()) model.Embedding.weight![tokens[0, 0].item<long>(), 0] = tensor(float.NaN);
+        using (no_grad()) model.Embedding!.weight![tokens[0, 0].item<long>(), 0] = tensor(float.NaN);
         var before = model.parameters().Select(p => p.detach().clone()).ToList();
 
         var r = TrainStep.Run(model, optimizer, tokens, tokens);

@@ -162,7 +162,7 @@ public class ConnectionAnalysisTests
         var states = new List<Tensor>();
         var traced = TrunkTrace.Run(model, tokens, null, (l, h) => { Assert.Equal(states.Count, l); states.Add(h.clone().DetachFromDisposeScope()); });
         using var _ = no_grad();
-        var hand = model.Embedding.forward(tokens);
+        var hand = model.Embedding!.forward(tokens);
         Assert.Equal(0.0, MaxAbsDiff(states[0], hand));
         for (var l = 0; l < 3; l++)
         {
@@ -205,7 +205,7 @@ public class ConnectionAnalysisTests
 
         using var _ = no_grad();
         var p = model.named_parameters().Where(q => q.name.StartsWith("blocks.0.attn_conn.")).ToDictionary(q => q.name[19..], q => q.parameter.to_type(ScalarType.Float64));
-        var h0 = model.Embedding.forward(tokens).reshape(16, -1).to_type(ScalarType.Float64);
+        var h0 = model.Embedding!.forward(tokens).reshape(16, -1).to_type(ScalarType.Float64);
         var proj = nn.functional.layer_norm(h0, [h0.shape[1]], eps: 1e-5).matmul(p["dynamic_proj"].t()).tanh();   // [X, n+2]
         double Mean(Tensor t) => t.mean().item<double>();
         double Std(Tensor t) => t.std(unbiased: false).item<double>();
@@ -263,7 +263,7 @@ public class ConnectionAnalysisTests
         Assert.Equal(16, similarity.Tokens);
         using (no_grad())
         {
-            var h = residual.Embedding.forward(tokens);
+            var h = residual.Embedding!.forward(tokens);
             for (var l = 0; l < 3; l++)
             {
                 var next = residual.Blocks[l].Forward(h, _ => { });

@@ -35,7 +35,7 @@ public class InitStdTests
         var c = Wide(InitKind.Mitchell, connection);
         using var model = Build(c, seed: 2);
         double d = c.DModel, f = c.MlpHidden, scale = Math.Sqrt(n);
-        Near(1 / Math.Sqrt(d), model.Embedding.weight!, "embedding");
+        Near(1 / Math.Sqrt(d), model.Embedding!.weight!, "embedding");
         for (var l = 0; l < c.Layers; l++)
         {
             var block = model.Blocks[l];
@@ -51,7 +51,7 @@ public class InitStdTests
     {
         var c = Wide(InitKind.Normal, ConnectionConfig.StaticHc(4));   // no rescaling unless asked
         using var model = Build(c, seed: 3);
-        Near(0.02, model.Embedding.weight!, "embedding");
+        Near(0.02, model.Embedding!.weight!, "embedding");
         for (var l = 0; l < c.Layers; l++)
         {
             var block = model.Blocks[l];

@@ -59,7 +59,8 @@ static class ParamsCommand
     {
         Console.WriteLine($"{host.Name}: {Names.Of(host.Architecture)}, L={host.Layers}, d={host.DModel}, heads={host.Heads}, " +
             (host.IsMoe ? $"experts={host.Moe.Experts} top-{host.Moe.TopK} hidden={host.Moe.ExpertHidden}" : $"mlp={host.MlpHidden}") +
-            $", seq={host.MaxSeqLen}, vocab={host.Vocab} (emb {host.EmbeddingSize}), {(host.TieEmbeddings ? "tied" : "untied")}, {host.Norm}");
+            (host.Vision is { } vision ? $", seq={host.MaxSeqLen} (patches and class token), classes={vision.Classes}, {host.Norm}"
+                : $", seq={host.MaxSeqLen}, vocab={host.Vocab} (emb {host.EmbeddingSize}), {(host.TieEmbeddings ? "tied" : "untied")}, {host.Norm}"));
         var table = new List<string[]>
         {
             new[] { "connection", "base params", "HC extra", "total", "paper count", "active", "fwd FLOPs/tok", "train FLOPs/tok", "HC FLOPs", "weights+optim", "activations", "HC act.", "memory" },
@@ -71,11 +72,16 @@ static class ParamsCommand
         var widths = Enumerable.Range(0, table[0].Length).Select(i => table.Max(row => row[i].Length)).ToArray();
         foreach (var row in table)
             Console.WriteLine(string.Join("  ", row.Select((cell, i) => i == 0 ? cell.PadRight(widths[i]) : cell.PadLeft(widths[i]))));
-        Console.WriteLine($"paper count: without QK-norm and final-norm weights (the paper's Table 7 convention). Memory: {(bf16 ? "bf16" : "fp32")} training, " +
+        if (host.Vision is { } v)
+            Console.WriteLine($"{host.Name}: {N(rows[0].TotalParams)} parameters ({M(rows[0].TotalParams)}; every weight and bias, the ViT convention), " +
+                $"{v.ImageSize} px images in {v.PatchSize} px patches ({v.Patches} and a class token), {v.Channels} channel(s), {v.Classes} classes.");
+        Console.WriteLine($"paper count: {(host.IsVision ? "every weight and bias (ViT's convention)" : "without QK-norm and final-norm weights (the paper's Table 7 convention)")}. Memory: {(bf16 ? "bf16" : "fp32")} training, " +
             $"micro-batch {microBatch} x {host.MaxSeqLen} tokens; weights+optim = fp32 master, grads, Adam moments{(bf16 ? " + bf16 copy" : "")}.");
     }
 
     static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+    /// <summary>Millions with one decimal, as papers print them (86,567,656 -> 86.6M).</summary>
+    static string M(long v) => (v / 1e6).ToString("F1", CultureInfo.InvariantCulture) + "M";
     static string G(long v) => (v / 1e9).ToString("F3", CultureInfo.InvariantCulture) + " G";
     static string Bytes(long v) => v >= 1L << 30 ? (v / (double)(1L << 30)).ToString("F2", CultureInfo.InvariantCulture) + " GiB"
         : (v / (double)(1L << 20)).ToString("F1", CultureInfo.InvariantCulture) + " MiB";

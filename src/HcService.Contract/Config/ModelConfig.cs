@@ -7,6 +7,38 @@ public enum NormKind
     LayerNorm,
     /// <summary>RMSNorm with a learned weight (OLMoE).</summary>
     RmsNorm,
+    /// <summary>LayerNorm with a learned weight and bias (ViT). The streams' norm inside dynamic HC and FC stays plain
+    /// LayerNorm (<see cref="ModelConfig.StreamNorm"/>): a projection follows it, which an affine map would only repeat.</summary>
+    AffineLayerNorm,
+}
+
+/// <summary>
+/// An image classifier's input and output (ViT, Dosovitskiy et al. 2021): square images of <see cref="ImageSize"/> pixels
+/// with <see cref="Channels"/> channels cut into (ImageSize / PatchSize)^2 patches, each linearly embedded; a class token
+/// in front, learned position embeddings, and a linear head over <see cref="Classes"/> on the class token's final state.
+/// </summary>
+public sealed record VisionConfig
+{
+    public int ImageSize { get; init; } = 224;
+    public int PatchSize { get; init; } = 16;
+    public int Channels { get; init; } = 3;
+    public int Classes { get; init; } = 1000;
+
+    /// <summary>Patches per image.</summary>
+    public int Patches => ImageSize / PatchSize * (ImageSize / PatchSize);
+    /// <summary>The sequence the transformer sees: the patches and the class token.</summary>
+    public int SequenceLength => Patches + 1;
+    /// <summary>Inputs of one patch's embedding: channels x patch x patch.</summary>
+    public int PatchInputs => Channels * PatchSize * PatchSize;
+
+    public IEnumerable<ConfigError> Validate(string path = "model")
+    {
+        if (ImageSize is < 1 or > 8192) yield return new($"{path}.imageSize", ImageSize, "an integer in [1, 8192]");
+        if (PatchSize < 1 || PatchSize > ImageSize || ImageSize % Math.Max(PatchSize, 1) != 0)
+            yield return new($"{path}.patchSize", PatchSize, $"a divisor of imageSize = {ImageSize}");
+        if (Channels is < 1 or > 64) yield return new($"{path}.channels", Channels, "an integer in [1, 64]");
+        if (Classes is < 2 or > 1_000_000) yield return new($"{path}.classes", Classes, "an integer in [2, 1000000]");
+    }
 }
 
 /// <summary>Weight initialisation scheme.</summary>
@@ -190,8 +222,14 @@ public sealed record ModelConfig
     /// <summary>MoE settings; used when <see cref="Architecture"/> is Moe.</summary>
     public MoeConfig Moe { get; init; } = new();
     public ConnectionConfig Connection { get; init; } = ConnectionConfig.Residual;
+    /// <summary>Set for an image classifier (ViT): patches in, classes out; the blocks are ViT's (bidirectional attention
+    /// without RoPE, a GELU MLP, biases, affine LayerNorm), wired by the same connections. Null for a language model.</summary>
+    public VisionConfig? Vision { get; init; }
 
     public int HeadDim => DModel / Heads;
+    public bool IsVision => Vision is not null;
+    /// <summary>The norm of the streams inside dynamic HC and FC: the model's, with LayerNorm's affine map left out.</summary>
+    public NormKind StreamNorm => Norm == NormKind.AffineLayerNorm ? NormKind.LayerNorm : Norm;
     public bool IsMoe => Architecture == Architecture.Moe;
     /// <summary>Sublayers with a connection each: 2 per block.</summary>
     public int Sublayers => 2 * Layers;
@@ -207,7 +245,7 @@ public sealed record ModelConfig
         Need(Layers is >= 1 and <= MaxLayers, "model.layers", Layers, $"an integer in [1, {MaxLayers}]");
         Need(DModel is >= 1 and <= MaxWidth, "model.dModel", DModel, $"an integer in [1, {MaxWidth}]");
         Need(Heads >= 1 && DModel % Math.Max(Heads, 1) == 0, "model.heads", Heads, $"an integer >= 1 dividing dModel = {DModel}");
-        Need(Heads < 1 || DModel % Heads != 0 || HeadDim % 2 == 0, "model.heads", Heads, $"a head count giving an even head dimension (RoPE rotates pairs); dModel / heads = {(Heads > 0 ? DModel / Heads : 0)}");
+        Need(IsVision || Heads < 1 || DModel % Heads != 0 || HeadDim % 2 == 0, "model.heads", Heads, $"a head count giving an even head dimension (RoPE rotates pairs); dModel / heads = {(Heads > 0 ? DModel / Heads : 0)}");
         Need(IsMoe || MlpHidden is >= 1 and <= MaxHidden, "model.mlpHidden", MlpHidden, $"an integer in [1, {MaxHidden}]");
         Need(MaxSeqLen is >= 1 and <= MaxSequence, "model.maxSeqLen", MaxSeqLen, $"an integer in [1, {MaxSequence}]");
         Need(Vocab is >= 2 and <= MaxVocab, "model.vocab", Vocab, $"an integer in [2, {MaxVocab}]");
@@ -217,6 +255,13 @@ public sealed record ModelConfig
         Need(InitStd > 0, "model.initStd", InitStd, "> 0");
         Need(RopeTheta > 0, "model.ropeTheta", RopeTheta, "> 0");
         if (IsMoe) errors.AddRange(Moe.Validate());
+        if (Vision is not null)
+        {
+            errors.AddRange(Vision.Validate());
+            Need(!IsMoe, "architecture", "moe", "dense for a vision model (ViT's MLP is a dense GELU MLP)");
+            Need(Vision.ImageSize < 1 || Vision.PatchSize < 1 || MaxSeqLen == Vision.SequenceLength, "model.maxSeqLen", MaxSeqLen,
+                $"the patches and the class token of a vision model, (imageSize / patchSize)^2 + 1 = {(Vision.PatchSize > 0 ? Vision.SequenceLength : 0)}");
+        }
         errors.AddRange(Connection.Validate());
         Need(!Connection.IsFrac || Connection.Fractions < 1 || DModel % Connection.Fractions == 0, "connection.fractions", Connection.Fractions,
             $"a divisor of dModel = {DModel} (each fraction is dModel / fractions wide)");

@@ -93,6 +93,34 @@ public static class Presets
         Moe = new() { Experts = 64, TopK = 8, ExpertHidden = 1024, LoadBalancingCoef = 0.01, RouterZLossCoef = 0.001 },
     };
 
+    /// <summary>A ViT of the given shape (Dosovitskiy et al. 2021, Table 1): affine LayerNorm (eps 1e-6), a GELU MLP,
+    /// biases, N(0, 0.02) init; the image size, patch size, channels and classes of <paramref name="vision"/>.</summary>
+    static ModelConfig Vit(string name, int layers, int d, int heads, int mlp, VisionConfig vision) => new()
+    {
+        Name = name,
+        Layers = layers,
+        DModel = d,
+        Heads = heads,
+        MlpHidden = mlp,
+        MaxSeqLen = vision.SequenceLength,
+        Vocab = vision.Classes,
+        EmbeddingSize = vision.Classes,
+        TieEmbeddings = false,
+        Norm = NormKind.AffineLayerNorm,
+        NormEps = 1e-6,
+        Init = InitKind.Normal,
+        Vision = vision,
+    };
+
+    /// <summary>The CPU ViT: Fashion-MNIST's 28 x 28 grey images in 4 x 4 patches (49 and the class token), d = 64.</summary>
+    public static ModelConfig VitTiny { get; } = Vit("vit-tiny", 4, 64, 4, 256, new() { ImageSize = 28, PatchSize = 4, Channels = 1, Classes = 10 });
+    /// <summary>ViT-S/16 (DeiT-S's shape): 22,050,664 parameters at 224 px with 1000 classes.</summary>
+    public static ModelConfig VitS16 { get; } = Vit("vit-s-16", 12, 384, 6, 1536, new());
+    /// <summary>ViT-B/16: 86,567,656 parameters at 224 px with 1000 classes (the paper's 86.6M).</summary>
+    public static ModelConfig VitB16 { get; } = Vit("vit-b-16", 12, 768, 12, 3072, new());
+    /// <summary>ViT-L/16: 304,326,632 parameters at 224 px with 1000 classes (the paper's 304M).</summary>
+    public static ModelConfig VitL16 { get; } = Vit("vit-l-16", 24, 1024, 16, 4096, new());
+
     public static IReadOnlyDictionary<string, ModelConfig> All { get; } = new Dictionary<string, ModelConfig>(StringComparer.OrdinalIgnoreCase)
     {
         ["tiny"] = Tiny,
@@ -100,6 +128,10 @@ public static class Presets
         ["olmo-1b"] = Olmo1B,
         ["olmo-7b"] = Olmo7B,
         ["olmoe-1b-7b"] = Olmoe1B7B,
+        ["vit-tiny"] = VitTiny,
+        ["vit-s-16"] = VitS16,
+        ["vit-b-16"] = VitB16,
+        ["vit-l-16"] = VitL16,
     };
 
     /// <summary>The training defaults each preset comes with (a spec's training fields override them).</summary>

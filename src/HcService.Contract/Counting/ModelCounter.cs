@@ -15,7 +15,9 @@ public sealed record ParameterCount(
     /// The paper's convention (Table 7, docs/hc-math.md section 6.2): everything except QK-norm and final-norm weights. For OLMo dense
     /// (LayerNorm without affine) it equals <see cref="Base"/>; for OLMoE-1B-7B it gives 6,919,094,272.
     /// </summary>
-    public long PaperBase => Base - QkNorms - FinalNorm;
+    public long PaperBase => Base - (CountsEveryWeight ? 0 : QkNorms + FinalNorm);
+    /// <summary>A ViT: its published counts (86.6M for ViT-B/16) include every weight and bias, the final norm's too.</summary>
+    public bool CountsEveryWeight { get; init; }
     /// <summary>Parameters a token passes through: MoE counts only the top-k experts.</summary>
     public long Active => checked(Total - FeedForward + FeedForwardActive);
 }
@@ -56,10 +58,25 @@ public static class ModelCounter
             ff = L * (router + c.Moe.Experts * expert);
             ffActive = L * (router + c.Moe.TopK * expert);
         }
+        else if (c.Vision is not null)
+        {
+            ff = ffActive = L * (2 * d * c.MlpHidden + c.MlpHidden + d);   // GELU MLP: D x F and F x D, with biases
+        }
         else
         {
             ff = ffActive = L * 3 * d * c.MlpHidden;    // SwiGLU: D x 2F in, F x D out
         }
+        if (c.Vision is { } v)
+            return new ParameterCount(
+                Embedding: v.PatchInputs * d + d + d + v.SequenceLength * d,   // patch projection and bias, class token, positions
+                Head: d * v.Classes + v.Classes,
+                Attention: L * (4 * d * d + 4 * d),      // QKV and output projections, with biases
+                FeedForward: ff,
+                FeedForwardActive: ffActive,
+                SublayerNorms: L * 2 * norm,
+                QkNorms: 0,
+                FinalNorm: norm,
+                HyperConnections: c.Sublayers * HyperConnectionParameters(c)) { CountsEveryWeight = true };
         return new ParameterCount(
             Embedding: V * d,
             Head: c.TieEmbeddings ? 0 : V * d,
@@ -79,7 +96,8 @@ public static class ModelCounter
         {
         long d = c.DModel, L = c.Layers, T = seqLen ?? c.MaxSeqLen;
         var p = Parameters(c);
-        var matmulParams = p.Attention + p.FeedForwardActive + c.EmbeddingSize * d;   // the head multiplies even when tied
+        // The head multiplies even when tied; a ViT's runs once per image (not counted per token) and its patch projection per token.
+        var matmulParams = p.Attention + p.FeedForwardActive + (c.Vision is { } v ? (long)v.PatchInputs * d : (long)c.EmbeddingSize * d);
         var attention = L * 2 * 2 * T * d;                                          // QK^T and AV
         return new FlopCount(2 * matmulParams + attention, c.Sublayers * HyperConnectionForwardFlops(c));
         }
@@ -136,7 +154,7 @@ public static class ModelCounter
     }
 
     /// <summary>Learned parameters of one norm of this kind and width: RMSNorm has a weight, the non-parametric LayerNorm none.</summary>
-    public static long NormParameters(NormKind kind, long dim) => kind == NormKind.RmsNorm ? dim : 0;
+    public static long NormParameters(NormKind kind, long dim) => kind switch { NormKind.RmsNorm => dim, NormKind.AffineLayerNorm => 2 * dim, _ => 0 };
 
     /// <summary>Learned parameters of one connection module around one sublayer (docs/hc-math.md sections 6.1 and 11).</summary>
     public static long HyperConnectionParameters(ModelConfig model)
@@ -147,12 +165,12 @@ public static class ModelCounter
         {
             case ConnectionType.StaticHc or ConnectionType.DynamicHc:
                 var count = n * (n + 2);                                            // B and [A_m | A_r]
-                if (c.Type == ConnectionType.DynamicHc) count += d * (n + 2) + 2 + NormParameters(model.Norm, d);
+                if (c.Type == ConnectionType.DynamicHc) count += d * (n + 2) + 2 + NormParameters(model.StreamNorm, d);
                 return count;
             case ConnectionType.Frac:
                 long m = c.Fractions, width = d / m;
                 var frac = m * (2 * m + 1);                                         // B and [Y | A]
-                if (c.Dynamic) frac += width * (2 * m + 1) + 2 + NormParameters(model.Norm, width);
+                if (c.Dynamic) frac += width * (2 * m + 1) + 2 + NormParameters(model.StreamNorm, width);
                 return frac;
             case ConnectionType.Mhc or ConnectionType.MhcLite:
                 var logits = ManifoldMixingLogits(c);

@@ -29,7 +29,7 @@ static class TrunkTrace
         {
             using var _ = no_grad();
             using var scope = NewDisposeScope();
-            var h = Streams.Expand(model.Embedding.forward(tokens_BT), c.Connection);
+            var h = Streams.Expand(model.Embed(tokens_BT), c.Connection);
             onLayer?.Invoke(0, Streams.Reduce(h, c.Connection));
             for (var l = 0; l < model.Blocks.Count; l++)
             {

@@ -51,7 +51,7 @@ public sealed class FracConnection : nn.Module, IConnection, IRecomputable
             dynamic_proj = new Parameter(zeros(2 * m + 1, width));
             dynamic_alpha_scale = new Parameter(full(1, 0.01f));
             dynamic_beta_scale = new Parameter(full(1, 0.01f));
-            norm = new Norm("norm", width, model.Norm, model.NormEps);
+            norm = new Norm("norm", width, model.StreamNorm, model.NormEps);
         }
         RegisterComponents();
     }

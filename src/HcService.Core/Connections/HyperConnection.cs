@@ -58,7 +58,7 @@ public sealed class HyperConnection : nn.Module, IStreamMixing, IRecomputable
             dynamic_proj = new Parameter(zeros(n + 2, model.DModel));
             dynamic_alpha_scale = new Parameter(full(1, 0.01f));
             dynamic_beta_scale = new Parameter(full(1, 0.01f));
-            norm = new Norm("norm", model.DModel, model.Norm, model.NormEps);
+            norm = new Norm("norm", model.DModel, model.StreamNorm, model.NormEps);
         }
         RegisterComponents();
     }

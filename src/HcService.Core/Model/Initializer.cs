@@ -27,14 +27,30 @@ public static class Initializer
         double OutStd(double fanIn, int layer) =>
             (c.Init == InitKind.Mitchell ? 1.0 / Math.Sqrt(2.0 * fanIn * (layer + 1)) : c.InitStd) * outScale;
 
-        Draw(model.Embedding.weight!, InStd());
-        if (model.Head is { } head) Draw(head.weight!, InStd());
+        if (model.Embedding is { } wte) Draw(wte.weight!, InStd());
+        if (c.IsVision)
+        {
+            // ViT: the patch projection, class token and positions N(0, initStd); the head zero, as the ViT paper does
+            // (every class starts at the same logit); every bias zero.
+            Draw(model.PatchEmbedding!.weight!, InStd());
+            Draw(model.VisionEmbeddings!.Value.ClassToken, InStd());
+            Draw(model.VisionEmbeddings!.Value.Positions, InStd());
+            model.Head!.weight!.zero_();
+            foreach (var (name, p) in model.named_parameters())
+                if (name.EndsWith(".bias", StringComparison.Ordinal) && !name.Contains("norm", StringComparison.Ordinal)) p.zero_();
+        }
+        else if (model.Head is { } head) Draw(head.weight!, InStd());
         for (var l = 0; l < model.Blocks.Count; l++)
         {
             var block = model.Blocks[l];
             Draw(block.Attn.InputProjection.weight!, InStd());
             Draw(block.Attn.OutputProjection.weight!, OutStd(d, l));
             if (block.Mlp is { } mlp) InitMlp(mlp, c.MlpHidden, l);
+            if (block.VitMlp is { } vit)
+            {
+                Draw(vit.InputProjection.weight!, InStd());
+                Draw(vit.OutputProjection.weight!, OutStd(c.MlpHidden, l));
+            }
             if (block.Moe is { } moe)
             {
                 Draw(moe.Router.weight!, InStd());

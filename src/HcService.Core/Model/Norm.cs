@@ -6,8 +6,8 @@ using static TorchSharp.torch;
 namespace HcService.Core.Model;
 
 /// <summary>
-/// The model's norm over the last axis: LayerNorm without affine parameters (OLMo dense) or RMSNorm with a
-/// learned weight (OLMoE). TorchSharp has no RMSNorm module, so both live here. Low-precision inputs are
+/// The model's norm over the last axis: LayerNorm without affine parameters (OLMo dense), RMSNorm with a
+/// learned weight (OLMoE) or LayerNorm with a learned weight and bias (ViT). TorchSharp has no RMSNorm module, so both live here. Low-precision inputs are
 /// normalised in fp32 and cast back (norms stay fp32 under the hand-made bf16 recipe).
 /// </summary>
 public sealed class Norm : nn.Module<Tensor, Tensor>
@@ -17,6 +17,7 @@ public sealed class Norm : nn.Module<Tensor, Tensor>
     readonly NormKind kind;
 #pragma warning disable IDE0044 // fields are rebound by Module.to()
     Parameter? weight;
+    Parameter? bias;
 #pragma warning restore IDE0044
 
     public Norm(string name, long dim, NormKind kind, double eps) : base(name)
@@ -24,13 +25,14 @@ public sealed class Norm : nn.Module<Tensor, Tensor>
         shape = [dim];
         this.kind = kind;
         this.eps = eps;
-        if (kind == NormKind.RmsNorm) weight = new Parameter(ones(dim));
+        if (kind is NormKind.RmsNorm or NormKind.AffineLayerNorm) weight = new Parameter(ones(dim));
+        if (kind == NormKind.AffineLayerNorm) bias = new Parameter(zeros(dim));
         RegisterComponents();
     }
 
     internal NormKind Kind => kind;
     internal double Eps => eps;
-    /// <summary>RMSNorm's learned weight; null for LayerNorm.</summary>
+    /// <summary>RMSNorm's or affine LayerNorm's learned weight; null for LayerNorm.</summary>
     internal Parameter? Weight => weight;
 
     public override Tensor forward(Tensor x)
@@ -39,9 +41,9 @@ public sealed class Norm : nn.Module<Tensor, Tensor>
         var lowPrecision = x.dtype is ScalarType.BFloat16 or ScalarType.Float16;
         var xf = lowPrecision ? x.to_type(ScalarType.Float32) : x;
         Tensor y;
-        if (kind == NormKind.LayerNorm)
+        if (kind is NormKind.LayerNorm or NormKind.AffineLayerNorm)
         {
-            y = nn.functional.layer_norm(xf, shape, null, null, eps);
+            y = nn.functional.layer_norm(xf, shape, weight, bias, eps);
         }
         else
         {
