@@ -65,6 +65,32 @@ if ! command -v gcc >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev
 fi
 
+# Fashion-MNIST (Xiao et al. 2017, MIT licence; Debian's dataset-fashion-mnist, gzipped IDX files) as the image dataset
+# `fashion-mnist` under the default data root: image-classification jobs name it (its test split validates them).
+fmnist_src=/usr/share/datasets/fashion-mnist
+if ! [ -f "$fmnist_src/train-images-idx3-ubyte.gz" ]; then
+  log "dataset-fashion-mnist missing: installing the Debian package (the vision jobs' dataset)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist
+fi
+fmnist="$(cd "$(dirname "$0")/.." && pwd)/data/datasets/fashion-mnist"
+if [ -f "$fmnist_src/train-images-idx3-ubyte.gz" ] && ! [ -f "$fmnist/manifest.json" ]; then
+  log "making data/datasets/fashion-mnist from $fmnist_src"
+  mkdir -p "$fmnist.tmp"
+  cp "$fmnist_src"/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz "$fmnist.tmp/"
+  cat > "$fmnist.tmp/manifest.json" <<'JSON'
+{
+  "format": "hc-images/1",
+  "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+  "train": { "images": "train-images-idx3-ubyte.gz", "labels": "train-labels-idx1-ubyte.gz" },
+  "test": { "images": "t10k-images-idx3-ubyte.gz", "labels": "t10k-labels-idx1-ubyte.gz" },
+  "source": "Fashion-MNIST, Zalando Research (Xiao, Rasul and Vollgraf 2017), https://github.com/zalandoresearch/fashion-mnist, from Debian's dataset-fashion-mnist package",
+  "license": "MIT"
+}
+JSON
+  rm -rf "$fmnist" && mv "$fmnist.tmp" "$fmnist"
+fi
+
 # The web UI's browser tests (BrowserTests): headless Chromium from the Debian package, driven by Playwright (no download).
 if ! [ -x /usr/lib/chromium/chromium ] && ! command -v chromium >/dev/null 2>&1; then
   log "chromium missing: installing the Debian package (for the browser tests)"

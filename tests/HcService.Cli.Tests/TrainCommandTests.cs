@@ -139,26 +139,26 @@ public class TrainCommandTests
         Assert.Contains("data.train = 'mine': must be a dataset of at least 1290 tokens to hold out a validation tail of at most 1/10 ('mine' has 591), or name validation datasets in data.validation", r.Stderr);
     }
 
-    static Dictionary<long, double> StepLosses(string runDir) =>
+    internal static Dictionary<long, double> StepLosses(string runDir) =>
         Records(runDir, "step").GroupBy(s => s.GetProperty("step").GetInt64())
             .ToDictionary(g => g.Key, g => g.Last().GetProperty("loss").GetDouble());
 
-    static IEnumerable<JsonElement> Records(string runDir, string kind) =>
+    internal static IEnumerable<JsonElement> Records(string runDir, string kind) =>
         File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
             .Where(e => e.GetProperty("kind").GetString() == kind);
 
-    static byte[] FinalWeights(string runDir, JobPlan plan)
+    internal static byte[] FinalWeights(string runDir, JobPlan plan, long lastStep = 40)
     {
         var store = new CheckpointStore(Path.Combine(runDir, "checkpoints"));
         var (step, path) = store.LatestVerified()!.Value;
-        Assert.Equal(40, step);
+        Assert.Equal(lastStep, step);
         using var scope = torch.NewDisposeScope();
         var model = new LanguageModel(plan.Model);
         CheckpointStore.Load(path, model, null);
         return model.parameters().SelectMany(p => p.detach().contiguous().bytes.ToArray()).ToArray();
     }
 
-    static string WriteSpec(string json)
+    internal static string WriteSpec(string json)
     {
         var path = Path.Combine(RepoPaths.TempDir("spec"), "spec.json");
         File.WriteAllText(path, json);

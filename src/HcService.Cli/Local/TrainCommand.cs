@@ -71,7 +71,11 @@ static class TrainCommand
         public void OnStep(StepMetrics m) =>
             view.Step(m.Step, m.Tokens, m.Loss, string.Create(Ci, $"lr {m.Lr:E2} | grad {m.GradNorm:F3} | MFU {m.Mfu * 100:F1}%"));
 
-        public void OnValidation(ValidationMetrics m) => view.Validation(m.Dataset, m.Step, m.Loss, m.Perplexity, m.EvalTokens);
+        public void OnValidation(ValidationMetrics m)
+        {
+            if (m.Accuracy is { } a) view.Accuracy(m.Dataset, m.Step, m.Loss, a.Top1, a.Top5, a.Images);
+            else view.Validation(m.Dataset, m.Step, m.Loss, m.Perplexity, m.EvalTokens);
+        }
 
         public void OnCheckpoint(CheckpointRecord c) =>
             view.Line(string.Create(Ci, $"  checkpoint {Path.GetFileName(c.Path)} ({c.Bytes / 1e6:F1} MB, sha256 {c.Sha256[..12]})"));

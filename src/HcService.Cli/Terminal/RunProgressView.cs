@@ -94,6 +94,13 @@ public sealed class RunProgressView : IDisposable
         Line(string.Create(Ci, $"  validation {set}: loss {value:F4}{(perplexity is { } p ? $", ppl {p:F2}" : "")}{(evalTokens is { } n ? $" ({n:N0} tokens)" : "")} at step {atStep}"));
     }
 
+    /// <summary>An image classifier's validation: loss per image and top-1 / top-5 accuracy over a test split.</summary>
+    public void Accuracy(string set, long atStep, double loss, double top1, double top5, long images)
+    {
+        validation[set] = loss;
+        Line(string.Create(Ci, $"  validation {set}: top-1 {100 * top1:F2}%, top-5 {100 * top5:F2}%, loss {loss:F4} ({images:N0} images) at step {atStep}"));
+    }
+
     /// <summary>A message for the person (a status change, a phase, a checkpoint), above the bar on a terminal.</summary>
     public void Line(string text)
     {

@@ -115,11 +115,11 @@ public static class Presets
     /// <summary>The CPU ViT: Fashion-MNIST's 28 x 28 grey images in 4 x 4 patches (49 and the class token), d = 64.</summary>
     public static ModelConfig VitTiny { get; } = Vit("vit-tiny", 4, 64, 4, 256, new() { ImageSize = 28, PatchSize = 4, Channels = 1, Classes = 10 });
     /// <summary>ViT-S/16 (DeiT-S's shape): 22,050,664 parameters at 224 px with 1000 classes.</summary>
-    public static ModelConfig VitS16 { get; } = Vit("vit-s-16", 12, 384, 6, 1536, new());
+    public static ModelConfig VitS16 { get; } = Vit("vit-s-16", 12, 384, 6, 1536, new()) with { Dropout = 0.1 };
     /// <summary>ViT-B/16: 86,567,656 parameters at 224 px with 1000 classes (the paper's 86.6M).</summary>
-    public static ModelConfig VitB16 { get; } = Vit("vit-b-16", 12, 768, 12, 3072, new());
+    public static ModelConfig VitB16 { get; } = Vit("vit-b-16", 12, 768, 12, 3072, new()) with { Dropout = 0.1 };
     /// <summary>ViT-L/16: 304,326,632 parameters at 224 px with 1000 classes (the paper's 304M).</summary>
-    public static ModelConfig VitL16 { get; } = Vit("vit-l-16", 24, 1024, 16, 4096, new());
+    public static ModelConfig VitL16 { get; } = Vit("vit-l-16", 24, 1024, 16, 4096, new()) with { Dropout = 0.1 };
 
     public static IReadOnlyDictionary<string, ModelConfig> All { get; } = new Dictionary<string, ModelConfig>(StringComparer.OrdinalIgnoreCase)
     {
@@ -212,3 +212,20 @@ public sealed record ModelOverrides
 
 /// <summary>A preset's training defaults: peak learning rate, tokens per optimizer step, sequences per micro-batch.</summary>
 public sealed record TrainingDefaults(double Lr, long BatchTokens, int MicroBatch);
+
+/// <summary>A ViT preset's training defaults (the ViT recipe of the paper's Table 12, scaled down for vit-tiny): peak
+/// learning rate, images per step and per micro-batch, weight decay, Mixup alpha, warmup steps (capped at a fifth of the
+/// run); AdamW betas (0.9, 0.999), gradient clipping 1.0 and cosine decay are the same for all.</summary>
+public sealed record VisionTrainingDefaults(double Lr, int BatchImages, int MicroBatch, double WeightDecay, double Mixup, int WarmupSteps)
+{
+    public static IReadOnlyDictionary<string, VisionTrainingDefaults> Of { get; } = new Dictionary<string, VisionTrainingDefaults>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["vit-tiny"] = new(Lr: 2e-3, BatchImages: 128, MicroBatch: 128, WeightDecay: 0.05, Mixup: 0, WarmupSteps: 200),
+        ["vit-s-16"] = new(Lr: 3e-3, BatchImages: 4096, MicroBatch: 64, WeightDecay: 0.3, Mixup: 0.2, WarmupSteps: 10_000),
+        ["vit-b-16"] = new(Lr: 3e-3, BatchImages: 4096, MicroBatch: 64, WeightDecay: 0.3, Mixup: 0.2, WarmupSteps: 10_000),
+        ["vit-l-16"] = new(Lr: 3e-3, BatchImages: 4096, MicroBatch: 32, WeightDecay: 0.3, Mixup: 0.2, WarmupSteps: 10_000),
+    };
+
+    /// <summary>The defaults of a vision preset; a custom one gets vit-tiny's.</summary>
+    public static VisionTrainingDefaults For(string preset) => Of.TryGetValue(preset, out var d) ? d : Of["vit-tiny"];
+}

@@ -40,6 +40,8 @@ public sealed record DatasetManifest
     /// <summary>Reads a manifest; anything that is not one is an <see cref="InvalidDataException"/> naming the file.</summary>
     public static DatasetManifest Parse(string json, string path)
     {
+        if (ImageManifest.IsImageManifest(json))
+            throw new InvalidDataException($"{path}: an image dataset (for \"task\": \"image-classification\"), not a token dataset");
         DatasetManifest? m;
         try { m = JsonSerializer.Deserialize<DatasetManifest>(json, Json); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a dataset manifest ({e.Message})"); }

@@ -35,6 +35,14 @@ public sealed record TrainingPlan
     public required int CheckpointsToKeep { get; init; }
     /// <summary>What backward recomputes (absent from plans stored before it existed: none).</summary>
     public RecomputeMode Recompute { get; init; }
+    /// <summary>AdamW's beta2: 0.95 for language models (OLMo), 0.999 for ViTs (the paper's Table 12).</summary>
+    public double Beta2 { get; init; } = 0.95;
+    /// <summary>An image classifier's Mixup alpha (0: off).</summary>
+    public double Mixup { get; init; }
+    /// <summary>An image classifier's budget and batch in images (0 for a language model). Its token counts are these
+    /// times the sequence length (patches and class token), so every cadence and the metrics' token axis work alike.</summary>
+    public long ImageBudget { get; init; }
+    public long BatchImages { get; init; }
 }
 
 /// <summary>A validated job: the model, the training plan, and the datasets by name (null: the shipped corpus).</summary>
@@ -69,17 +77,26 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         System.Text.Json.JsonSerializer.Deserialize<JobPlan>(json, Json) ?? throw new InvalidDataException("the stored job plan is null");
 
     /// <summary>The training dataset: the spec's, else the shipped corpus for the model's vocabulary.</summary>
-    public string TrainSet => TrainData ?? HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Train;
+    public string TrainSet => TrainData ?? (Model.IsVision ? DefaultImageDataset : HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Train);
+
+    /// <summary>An image classifier's default dataset, which the setup script installs under the data root.</summary>
+    public const string DefaultImageDataset = "fashion-mnist";
 
     /// <summary>The validation datasets under the data root: the spec's; none when the training dataset holds out its own
     /// tail; else the shipped held-out sets for the model's vocabulary.</summary>
-    public IReadOnlyList<string> ValidationSets => ValidationData ?? (HoldsOutValidation ? [] : HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Validation);
+    public IReadOnlyList<string> ValidationSets => ValidationData ?? (HoldsOutValidation || Model.IsVision ? [] : HcService.Contract.Data.DataCatalog.ShippedDefaults(Model.Vocab).Validation);
 
     /// <summary>The names validation reports its metrics under (val/{name}/loss): the validation datasets, or the
     /// training dataset's held-out tail.</summary>
-    public IReadOnlyList<string> ValidationNames => HoldsOutValidation ? [HcService.Contract.Data.HeldOut.Name(TrainSet)] : ValidationSets;
+    public IReadOnlyList<string> ValidationNames => Model.IsVision ? [TestSplitName(TrainSet)]
+        : HoldsOutValidation ? [HcService.Contract.Data.HeldOut.Name(TrainSet)] : ValidationSets;
+
+    /// <summary>What an image dataset's test split is reported as (val/{name}/top1).</summary>
+    public static string TestSplitName(string dataset) => dataset + ".test";
 
     public const long MaxTokenBudget = 100_000_000_000_000;
+    /// <summary>An image budget's ceiling: 1T images (the paper's ViT-L/16 run sees 384M).</summary>
+    public const long MaxImageBudget = 1_000_000_000_000;
 
     /// <summary>Validates <paramref name="spec"/> and fills in every default. Throws <see cref="ConfigException"/>
     /// listing every invalid field (the field, the value, what is allowed).</summary>
@@ -108,7 +125,7 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 Evaluation = evaluation,
                 // A dataset of one's own with no validation sets named validates on its own tail (never on the shipped
                 // sets, which another data root may not have). Not for a stored spec resolved again: it was accepted without.
-                HoldsOutValidation = submission && spec.Data?.Train is not null && spec.Data.Validation is null,
+                HoldsOutValidation = submission && !model.IsVision && spec.Data?.Train is not null && spec.Data.Validation is null,
             };
         }
 
@@ -120,6 +137,12 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
             var presetName = spec.Model?.Preset;
             if (presetName is null) errors.Add(new("model.preset", null, "one of " + string.Join(", ", Presets.All.Keys)));
             else if (!Presets.All.TryGetValue(presetName, out preset)) errors.Add(new("model.preset", presetName, "one of " + string.Join(", ", Presets.All.Keys)));
+            bool? vision = spec.Task switch { null or "language-modeling" => false, "image-classification" => true, _ => null };
+            Need(vision is not null, "task", spec.Task, "language-modeling or image-classification");
+            if (preset is not null && vision is { } v && preset.IsVision != v)
+                errors.Add(new("model.preset", presetName, v
+                    ? "a vision preset for task image-classification: " + string.Join(", ", Presets.All.Where(p => p.Value.IsVision).Select(p => p.Key))
+                    : "a language-model preset (" + string.Join(", ", Presets.All.Where(p => !p.Value.IsVision).Select(p => p.Key)) + "); the vit-* presets need \"task\": \"image-classification\""));
 
             var arch = spec.Architecture switch
             {
@@ -158,11 +181,30 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 MhcInit = mhcInit,
                 SinkhornIterations = conn?.SinkhornIterations ?? 20,
             };
-            Need(spec.Training?.TokenBudget is not null, "training.tokenBudget", null, "a token count such as 2000000 or \"2M\"");
+            if (vision == true)
+            {
+                Need(spec.Training?.ImageBudget is not null, "training.imageBudget", null, "a number of images such as 600000 or \"600K\" (image-classification is budgeted in images)");
+                Need(spec.Training?.TokenBudget is null, "training.tokenBudget", spec.Training?.TokenBudget, "absent for image-classification: use training.imageBudget");
+            }
+            else
+            {
+                Need(spec.Training?.TokenBudget is not null, "training.tokenBudget", null, "a token count such as 2000000 or \"2M\"");
+                foreach (var (field, value) in new (string, object?)[] { ("training.imageBudget", spec.Training?.ImageBudget), ("training.batchImages", spec.Training?.BatchImages), ("training.mixup", spec.Training?.Mixup) })
+                    Need(value is null, field, value, "absent for language-modeling (a field of \"task\": \"image-classification\")");
+            }
 
             if (preset is null || arch is null || errors.Count > 0) throw new ConfigException(errors);
 
             var overrides = spec.Model!.Overrides ?? new ModelOverrides();
+            if (preset.IsVision)
+            {
+                foreach (var (field, value) in new (string, object?)[] { ("model.overrides.maxSeqLen", overrides.MaxSeqLen), ("model.overrides.vocab", overrides.Vocab),
+                    ("model.overrides.embeddingSize", overrides.EmbeddingSize), ("model.overrides.experts", overrides.Experts), ("model.overrides.topK", overrides.TopK),
+                    ("model.overrides.expertHidden", overrides.ExpertHidden) })
+                    Need(value is null, field, value, "absent for a vision preset (its sequence is its patches; its classes, its head)");
+                Need(spec.Data?.Validation is null, "data.validation", spec.Data?.Validation is { } names ? string.Join(",", names) : null,
+                    "absent for image-classification: the training dataset's test split is the validation set");
+            }
             if (overrides.MaxSeqLen is { } seq)
                 Need(seq <= preset.MaxSeqLen, "model.overrides.maxSeqLen", seq, $"<= the preset's maximum {preset.MaxSeqLen}");
             var model = overrides.Apply(preset) with { Architecture = arch.Value, Connection = connection };
@@ -188,17 +230,43 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         {
             var tr = spec.Training!;
             var d = Presets.TrainingOf(model.Name, model.MaxSeqLen);
+            var vision = model.IsVision ? VisionTrainingDefaults.For(model.Name) : null;
             var seqLen = model.MaxSeqLen;
-            var micro = tr.MicroBatch ?? d.MicroBatch;
-            Need(micro >= 1, "training.microBatch", micro, "an integer >= 1");
-            var microTokens = (long)Math.Max(micro, 1) * seqLen;
-            var batchTokens = tr.BatchTokens?.Value ?? Math.Max(d.BatchTokens, microTokens) / microTokens * microTokens;
-            Need(batchTokens >= microTokens && batchTokens % microTokens == 0, "training.batchTokens", batchTokens,
-                $"a positive multiple of microBatch x sequence length = {micro} x {seqLen} = {microTokens}");
-            var budget = tr.TokenBudget!.Value.Value;
-            var steps = batchTokens > 0 ? budget / batchTokens : 0;
-            Need(steps >= 1, "training.tokenBudget", budget, $">= one step of batchTokens = {batchTokens}");
-            Need(budget <= MaxTokenBudget, "training.tokenBudget", budget, $"at most {MaxTokenBudget:N0} tokens (100T; the paper's largest run is 1T)");
+            int micro;
+            long batchTokens, budget, steps, batchImages = 0, images = 0;
+            // A budget unit in tokens: 1 for a language model, one image's sequence for a ViT.
+            long unit = vision is null ? 1 : seqLen;
+            string unitName = vision is null ? "batchTokens" : "batchImages";
+            if (vision is null)
+            {
+                micro = tr.MicroBatch ?? d.MicroBatch;
+                Need(micro >= 1, "training.microBatch", micro, "an integer >= 1");
+                var microTokens = (long)Math.Max(micro, 1) * seqLen;
+                batchTokens = tr.BatchTokens?.Value ?? Math.Max(d.BatchTokens, microTokens) / microTokens * microTokens;
+                Need(batchTokens >= microTokens && batchTokens % microTokens == 0, "training.batchTokens", batchTokens,
+                    $"a positive multiple of microBatch x sequence length = {micro} x {seqLen} = {microTokens}");
+                budget = tr.TokenBudget!.Value.Value;
+                steps = batchTokens > 0 ? budget / batchTokens : 0;
+                Need(steps >= 1, "training.tokenBudget", budget, $">= one step of batchTokens = {batchTokens}");
+                Need(budget <= MaxTokenBudget, "training.tokenBudget", budget, $"at most {MaxTokenBudget:N0} tokens (100T; the paper's largest run is 1T)");
+            }
+            else
+            {
+                micro = tr.MicroBatch ?? vision.MicroBatch;
+                Need(micro >= 1, "training.microBatch", micro, "an integer >= 1 (images per forward pass)");
+                batchImages = tr.BatchImages ?? Math.Max(vision.BatchImages, Math.Max(micro, 1)) / Math.Max(micro, 1) * Math.Max(micro, 1);
+                Need(batchImages >= micro && micro >= 1 && batchImages % micro == 0, "training.batchImages", batchImages, $"a positive multiple of microBatch = {micro}");
+                images = tr.ImageBudget!.Value.Value;
+                Need(images <= MaxImageBudget, "training.imageBudget", images, $"at most {MaxImageBudget:N0} images");
+                images = Math.Min(images, MaxImageBudget);
+                steps = batchImages > 0 ? images / batchImages : 0;
+                Need(steps >= 1, "training.imageBudget", images, $">= one step of batchImages = {batchImages}");
+                Need(tr.BatchTokens is null, "training.batchTokens", tr.BatchTokens, "absent for image-classification: use training.batchImages");
+                Need(tr.EvalTokens is null, "training.evalTokens", tr.EvalTokens, "absent for image-classification: validation scores the whole test split");
+                budget = images * seqLen;
+                batchTokens = batchImages * seqLen;
+            }
+            var microTokensOfPlan = (long)Math.Max(micro, 1) * seqLen;
 
             var schedule = tr.Schedule switch
             {
@@ -232,22 +300,25 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
             Need(!(recompute == RecomputeMode.Block && model.Dropout > 0 && device == DeviceKind.Cuda), "training.recompute", tr.Recompute,
                 "none or hc with dropout on cuda (a recomputed block would draw other dropout masks)");
 
-            var lr = tr.Lr ?? d.Lr;
+            var lr = tr.Lr ?? vision?.Lr ?? d.Lr;
             Need(lr > 0 && lr < 1, "training.lr", lr, "a number in (0, 1)");
-            var warmup = tr.WarmupSteps ?? (int)Math.Min(2000, Math.Max(1, (steps + 9) / 10));
+            // Language models: at most 2000 steps and a tenth of the run; ViTs: the preset's (the paper's 10k) and a fifth.
+            var warmup = tr.WarmupSteps ?? (int)(vision is null ? Math.Min(2000, Math.Max(1, (steps + 9) / 10)) : Math.Min(vision.WarmupSteps, Math.Max(1, (steps + 4) / 5)));
             Need(warmup >= 0 && warmup <= Math.Max(steps, 0), "training.warmupSteps", warmup, $"an integer in [0, steps = {steps}]");
             var minLr = tr.MinLrRatio ?? 0.1;
             Need(minLr is >= 0 and <= 1, "training.minLrRatio", minLr, "a number in [0, 1]");
-            var wd = tr.WeightDecay ?? 0.1;
+            var wd = tr.WeightDecay ?? vision?.WeightDecay ?? 0.1;
+            var mixup = tr.Mixup ?? vision?.Mixup ?? 0;
+            Need(mixup is >= 0 and <= 10, "training.mixup", mixup, "a number in [0, 10] (0: no Mixup)");
             Need(wd >= 0, "training.weightDecay", wd, ">= 0");
             var clip = tr.GradClip ?? 1.0;
             Need(clip >= 0, "training.gradClip", clip, ">= 0 (0 disables clipping)");
             var keep = tr.CheckpointsToKeep ?? 3;
             Need(keep >= 1, "training.checkpointsToKeep", keep, "an integer >= 1");
-            var evalTokens = tr.EvalTokens?.Value ?? 65_536;
+            var evalTokens = vision is not null ? seqLen : tr.EvalTokens?.Value ?? 65_536;
             Need(evalTokens >= seqLen, "training.evalTokens", evalTokens, $">= one sequence ({seqLen} tokens)");
-            var evalEvery = Every(tr.EvalInterval, "training.evalInterval", budget / 10, batchTokens);
-            var ckptEvery = Every(tr.CheckpointInterval, "training.checkpointInterval", budget / 5, batchTokens);
+            var evalEvery = Every(tr.EvalInterval, "training.evalInterval", budget / 10, batchTokens, unit, unitName);
+            var ckptEvery = Every(tr.CheckpointInterval, "training.checkpointInterval", budget / 5, batchTokens, unit, unitName);
 
             return new TrainingPlan
             {
@@ -255,7 +326,7 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 BatchTokens = batchTokens,
                 MicroBatch = micro,
                 SeqLen = seqLen,
-                Accumulation = (int)(batchTokens / microTokens),
+                Accumulation = (int)(batchTokens / microTokensOfPlan),
                 Steps = steps,
                 Lr = lr,
                 // The fallbacks never reach a plan: an invalid value has added its error, which Plan() throws.
@@ -271,14 +342,19 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
                 CheckpointEverySteps = ckptEvery,
                 CheckpointsToKeep = keep,
                 Recompute = recompute ?? RecomputeMode.None,
+                Beta2 = vision is null ? 0.95 : 0.999,
+                Mixup = mixup,
+                ImageBudget = images,
+                BatchImages = batchImages,
             };
         }
 
-        /// <summary>A cadence in tokens as optimizer steps (at least one step; a given interval of less is an error).</summary>
-        long Every(TokenCount? interval, string field, long fallbackTokens, long batchTokens)
+        /// <summary>A cadence in tokens (or in images, <paramref name="unit"/> tokens each) as optimizer steps (at least one
+        /// step; a given interval of less is an error).</summary>
+        long Every(TokenCount? interval, string field, long fallbackTokens, long batchTokens, long unit = 1, string unitName = "batchTokens")
         {
-            var tokens = interval?.Value ?? fallbackTokens;
-            Need(tokens >= batchTokens || interval is null, field, tokens, $">= one step of batchTokens = {batchTokens}");
+            var tokens = interval is { } i ? (i.Value > long.MaxValue / unit ? long.MaxValue : i.Value * unit) : fallbackTokens;
+            Need(tokens >= batchTokens || interval is null, field, interval?.Value ?? tokens, $">= one step of {unitName} = {batchTokens / unit}");
             return Math.Max(1, tokens / Math.Max(batchTokens, 1));
         }
 

@@ -15,6 +15,9 @@ public sealed record JobSpec
     /// (e.g. "tiny-dhc-x4", "olmoe-1b-7b-moe-shc-x2"). Allowed: 1 to 200 printable characters (no control, bidi-override
     /// or zero-width characters).</summary>
     public string? Name { get; init; }
+    /// <summary>What the job trains: "language-modeling" (next-token prediction on a token dataset) or
+    /// "image-classification" (a ViT preset on an image dataset, budgeted in images). Default: language-modeling.</summary>
+    public string? Task { get; init; }
     /// <summary>The model: a preset and optional changes to it. Required (its preset is).</summary>
     public ModelSpec? Model { get; init; }
     /// <summary>The block's feed-forward: "dense" (one SwiGLU MLP) or "moe" (OLMoE-style routed experts); it overrides
@@ -139,6 +142,16 @@ public sealed record TrainingSpec
     /// <summary>Total training tokens; it fixes the steps (floor(budget / batchTokens); the remainder is not trained).
     /// Required. Allowed: at least one step (>= batchTokens) and at most 100T.</summary>
     public TokenCount? TokenBudget { get; init; }
+    /// <summary>image-classification only (instead of tokenBudget): images seen in training, with repeats (60,000 is one
+    /// epoch of Fashion-MNIST); "60K" forms accepted. Required there. Allowed: at least one step (>= batchImages).</summary>
+    public TokenCount? ImageBudget { get; init; }
+    /// <summary>image-classification only (instead of batchTokens): images per optimiser step. Default: the preset's
+    /// (vit-tiny 128; the ViT paper's 4,096 for vit-s-16, vit-b-16, vit-l-16). Allowed: a positive multiple of
+    /// microBatch.</summary>
+    public int? BatchImages { get; init; }
+    /// <summary>image-classification only: Mixup's alpha (each batch mixed with itself reversed by a Beta(alpha, alpha)
+    /// weight); 0 turns it off. Default: the preset's (0 for vit-tiny, the paper's 0.2 otherwise). Allowed: 0 to 10.</summary>
+    public double? Mixup { get; init; }
     /// <summary>Tokens per optimiser step. Default: the preset's (tiny 1,024; small 4,096; OLMo presets 4,194,304) rounded
     /// down to a multiple of microBatch x sequence length. Allowed: a positive multiple of microBatch x sequence
     /// length.</summary>
@@ -166,14 +179,14 @@ public sealed record TrainingSpec
     /// <summary>Seed of the init and the data order (64-bit). Default: 1. Any integer; runs with equal seeds pair
     /// in comparisons.</summary>
     public long? Seed { get; init; }
-    /// <summary>Validate every this many tokens, and at step 0 and the last step. Default: budget / 10. Allowed: >=
-    /// batchTokens.</summary>
+    /// <summary>Validate every this many tokens (images for image-classification), and at step 0 and the last step.
+    /// Default: budget / 10. Allowed: >= one step.</summary>
     public TokenCount? EvalInterval { get; init; }
     /// <summary>Tokens of each validation set scored (fixed windows from its start). Default: 65,536 (64K). Allowed: >= one
     /// sequence.</summary>
     public TokenCount? EvalTokens { get; init; }
-    /// <summary>Checkpoint every this many tokens, and at the last step. Default: budget / 5. Allowed: >=
-    /// batchTokens.</summary>
+    /// <summary>Checkpoint every this many tokens (images for image-classification), and at the last step. Default:
+    /// budget / 5. Allowed: >= one step.</summary>
     public TokenCount? CheckpointInterval { get; init; }
     /// <summary>Checkpoints kept on disk, the newest. Default: 3. Allowed: >= 1.</summary>
     public int? CheckpointsToKeep { get; init; }

@@ -36,6 +36,10 @@ public static class MetricRegistry
     public static readonly MetricDefinition ValidationLoss = new("val/{dataset}/loss", "nats per token",
         "loss on a held-out dataset at a validation", "hc.val.loss", "dataset");
     public static readonly MetricDefinition ValidationPerplexity = new("val/{dataset}/perplexity", "1", "exp of the validation loss");
+    public static readonly MetricDefinition ValidationTop1 = new("val/{dataset}/top1", "1",
+        "an image classifier's top-1 accuracy on a held-out split at a validation (the fraction of images whose highest logit is their class)");
+    public static readonly MetricDefinition ValidationTop5 = new("val/{dataset}/top5", "1",
+        "an image classifier's top-5 accuracy on a held-out split at a validation (the class among the five highest logits)");
     public static readonly MetricDefinition ConnectionStatistic = new("hc/{stat}/k{sublayer}", "1",
         "a stream-mixing connection's statistic of sublayer k (ar_identity_dist, beta_mean_abs, am_own; alpha_scale, beta_scale for DHC), every 10 steps",
         "hc.connection_stat", "stat");
@@ -54,7 +58,7 @@ public static class MetricRegistry
     public static readonly IReadOnlyList<MetricDefinition> All =
     [
         TrainLoss, TrainCrossEntropy, Lr, GradNorm, TokensPerSecond, StepSeconds, Mfu, LoadBalancingLoss, RouterZLoss, ExpertTokens,
-        ValidationLoss, ValidationPerplexity, ConnectionStatistic, CompositeGain, Tokens, Step, ProcessMemory, ExpertLoad,
+        ValidationLoss, ValidationPerplexity, ValidationTop1, ValidationTop5, ConnectionStatistic, CompositeGain, Tokens, Step, ProcessMemory, ExpertLoad,
     ];
 
     /// <summary>The definition a stored name belongs to (its exact name, or the template it is an instance of); null if none.</summary>
@@ -71,6 +75,8 @@ public static class MetricRegistry
 
     public static string ValidationLossOf(string dataset) => $"{ValidationPrefix}{dataset}/loss";
     public static string ValidationPerplexityOf(string dataset) => $"{ValidationPrefix}{dataset}/perplexity";
+    public static string ValidationTop1Of(string dataset) => $"{ValidationPrefix}{dataset}/top1";
+    public static string ValidationTop5Of(string dataset) => $"{ValidationPrefix}{dataset}/top5";
 
     /// <summary>True for <c>val/{dataset}/loss</c>, with the dataset.</summary>
     public static bool IsValidationLoss(string name, out string dataset)

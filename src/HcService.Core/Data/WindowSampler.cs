@@ -61,7 +61,8 @@ public sealed class WindowSampler
         return order;
     }
 
-    static ulong SplitMix64(ref ulong state)
+    /// <summary>One step of SplitMix64 (Steele et al. 2014): the project's seeded, runtime-independent random numbers.</summary>
+    internal static ulong SplitMix64(ref ulong state)
     {
         var z = state += 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;

@@ -43,13 +43,21 @@ public sealed record StepMetrics
     }
 }
 
-/// <summary>Loss and perplexity of one validation set.</summary>
+/// <summary>Loss and perplexity of one validation set; for an image classifier also its top-1 and top-5 accuracy (and the
+/// loss is per image).</summary>
 public sealed record ValidationMetrics(long Step, long Tokens, string Dataset, double Loss, double Perplexity, long EvalTokens)
 {
+    /// <summary>An image classifier's accuracies; null for a language model.</summary>
+    public ClassificationAccuracy? Accuracy { get; init; }
+
     /// <summary>The validation's metrics under their stored names (<see cref="MetricRegistry"/>).</summary>
-    public IEnumerable<(string Name, double Value)> Named() =>
-        [(MetricRegistry.ValidationLossOf(Dataset), Loss), (MetricRegistry.ValidationPerplexityOf(Dataset), Perplexity)];
+    public IEnumerable<(string Name, double Value)> Named() => Accuracy is { } a
+        ? [(MetricRegistry.ValidationLossOf(Dataset), Loss), (MetricRegistry.ValidationTop1Of(Dataset), a.Top1), (MetricRegistry.ValidationTop5Of(Dataset), a.Top5)]
+        : [(MetricRegistry.ValidationLossOf(Dataset), Loss), (MetricRegistry.ValidationPerplexityOf(Dataset), Perplexity)];
 }
+
+/// <summary>Top-1 and top-5 accuracy over <paramref name="Images"/> images.</summary>
+public sealed record ClassificationAccuracy(double Top1, double Top5, long Images);
 
 /// <summary>A checkpoint that was written and verified.</summary>
 public sealed record CheckpointRecord(long Step, long Tokens, string Path, long Bytes, string Sha256);

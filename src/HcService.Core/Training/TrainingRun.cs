@@ -53,7 +53,7 @@ public sealed record RunResult(RunOutcome Outcome, long Step, long Tokens, strin
 /// </summary>
 /// <param name="spec">The spec the plan was resolved from: the identity of the run folder's checkpoints (a folder of another
 /// spec is refused).</param>
-public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, IReadOnlyList<IMetricsSink> sinks, Action<string>? log = null)
+public sealed partial class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, IReadOnlyList<IMetricsSink> sinks, Action<string>? log = null)
 {
     /// <summary>Where a run folder keeps its checkpoints.</summary>
     public static string CheckpointFolder(string outDir) => Path.Combine(outDir, "checkpoints");
@@ -64,6 +64,7 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
     public RunResult Run(CancellationToken cancel = default, CancellationToken abandon = default)
     {
         var catalog = new DataCatalog(options.DataRoot);
+        if (plan.Model.Vision is not null) return RunVision(catalog, cancel, abandon);
         using var data = OpenDataset(catalog, plan.TrainSet, "data.train", plan);
         var validation = plan.ValidationSets.Select((name, i) => OpenDataset(catalog, name, $"data.validation[{i}]", plan)).ToList();
         try
@@ -102,11 +103,34 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
     RunResult Train(JobPlan plan, TokenDataset train, IReadOnlyList<TokenDataset> validation, CancellationToken cancel, CancellationToken abandon)
     {
         var t = plan.Training;
+        WindowSampler? sampler = null;
+        return Loop(plan, position =>
+            {
+                sampler = new WindowSampler(train, t.SeqLen, t.Seed, position);
+                return (device => TrainStep.NextBatch(sampler, t.MicroBatch, t.SeqLen, device), () => sampler.Position);
+            },
+            validation.Count == 0 ? null : (model, step, tokens, device) => validation.Select(v => Evaluate(model, v, t, step, tokens, device)).ToList(),
+            plan.Evaluation is { } ev ? () => Downstream(plan, ev, train) : null, cancel, abandon);
+    }
+
+    /// <summary>The batches a run trains on, made from its resume position: the next micro-batch on a device, and where the
+    /// stream is (saved in checkpoints).</summary>
+    delegate (Func<Device, (Tensor Inputs, Tensor Targets)> Next, Func<SamplerPosition> Position) BatchSource(SamplerPosition start);
+
+    /// <summary>One validation of every set: the model, step, tokens, device.</summary>
+    delegate List<ValidationMetrics> Validation(LanguageModel model, long step, long tokens, Device device);
+
+    /// <summary>The training loop every task shares: init or resume, steps with the schedule, validation and downstream
+    /// evaluation on their cadences, checkpoints, stop and abandon.</summary>
+    RunResult Loop(JobPlan plan, BatchSource batches, Validation? validate, Func<DownstreamEvaluator>? makeDownstream,
+        CancellationToken cancel, CancellationToken abandon)
+    {
+        var t = plan.Training;
         var device = options.Device == DeviceKind.Cuda ? CUDA : CPU;
         manual_seed(t.Seed);
         using var model = new LanguageModel(plan.Model);
         model.to(device);
-        using var optimizer = Optimizers.AdamW(model, t.Lr, t.WeightDecay);
+        using var optimizer = Optimizers.AdamW(model, t.Lr, t.WeightDecay, beta2: t.Beta2);
         using var mixed = t.Precision == Precision.Bf16 ? new MixedPrecision(model, device) : null;
         model.Recompute = t.Recompute;
         if (mixed is not null) mixed.Compute.Recompute = t.Recompute;
@@ -127,8 +151,8 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
             set_rng_state(tensor(Convert.FromBase64String(state.RngState)));
             log?.Invoke($"resumed from {Path.GetFileName(latest.Path)}: step {step}, {tokens} tokens");
         }
-        var sampler = new WindowSampler(train, t.SeqLen, t.Seed, position);
-        var downstream = plan.Evaluation is { } ev ? Downstream(plan, ev, train) : null;
+        var (nextBatch, samplerPosition) = batches(position);
+        var downstream = makeDownstream?.Invoke();
         var flopsPerToken = ModelCounter.Flops(plan.Model, t.SeqLen).Training;
         var lastValidation = new List<ValidationMetrics>();
         long lastCheckpointStep = step;
@@ -138,7 +162,7 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
             foreach (var s in sinks) s.BeforeCheckpoint(step);
             var record = store.Save(new CheckpointState
             {
-                Step = step, Tokens = tokens, SamplerEpoch = sampler.Position.Epoch, SamplerIndex = sampler.Position.Index,
+                Step = step, Tokens = tokens, SamplerEpoch = samplerPosition().Epoch, SamplerIndex = samplerPosition().Index,
                 RngState = Convert.ToBase64String(get_rng_state().bytes.ToArray()), ConsecutiveNonFinite = nonFinite, Spec = specJson,
             }, model, optimizer, t.CheckpointsToKeep);
             lastCheckpointStep = step;
@@ -148,10 +172,11 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
 
         void Validate()
         {
-            if (validation.Count == 0) return;
-            Phase(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"validating at step {step}: {string.Join(", ", plan.ValidationNames)} (up to {t.EvalTokens:N0} tokens each)"));
-            lastValidation = validation.Select(v => Evaluate(mixed?.Compute ?? model, v, t, step, tokens, device)).ToList();
+            if (validate is null) return;
+            Phase(plan.Model.IsVision ? $"validating at step {step}: {string.Join(", ", plan.ValidationNames)} (every image)"
+                : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"validating at step {step}: {string.Join(", ", plan.ValidationNames)} (up to {t.EvalTokens:N0} tokens each)"));
+            lastValidation = validate(mixed?.Compute ?? model, step, tokens, device);
             foreach (var m in lastValidation) foreach (var s in sinks) s.OnValidation(m);
         }
 
@@ -171,8 +196,7 @@ public sealed class TrainingRun(JobSpec spec, JobPlan plan, RunOptions options, 
             var lr = LrSchedule.At(t, step);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             var sw = Stopwatch.StartNew();
-            var result = TrainStep.Run(model, optimizer, _ => TrainStep.NextBatch(sampler, t.MicroBatch, t.SeqLen, device),
-                t.Accumulation, t.GradClip, mixed);
+            var result = TrainStep.Run(model, optimizer, _ => nextBatch(device), t.Accumulation, t.GradClip, mixed);
             var seconds = sw.Elapsed.TotalSeconds;
             step++;
             tokens += t.BatchTokens;
