@@ -20,6 +20,18 @@ public sealed class SpecValidator(HcService.Store.HcPaths paths, DeviceMemory me
 
         var errors = new List<ConfigError>();
         var catalog = new DataCatalog(paths.DataRoot);
+        if (plan.Model.Vision is { } vision)
+        {
+            // An image dataset of the model's shape (the IDX headers; no pixels are read here).
+            try { ImageSplit.Fit(catalog, plan.TrainSet, vision, plan.Model.Name); }
+            catch (ConfigException e) { errors.AddRange(e.Errors); }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+            {
+                errors.Add(new("data.train", plan.TrainSet, $"a readable image dataset under the data root: {e.Message.Replace(catalog.Root, "<data root>", StringComparison.Ordinal)}"));
+            }
+            if (memory.Check(plan, device) is { } tooBigImage) errors.Add(tooBigImage);
+            return errors.Count > 0 ? (null, errors) : (plan, []);
+        }
         var names = new List<(string Field, string Name)> { ("data.train", plan.TrainSet) };
         names.AddRange(plan.ValidationSets.Select((n, i) => ($"data.validation[{i}]", n)));
         foreach (var (field, name) in names)
@@ -108,6 +120,10 @@ public sealed class RunDurationCap(HcSettings settings, Npgsql.NpgsqlDataSource 
         var tokensPerSecond = flops / flopsPerToken;
         var days = t.Steps * (double)t.BatchTokens / tokensPerSecond / 86_400;
         if (days <= MaxDays) return null;
+        if (plan.Model.IsVision)
+            return new("training.imageBudget", t.ImageBudget,
+                $"a budget this device trains within the cap of {MaxDays:0.##} days (HC_MAX_RUN_DAYS): {t.ImageBudget:N0} images ({t.TokenBudget:N0} tokens) at " +
+                $"{tokensPerSecond:N0} tokens/s ({source}) take about {Human(days)}");
         return new("training.tokenBudget", t.TokenBudget,
             $"a budget this device trains within the cap of {MaxDays:0.##} days (HC_MAX_RUN_DAYS): {t.TokenBudget:N0} tokens at " +
             $"{tokensPerSecond:N0} tokens/s ({source}) take about {Human(days)}");

@@ -60,15 +60,50 @@ public sealed record ImageSplit(string Name, byte[] Pixels, int[] Labels, int Ch
         var files = train ? manifest.Train : manifest.Test;
         var (imageDims, pixels) = Idx.Read(Inside(folder, files.Images));
         var (labelDims, labelBytes) = Idx.Read(Inside(folder, files.Labels));
-        if (imageDims.Length is not (3 or 4) || imageDims[1] != imageDims[^1] || (imageDims.Length == 4 && imageDims[1] > 64))
-            throw new InvalidDataException($"{files.Images}: images must be N x size x size (grey) or N x channels x size x size, got {string.Join(" x ", imageDims)}");
-        if (labelDims.Length != 1 || labelDims[0] != imageDims[0])
-            throw new InvalidDataException($"{files.Labels}: {string.Join(" x ", labelDims)} labels for {imageDims[0]} images");
+        var (channels, size) = Shape(files, imageDims, labelDims);
         var labels = labelBytes.Select(b => (int)b).ToArray();
         if (labels.FirstOrDefault(l => l >= manifest.Classes.Count, -1) is var bad && bad >= 0)
             throw new InvalidDataException($"{files.Labels}: label {bad} for {manifest.Classes.Count} classes");
-        var (channels, size) = imageDims.Length == 3 ? (1, imageDims[1]) : (imageDims[1], imageDims[2]);
         return new ImageSplit(name, pixels, labels, channels, size, manifest.Classes.Count);
+    }
+
+    /// <summary>A split's (channels, size, classes) from the IDX headers alone.</summary>
+    public static (int Channels, int Size, int Classes) Peek(string folder, ImageManifest manifest, bool train)
+    {
+        var files = train ? manifest.Train : manifest.Test;
+        var (channels, size) = Shape(files, Idx.Dimensions(Inside(folder, files.Images)), Idx.Dimensions(Inside(folder, files.Labels)));
+        return (channels, size, manifest.Classes.Count);
+    }
+
+    static (int Channels, int Size) Shape(ImageSplitFiles files, int[] imageDims, int[] labelDims)
+    {
+        if (imageDims.Length is not (3 or 4) || imageDims[^2] != imageDims[^1] || (imageDims.Length == 4 && imageDims[1] > 64))
+            throw new InvalidDataException($"{files.Images}: images must be N x size x size (grey) or N x channels x size x size, got {string.Join(" x ", imageDims)}");
+        if (labelDims.Length != 1 || labelDims[0] != imageDims[0])
+            throw new InvalidDataException($"{files.Labels}: {string.Join(" x ", labelDims)} labels for {imageDims[0]} images");
+        return imageDims.Length == 3 ? (1, imageDims[1]) : (imageDims[1], imageDims[2]);
+    }
+
+    /// <summary>The image dataset <paramref name="name"/> under the catalog for a vision plan: its folder and manifest, with
+    /// every split of the model's image size, channels and classes; else a <see cref="HcService.Contract.Config.ConfigException"/> on data.train.</summary>
+    public static (string Folder, ImageManifest Manifest) Fit(DataCatalog catalog, string name, HcService.Contract.Config.VisionConfig v, string preset)
+    {
+        var folder = catalog.Resolve(name, "data.train");
+        var manifestPath = Path.Combine(folder, DatasetManifest.FileName);
+        var text = File.Exists(manifestPath) ? File.ReadAllText(manifestPath) : "";
+        if (!ImageManifest.IsImageManifest(text))
+            throw new HcService.Contract.Config.ConfigException([new("data.train", name,
+                "an image dataset (a folder whose manifest.json has format \"hc-images/1\", such as fashion-mnist, which scripts/setup.sh installs) for image-classification")]);
+        var manifest = ImageManifest.Parse(text, manifestPath);
+        foreach (var train in new[] { true, false })
+        {
+            var (channels, size, classes) = Peek(folder, manifest, train);
+            if (size != v.ImageSize || channels != v.Channels || classes != v.Classes)
+                throw new HcService.Contract.Config.ConfigException([new("data.train", name,
+                    $"images of the model's shape: {v.Channels} channel(s), {v.ImageSize} x {v.ImageSize} px, {v.Classes} classes " +
+                    $"(its {(train ? "train" : "test")} split has {channels}, {size} x {size}, {classes}; model.preset {preset} fixes the model's)")]);
+        }
+        return (folder, manifest);
     }
 
     static string Inside(string folder, string relative)
@@ -88,6 +123,23 @@ public static class Idx
     {
         using var file = File.OpenRead(path);
         using Stream s = path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionMode.Decompress) : file;
+        var (dims, total) = Header(s, path);
+        var data = new byte[total];
+        try { s.ReadExactly(data); }
+        catch (EndOfStreamException) { throw new InvalidDataException($"{path}: shorter than its {string.Join(" x ", dims)} header says"); }
+        return (dims, data);
+    }
+
+    /// <summary>The dimensions of an IDX file, from its header alone (a submission's check reads no pixels).</summary>
+    public static int[] Dimensions(string path)
+    {
+        using var file = File.OpenRead(path);
+        using Stream s = path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionMode.Decompress) : file;
+        return Header(s, path).Dims;
+    }
+
+    static (int[] Dims, long Total) Header(Stream s, string path)
+    {
         Span<byte> header = stackalloc byte[4];
         s.ReadExactly(header);
         if (header[0] != 0 || header[1] != 0 || header[2] != 0x08 || header[3] is < 1 or > 4)
@@ -102,10 +154,7 @@ public static class Idx
             total *= dims[i];
         }
         if (total > Array.MaxLength) throw new InvalidDataException($"{path}: {total} bytes is more than one array holds");
-        var data = new byte[total];
-        try { s.ReadExactly(data); }
-        catch (EndOfStreamException) { throw new InvalidDataException($"{path}: shorter than its {string.Join(" x ", dims)} header says"); }
-        return (dims, data);
+        return (dims, total);
     }
 
     /// <summary>Writes an unsigned-byte IDX file (tests make small datasets with it).</summary>

@@ -29,21 +29,8 @@ public sealed partial class TrainingRun
     public static (ImageSplit Train, ImageSplit Test) OpenImages(DataCatalog catalog, JobPlan plan)
     {
         var name = plan.TrainSet;
-        var folder = catalog.Resolve(name, "data.train");
-        var manifestPath = Path.Combine(folder, DatasetManifest.FileName);
-        var text = File.Exists(manifestPath) ? File.ReadAllText(manifestPath) : "";
-        if (!ImageManifest.IsImageManifest(text))
-            throw new ConfigException([new("data.train", name, "an image dataset (a folder whose manifest.json has format \"hc-images/1\", such as fashion-mnist) for image-classification")]);
-        var manifest = ImageManifest.Parse(text, manifestPath);
-        var train = ImageSplit.Read(folder, manifest, train: true, name);
-        var test = ImageSplit.Read(folder, manifest, train: false, JobPlan.TestSplitName(name));
-        var v = plan.Model.Vision!;
-        foreach (var split in new[] { train, test })
-            if (split.Size != v.ImageSize || split.Channels != v.Channels || split.Classes != v.Classes)
-                throw new ConfigException([new("data.train", name,
-                    $"images of the model's shape: {v.Channels} channel(s), {v.ImageSize} x {v.ImageSize} px, {v.Classes} classes " +
-                    $"({split.Name} has {split.Channels}, {split.Size} x {split.Size}, {split.Classes}; model.preset {plan.Model.Name} fixes the model's)")]);
-        return (train, test);
+        var (folder, manifest) = ImageSplit.Fit(catalog, name, plan.Model.Vision!, plan.Model.Name);
+        return (ImageSplit.Read(folder, manifest, train: true, name), ImageSplit.Read(folder, manifest, train: false, JobPlan.TestSplitName(name)));
     }
 
     /// <summary>Loss per image, top-1 and top-5 accuracy over every image of <paramref name="test"/>, standardised as the
