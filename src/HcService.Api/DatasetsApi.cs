@@ -57,7 +57,10 @@ public static class DatasetsApi
         // One broken dataset is listed as such; it does not hide the others.
         try
         {
-            var m = DatasetManifest.Parse(File.ReadAllText(manifest), manifest);
+            var text = File.ReadAllText(manifest);
+            if (ImageManifest.IsImageManifest(text))
+                return new DatasetInfo(name, "images", 0, -1) { Classes = ImageManifest.Parse(text, manifest).Classes };
+            var m = DatasetManifest.Parse(text, manifest);
             return new DatasetInfo(name, m.Tokenizer, m.VocabSize, m.TokenCount);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)

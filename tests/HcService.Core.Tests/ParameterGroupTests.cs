@@ -31,4 +31,23 @@ public class ParameterGroupTests
         Assert.Empty(decay.Intersect(noDecay));
         Assert.Equal(TestModels.Build(c).parameters().Count(), decay.Count + noDecay.Count);
     }
+
+    /// <summary>A ViT decays only its weight matrices: not the patch projection, class token, positions, biases or the
+    /// affine norms' weights and biases (the ViT and DeiT recipes).</summary>
+    [Fact]
+    public void AViTDecaysOnlyItsWeightMatrices()
+    {
+        var model = TestModels.Build(Presets.VitTiny with { Connection = ConnectionConfig.DynamicHc(2) });
+        var split = ParameterGroups.Of(model);
+        var decay = split.Decay.Select(p => p.Name).Order().ToList();
+        Assert.Equal(new[] { "lm_head.weight" }.Concat(Enumerable.Range(0, 4).SelectMany(l => new[]
+            {
+                $"blocks.{l}.attn.att_proj.weight", $"blocks.{l}.attn.attn_out.weight", $"blocks.{l}.attn_conn.dynamic_proj",
+                $"blocks.{l}.ff_conn.dynamic_proj", $"blocks.{l}.mlp.fc1.weight", $"blocks.{l}.mlp.fc2.weight",
+            })).Order(), decay);
+        var noDecay = split.NoDecay.Select(p => p.Name).ToHashSet();
+        foreach (var name in new[] { "patch_embed.weight", "patch_embed.bias", "cls_token", "pos_embed", "lm_head.bias", "ln_f.weight", "ln_f.bias",
+                     "blocks.0.attn.att_proj.bias", "blocks.2.mlp.fc2.bias", "blocks.1.attn_norm.bias" })
+            Assert.Contains(name, noDecay);
+    }
 }

@@ -47,6 +47,7 @@ public class VisionJobTests
     [InlineData("\"imageBudget\": 1000, \"evalTokens\": \"8K\"", "", "training.evalTokens = 8K: must be absent for image-classification")]
     [InlineData("\"imageBudget\": 1000, \"mixup\": -1", "", "training.mixup = -1: must be a number in [0, 10]")]
     [InlineData("\"imageBudget\": 1000", ", \"data\": { \"validation\": [\"valid-austen-bytes\"] }", "data.validation = 'valid-austen-bytes': must be absent for image-classification")]
+    [InlineData("\"imageBudget\": 1000", ", \"evaluation\": { \"tasks\": [\"arc_easy\"] }", "evaluation = '(given)': must be absent for image-classification")]
     public void FieldsThatDoNotFitAVisionJobAreNamed(string training, string extra, string error) =>
         Assert.Contains(error, Assert.Throws<ConfigException>(() => JobPlan.Resolve(Vision(training, extra: extra))).Message);
 
@@ -86,6 +87,23 @@ public class VisionJobTests
         Idx.Write(Path.Combine(dir, "labels"), [3], [0, 1, 7]);
         var manifest = new ImageManifest { Classes = ["a", "b"], Train = new("a.gz", "labels"), Test = new("a.gz", "labels") };
         Assert.Contains("labels: label 7 for 2 classes", Assert.Throws<InvalidDataException>(() => ImageSplit.Read(dir, manifest, train: true, "x")).Message);
+    }
+
+    /// <summary>Mixup's weight is a Beta(alpha, alpha) draw in (0, 1) for any alpha the spec takes: at alpha = 0.001 both
+    /// Gamma draws underflow to 0 in linear space (0 / 0), which the log-space draw never does; its mean is 1/2.</summary>
+    [Theory]
+    [InlineData(0.001)]
+    [InlineData(0.2)]
+    [InlineData(4.0)]
+    public void MixupWeightsAreBetaDrawsInTheUnitInterval(double alpha)
+    {
+        ulong state = 42;
+        var draws = Enumerable.Range(0, 4000).Select(_ => ImageBatcher.Beta(alpha, ref state)).ToList();
+        Assert.All(draws, d => Assert.True(d is >= 0 and <= 1, $"{d}"));
+        Assert.InRange(draws.Average(), 0.45, 0.55);
+        // Beta(alpha, alpha) has variance 1 / (4 (2 alpha + 1)): near 1/4 (all at 0 or 1) for a small alpha, 1/36 at 4.
+        var variance = draws.Select(d => (d - 0.5) * (d - 0.5)).Average();
+        Assert.InRange(variance, 0.8 / (4 * (2 * alpha + 1)), 1.2 / (4 * (2 * alpha + 1)));
     }
 
     static ImageSplit Synthetic(int count = 50, int size = 8) =>

@@ -108,6 +108,22 @@ public class VisionModelTests
         Assert.True(TestModels.MaxAbsDiff(la, lb) < 1e-5, $"differs by {TestModels.MaxAbsDiff(la, lb):E2}");
     }
 
+    /// <summary>The bf16 copy of mixed precision (the CUDA default) takes the fp32 images the batcher makes, with its
+    /// affine norms in bf16: a forward and backward run, with finite logits and gradients.</summary>
+    [Fact]
+    public void ABf16ViTTrainsOnFloatImages()
+    {
+        using var model = TestModels.Build(Presets.VitTiny with { Connection = ConnectionConfig.DynamicHc(2) });
+        Perturb(model);
+        model.to(ScalarType.BFloat16);
+        model.train();
+        var output = model.Forward(randn(4, 1, 28, 28, generator: new Generator(8)));
+        var loss = model.Loss(output, tensor(new long[] { 0, 3, 7, 9 })).Total;
+        loss.backward();
+        Assert.True(double.IsFinite(loss.item<float>()));
+        Assert.All(model.parameters(), p => Assert.True(p.grad is not null && p.grad.isfinite().all().item<bool>(), "a gradient is missing or not finite"));
+    }
+
     static void Perturb(LanguageModel model)
     {
         using var _ = no_grad();

@@ -81,7 +81,10 @@ public class OpenApiDocumentTests(ServiceFixture svc)
         Assert.Equal(["model", "architecture", "connection", "training"], Schema(doc, "JobSpec")["required"]!.AsArray().Select(r => r!.GetValue<string>()));
         Assert.Equal(["preset"], Schema(doc, "ModelSpec")["required"]!.AsArray().Select(r => r!.GetValue<string>()));
         Assert.Equal(["type"], Schema(doc, "ConnectionSpec")["required"]!.AsArray().Select(r => r!.GetValue<string>()));
-        Assert.Equal(["tokenBudget"], Schema(doc, "TrainingSpec")["required"]!.AsArray().Select(r => r!.GetValue<string>()));
+        // The budget's field depends on the task (tokenBudget or imageBudget): each says so, neither is required by the schema.
+        Assert.Null(Schema(doc, "TrainingSpec")["required"]);
+        Assert.Contains("required for language-modeling", Schema(doc, "TrainingSpec")["properties"]!["tokenBudget"]!["description"]!.GetValue<string>());
+        Assert.Contains("required for image-classification", Schema(doc, "TrainingSpec")["properties"]!["imageBudget"]!["description"]!.GetValue<string>());
         Assert.Contains("Default: 4 for static-hc, dynamic-hc, mhc and mhc-lite", Schema(doc, "ConnectionSpec")["properties"]!["rate"]!["description"]!.GetValue<string>());
     }
 
@@ -89,6 +92,7 @@ public class OpenApiDocumentTests(ServiceFixture svc)
     public static TheoryData<string, string, string> EnumFields => new()
     {
         { "JobSpec", "architecture", "architecture" },
+        { "JobSpec", "task", "task" },
         { "ModelSpec", "preset", "model.preset" },
         { "ConnectionSpec", "type", "connection.type" },
         { "ConnectionSpec", "mhcInit", "connection.mhcInit" },
@@ -108,6 +112,12 @@ public class OpenApiDocumentTests(ServiceFixture svc)
         {
             var spec = JsonNode.Parse("""{ "model": { "preset": "tiny" }, "architecture": "dense", "connection": { "type": "residual" }, "training": { "tokenBudget": "20K" } }""")!;
             if (field == "connection.mhcInit") spec["connection"]!["type"] = "mhc";
+            // A vision preset is an image-classification job, budgeted in images.
+            if (field == "model.preset" && value.StartsWith("vit-", StringComparison.Ordinal))
+            {
+                spec["task"] = "image-classification";
+                spec["training"] = JsonNode.Parse("""{ "imageBudget": "1M" }""");
+            }
             var parts = field.Split('.');
             (parts.Length == 1 ? spec : spec[parts[0]]!)[parts[^1]] = value;
             var errors = new List<ConfigError>();

@@ -25,6 +25,7 @@ sealed class SpecSchemas : ISchemaFilter
     static readonly Dictionary<(Type, string), IReadOnlyList<string>> Enums = new()
     {
         [(typeof(JobSpec), "architecture")] = [.. Enum.GetValues<Architecture>().Select(Names.Of)],
+        [(typeof(JobSpec), "task")] = JobPlan.Tasks,
         [(typeof(ModelSpec), "preset")] = [.. Presets.All.Keys],
         [(typeof(ConnectionSpec), "type")] = Names.Connections,
         [(typeof(ConnectionSpec), "mhcInit")] = Names.MhcInits,
@@ -46,7 +47,6 @@ sealed class SpecSchemas : ISchemaFilter
         [typeof(JobSpec)] = ["model", "architecture", "connection", "training"],
         [typeof(ModelSpec)] = ["preset"],
         [typeof(ConnectionSpec)] = ["type"],
-        [typeof(TrainingSpec)] = ["tokenBudget"],
         [typeof(EvaluationSpec)] = ["tasks"],
         [typeof(GroupRequest)] = ["name", "base", "variants"],
         [typeof(EvaluationRequest)] = ["tasks"],

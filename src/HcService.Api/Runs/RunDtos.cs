@@ -130,8 +130,14 @@ public sealed record PresetInfo(string Name, int Layers, int DModel, int Heads, 
 
 /// <summary>A dataset under the data root.</summary>
 /// <param name="Name">The folder's name, which a spec's data.train and data.validation take.</param>
-/// <param name="Tokenizer">gpt2 or bytes ("unknown" without a manifest, "invalid" for an unreadable one).</param>
+/// <param name="Tokenizer">gpt2 or bytes ("unknown" without a manifest, "invalid" for an unreadable one, "images" for an
+/// image dataset).</param>
 /// <param name="VocabSize">The tokenizer's vocabulary.</param>
 /// <param name="Tokens">Tokens it holds; -1 when unknown.</param>
 /// <param name="Error">Why it cannot be used (an unreadable manifest); null otherwise.</param>
-public sealed record DatasetInfo(string Name, string Tokenizer, int VocabSize, long Tokens, string? Error = null);
+public sealed record DatasetInfo(string Name, string Tokenizer, int VocabSize, long Tokens, string? Error = null)
+{
+    /// <summary>An image dataset's class names in label order (image-classification jobs train on it); null for a token
+    /// dataset.</summary>
+    public IReadOnlyList<string>? Classes { get; init; }
+}

@@ -14,8 +14,8 @@ static class DataCommand
         var output = new Option<string>("--out") { Description = "Dataset folder to write (tokens.npy + manifest.json)", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "gpt2 (GPT-2 BPE, vocabulary 50257) or bytes (UTF-8 bytes, vocabulary 256); default: the one --preset's model reads" };
         tokenizer.AcceptOnlyFromAmong([.. TextTokenizers.Names]);
-        var preset = new Option<string?>("--preset") { Description = $"The model preset the dataset is for ({string.Join(", ", Presets.All.Keys)}): picks the tokenizer whose vocabulary it reads" };
-        preset.AcceptOnlyFromAmong([.. Presets.All.Keys]);
+        var preset = new Option<string?>("--preset") { Description = $"The model preset the dataset is for ({string.Join(", ", LanguagePresets)}): picks the tokenizer whose vocabulary it reads" };
+        preset.AcceptOnlyFromAmong([.. LanguagePresets]);
         var prepare = new Command("prepare", "Tokenise plain text into an OLMo-compatible token file (uint16 .npy) with a manifest");
         prepare.Add(inputs);
         prepare.Add(output);
@@ -52,7 +52,7 @@ static class DataCommand
         var pushTokenizer = new Option<string?>("--tokenizer") { Description = "For text: gpt2 or bytes; default: the one --preset's model reads" };
         pushTokenizer.AcceptOnlyFromAmong([.. TextTokenizers.Names]);
         var pushPreset = new Option<string?>("--preset") { Description = "For text: the model preset the dataset is for (picks the tokenizer)" };
-        pushPreset.AcceptOnlyFromAmong([.. Presets.All.Keys]);
+        pushPreset.AcceptOnlyFromAmong([.. LanguagePresets]);
         var server = HcService.Cli.Client.ClientCommands.ServerOption();
         var apiKey = HcService.Cli.Client.ClientCommands.ApiKeyOption();
         var push = new Command("push", "Upload a dataset to the service (POST /api/datasets): a prepared dataset folder, or text tokenised here first")
@@ -132,13 +132,16 @@ static class DataCommand
         }
     }
 
+    /// <summary>The presets that read token datasets (the vit-* presets read image datasets, which setup installs).</summary>
+    static IEnumerable<string> LanguagePresets => Presets.All.Where(p => !p.Value.IsVision).Select(p => p.Key);
+
     /// <summary>The tokenizer a preset's model reads (its vocabulary: 256 bytes, else GPT-2's 50257); without a preset, an
     /// error that says which to pick for which presets, instead of a default that fails at the first training.</summary>
     internal static string TokenizerFor(string? preset)
     {
         static string Of(ModelConfig m) => m.Vocab <= 256 ? "bytes" : "gpt2";
         if (preset is not null) return Of(Presets.All[preset]);
-        var byTokenizer = Presets.All.GroupBy(p => Of(p.Value)).Select(g => $"{g.Key} for {string.Join(", ", g.Select(p => p.Key))}");
+        var byTokenizer = Presets.All.Where(p => !p.Value.IsVision).GroupBy(p => Of(p.Value)).Select(g => $"{g.Key} for {string.Join(", ", g.Select(p => p.Key))}");
         throw new HcService.Contract.Config.ConfigException([new("--tokenizer", "(not given)",
             $"a tokenizer that matches the model that will train on it: {string.Join("; ", byTokenizer)} (or name the model with --preset)")]);
     }

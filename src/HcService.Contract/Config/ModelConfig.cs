@@ -38,6 +38,8 @@ public sealed record VisionConfig
             yield return new($"{path}.patchSize", PatchSize, $"a divisor of imageSize = {ImageSize}");
         if (Channels is < 1 or > 64) yield return new($"{path}.channels", Channels, "an integer in [1, 64]");
         if (Classes is < 2 or > 1_000_000) yield return new($"{path}.classes", Classes, "an integer in [2, 1000000]");
+        if ((long)Channels * PatchSize * PatchSize > 1 << 20)
+            yield return new($"{path}.patchSize", PatchSize, $"a patch of at most 2^20 inputs (channels x patch x patch; {Channels} x {PatchSize} x {PatchSize} is more)");
     }
 }
 
@@ -259,6 +261,9 @@ public sealed record ModelConfig
         {
             errors.AddRange(Vision.Validate());
             Need(!IsMoe, "architecture", "moe", "dense for a vision model (ViT's MLP is a dense GELU MLP)");
+            Need(!TieEmbeddings, "model.tieEmbeddings", TieEmbeddings, "false for a vision model (its head is a classifier, not an embedding)");
+            Need(Vocab == Vision.Classes && EmbeddingSize == Vision.Classes, "model.vocab", Vocab,
+                $"the classes of a vision model, vocab = embeddingSize = {Vision.Classes} (the head's rows)");
             Need(Vision.ImageSize < 1 || Vision.PatchSize < 1 || MaxSeqLen == Vision.SequenceLength, "model.maxSeqLen", MaxSeqLen,
                 $"the patches and the class token of a vision model, (imageSize / patchSize)^2 + 1 = {(Vision.PatchSize > 0 ? Vision.SequenceLength : 0)}");
         }

@@ -95,6 +95,9 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
     public static string TestSplitName(string dataset) => dataset + ".test";
 
     public const long MaxTokenBudget = 100_000_000_000_000;
+
+    /// <summary>What a spec's task may be: language-modeling (the default) or image-classification.</summary>
+    public static IReadOnlyList<string> Tasks { get; } = ["language-modeling", "image-classification"];
     /// <summary>An image budget's ceiling: 1T images (the paper's ViT-L/16 run sees 384M).</summary>
     public const long MaxImageBudget = 1_000_000_000_000;
 
@@ -116,7 +119,9 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
         {
             var model = Model();
             var training = Training(model);
-            var evaluation = Evaluation(training);
+            Need(!(model.IsVision && spec.Evaluation is not null), "evaluation", "(given)",
+                "absent for image-classification (downstream zero-shot tasks score a language model; a ViT's test split is its validation)");
+            var evaluation = model.IsVision ? null : Evaluation(training);
             Labels();
             if (errors.Count > 0) throw new ConfigException(errors);
             var name = spec.Name ?? $"{model.Name}-{(model.Architecture == Architecture.Moe ? "moe-" : "")}{model.Connection.Label}";
@@ -138,7 +143,7 @@ public sealed record JobPlan(string Name, ModelConfig Model, TrainingPlan Traini
             if (presetName is null) errors.Add(new("model.preset", null, "one of " + string.Join(", ", Presets.All.Keys)));
             else if (!Presets.All.TryGetValue(presetName, out preset)) errors.Add(new("model.preset", presetName, "one of " + string.Join(", ", Presets.All.Keys)));
             bool? vision = spec.Task switch { null or "language-modeling" => false, "image-classification" => true, _ => null };
-            Need(vision is not null, "task", spec.Task, "language-modeling or image-classification");
+            Need(vision is not null, "task", spec.Task, string.Join(" or ", Tasks));
             if (preset is not null && vision is { } v && preset.IsVision != v)
                 errors.Add(new("model.preset", presetName, v
                     ? "a vision preset for task image-classification: " + string.Join(", ", Presets.All.Where(p => p.Value.IsVision).Select(p => p.Key))

@@ -140,10 +140,12 @@ public sealed record MoeSpec
 public sealed record TrainingSpec
 {
     /// <summary>Total training tokens; it fixes the steps (floor(budget / batchTokens); the remainder is not trained).
-    /// Required. Allowed: at least one step (>= batchTokens) and at most 100T.</summary>
+    /// Default: none; required for language-modeling, absent for image-classification (imageBudget). Allowed: at least one step (>=
+    /// batchTokens) and at most 100T.</summary>
     public TokenCount? TokenBudget { get; init; }
     /// <summary>image-classification only (instead of tokenBudget): images seen in training, with repeats (60,000 is one
-    /// epoch of Fashion-MNIST); "60K" forms accepted. Required there. Allowed: at least one step (>= batchImages).</summary>
+    /// epoch of Fashion-MNIST); "60K" forms accepted. Default: none; required for image-classification, absent for
+    /// language-modeling. Allowed: at least one step (>= batchImages) and at most 1T.</summary>
     public TokenCount? ImageBudget { get; init; }
     /// <summary>image-classification only (instead of batchTokens): images per optimiser step. Default: the preset's
     /// (vit-tiny 128; the ViT paper's 4,096 for vit-s-16, vit-b-16, vit-l-16). Allowed: a positive multiple of
@@ -156,7 +158,8 @@ public sealed record TrainingSpec
     /// down to a multiple of microBatch x sequence length. Allowed: a positive multiple of microBatch x sequence
     /// length.</summary>
     public TokenCount? BatchTokens { get; init; }
-    /// <summary>Sequences per forward/backward pass (gradient accumulation makes up the batch). Default: the preset's
+    /// <summary>Sequences (images for image-classification: vit-tiny 128, vit-s-16 and vit-b-16 64, vit-l-16 32) per
+    /// forward/backward pass (gradient accumulation makes up the batch). Default: the preset's
     /// (tiny, small, olmo-1b 8; olmo-7b, olmoe-1b-7b 4). Allowed: >= 1, and through the API small enough for the
     /// device's memory.</summary>
     public int? MicroBatch { get; init; }

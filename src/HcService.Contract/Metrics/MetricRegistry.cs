@@ -33,7 +33,7 @@ public static class MetricRegistry
         "hc.moe.router_z_loss");
     public static readonly MetricDefinition ExpertTokens = new("moe/expert_tokens/l{layer}/e{expert}", "tokens",
         "tokens routed to one expert of one MoE layer in the step (the worker exports the fraction: hc.moe.expert_load)");
-    public static readonly MetricDefinition ValidationLoss = new("val/{dataset}/loss", "nats per token",
+    public static readonly MetricDefinition ValidationLoss = new("val/{dataset}/loss", "nats per token (per image for an image classifier)",
         "loss on a held-out dataset at a validation", "hc.val.loss", "dataset");
     public static readonly MetricDefinition ValidationPerplexity = new("val/{dataset}/perplexity", "1", "exp of the validation loss");
     public static readonly MetricDefinition ValidationTop1 = new("val/{dataset}/top1", "1",

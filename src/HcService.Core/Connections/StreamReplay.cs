@@ -30,7 +30,7 @@ public static class StreamReplay
         mode == HcService.Contract.Jobs.RecomputeMode.Hc && c.CopiesStreams && Recompute.Applies(training);
 
     /// <summary>Blocks per segment, about sqrt(L): L / s kept copies of the streams against at most 2 s - 1 mixes replayed
-    /// per connection in backward (1 for L &lt;= 2, 2 for L = 3..6, 3 for L = 7..12, 5 for OLMo-1B's 16..30).</summary>
+    /// per connection in backward (1 for L &lt;= 2, 2 for L = 3..6, 3 for L = 7..12, 4 for L = 13..20 such as OLMo-1B's 16).</summary>
     public static int SegmentBlocks(int layers) => Math.Max(1, (int)Math.Round(Math.Sqrt(layers)));
 
     /// <summary>One sublayer of the trunk: its connection, norm and body.</summary>

@@ -152,18 +152,21 @@ public sealed class ImageBatcher
 
     static double Uniform(ref ulong state) => ((WindowSampler.SplitMix64(ref state) >> 11) + 0.5) / (1UL << 53);   // (0, 1)
 
-    /// <summary>Beta(alpha, alpha) as X / (X + Y) with X, Y ~ Gamma(alpha).</summary>
+    /// <summary>Beta(alpha, alpha) as X / (X + Y) with X, Y ~ Gamma(alpha), from their logarithms: the sigmoid of
+    /// log X - log Y, which neither underflows nor divides 0 by 0 at a small alpha.</summary>
     internal static double Beta(double alpha, ref ulong state)
     {
-        var x = Gamma(alpha, ref state);
-        var y = Gamma(alpha, ref state);
-        return x / (x + y);
+        var d = LogGamma(alpha, ref state) - LogGamma(alpha, ref state);
+        return 1 / (1 + Math.Exp(-d));
     }
 
-    /// <summary>Gamma(alpha, 1) by Marsaglia and Tsang (2000); for alpha &lt; 1 from Gamma(alpha + 1) times U^(1/alpha).</summary>
+    /// <summary>log of a Gamma(alpha, 1) draw; for alpha &lt; 1 log Gamma(alpha + 1) + log(U) / alpha.</summary>
+    static double LogGamma(double alpha, ref ulong state) =>
+        alpha < 1 ? Math.Log(Gamma(alpha + 1, ref state)) + Math.Log(Uniform(ref state)) / alpha : Math.Log(Gamma(alpha, ref state));
+
+    /// <summary>Gamma(alpha, 1) for alpha >= 1 by Marsaglia and Tsang (2000).</summary>
     static double Gamma(double alpha, ref ulong state)
     {
-        if (alpha < 1) return Gamma(alpha + 1, ref state) * Math.Pow(Uniform(ref state), 1 / alpha);
         var d = alpha - 1.0 / 3;
         var c = 1 / Math.Sqrt(9 * d);
         while (true)

@@ -16,7 +16,7 @@ public sealed class Block : nn.Module
     readonly nn.Module attn_conn;
     readonly Norm ff_norm;
     readonly SwiGlu? ff;
-    readonly GeluMlp? vit_mlp;
+    readonly GeluMlp? mlp;
     readonly MoeFeedForward? moe;
     readonly nn.Module ff_conn;
     readonly double dropout;
@@ -28,7 +28,7 @@ public sealed class Block : nn.Module
         attn_conn = (nn.Module)ConnectionFactory.Create("attn_conn", c, 2 * layer);
         ff_norm = new Norm("ff_norm", c.DModel, c.Norm, c.NormEps);
         if (c.IsMoe) moe = new MoeFeedForward("moe", c.DModel, c.Moe);
-        else if (c.IsVision) vit_mlp = new GeluMlp("mlp", c.DModel, c.MlpHidden);
+        else if (c.IsVision) mlp = new GeluMlp("mlp", c.DModel, c.MlpHidden);
         else ff = new SwiGlu("ff", c.DModel, c.MlpHidden);
         ff_conn = (nn.Module)ConnectionFactory.Create("ff_conn", c, 2 * layer + 1);
         dropout = c.Dropout;
@@ -39,7 +39,7 @@ public sealed class Block : nn.Module
     internal Norm FfNorm => ff_norm;
     internal Attention Attn => attn;
     internal SwiGlu? Mlp => ff;
-    internal GeluMlp? VitMlp => vit_mlp;
+    internal GeluMlp? VitMlp => mlp;
     internal MoeFeedForward? Moe => moe;
     public IConnection AttnConnection => (IConnection)attn_conn;
     public IConnection MlpConnection => (IConnection)ff_conn;
@@ -85,7 +85,7 @@ public sealed class Block : nn.Module
     Tensor FeedForward(Tensor x, Action<MoeStats> moeStats)
     {
         if (ff is not null) return ff.forward(x);
-        if (vit_mlp is not null) return vit_mlp.forward(x);
+        if (mlp is not null) return mlp.forward(x);
         var (y, stats) = moe!.Forward(x);
         moeStats(stats);
         return y;

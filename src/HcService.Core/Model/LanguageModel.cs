@@ -123,7 +123,7 @@ public sealed class LanguageModel : nn.Module
         var g = (long)(v.ImageSize / v.PatchSize);
         // [B, C, g, p, g, p] -> [B, g, g, C, p, p]: each patch's pixels in (channel, row, column) order, as a p-strided
         // convolution's kernel reads them.
-        var patches = input.reshape(B, C, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(B, g * g, C * p * p);
+        var patches = input.to_type(patch_embed!.weight!.dtype).reshape(B, C, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(B, g * g, C * p * p);
         var x_BPD = patch_embed!.forward(patches);
         return (cat([cls_token!.expand(B, 1, Config.DModel), x_BPD], 1) + pos_embed!).MoveToOuterDisposeScope();
     }

@@ -43,7 +43,10 @@ public sealed class Norm : nn.Module<Tensor, Tensor>
         Tensor y;
         if (kind is NormKind.LayerNorm or NormKind.AffineLayerNorm)
         {
-            y = nn.functional.layer_norm(xf, shape, weight, bias, eps);
+            // Affine weights in the input's precision too (a bf16 copy of the model keeps its norms' weights in bf16).
+            using var w = weight is null || !lowPrecision ? null : weight.to_type(ScalarType.Float32);
+            using var b = bias is null || !lowPrecision ? null : bias.to_type(ScalarType.Float32);
+            y = nn.functional.layer_norm(xf, shape, w ?? weight, b ?? bias, eps);
         }
         else
         {

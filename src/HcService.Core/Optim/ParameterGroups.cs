@@ -23,6 +23,8 @@ public static class ParameterGroups
         var leaf = name[(name.LastIndexOf('.') + 1)..];
         if (NoDecayLeaves.Contains(leaf)) return false;
         if (name.StartsWith("wte.", StringComparison.Ordinal)) return false;
+        // A ViT's embeddings (patch projection, class token, positions) and every bias, as the ViT and DeiT recipes do.
+        if (name.StartsWith("patch_embed.", StringComparison.Ordinal) || name is "cls_token" or "pos_embed" || leaf == "bias") return false;
         // Norm weights: every Norm module is registered under a name ending in "norm" or "ln_f".
         var owner = name.Contains('.') ? name[..name.LastIndexOf('.')] : "";
         var ownerLeaf = owner[(owner.LastIndexOf('.') + 1)..];
